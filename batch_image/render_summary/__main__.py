@@ -1,0 +1,3 @@
+from render_summary.cli import main
+
+raise SystemExit(main())

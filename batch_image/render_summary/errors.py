@@ -1,0 +1,19 @@
+"""Failure classes, each mapped to one exit code so AWS Batch knows whether a retry can help."""
+
+EXIT_OK = 0
+EXIT_USAGE = 2  # argparse's own code for bad flags; never retried
+EXIT_BAD_INPUT = 3  # the file itself is wrong: retrying cannot help
+EXIT_TRANSIENT = 4  # network, throttling, warehouse busy: the Batch retry strategy retries only this
+EXIT_FAILED = 5  # anything else we understood (permissions, SQL rejected): needs a person
+
+
+class JobError(Exception):
+    exit_code = EXIT_FAILED
+
+
+class BadInputError(JobError):
+    exit_code = EXIT_BAD_INPUT
+
+
+class TransientError(JobError):
+    exit_code = EXIT_TRANSIENT

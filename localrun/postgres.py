@@ -1,0 +1,61 @@
+"""A throwaway PostgreSQL cluster, the local stand-in for Redshift (tests and the local run).
+
+Uses the Debian `postgresql` package's binaries. The server listens on a Unix socket only (no TCP
+port to collide with), in a fresh temp directory, and is stopped and deleted on exit. initdb refuses
+to run as root, so as root the cluster is created and run as the `postgres` system user.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+PORT = 5432  # only names the socket file; nothing listens on TCP
+
+
+def find_bin_dir() -> Path:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))
+    for directory in reversed(candidates):
+        if (Path(directory) / "initdb").exists():
+            return Path(directory)
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    raise RuntimeError(
+        "PostgreSQL server binaries not found (looked in /usr/lib/postgresql/*/bin and PATH). "
+        "Install them with: sudo apt-get install -y postgresql   (or run `make setup`)"
+    )
+
+
+@contextmanager
+def temporary_postgres() -> Iterator[str]:
+    """Yield a libpq DSN to a fresh, empty database; stop and delete the cluster afterwards."""
+    bin_dir = find_bin_dir()
+    root = Path(tempfile.mkdtemp(prefix="pg-"))
+    as_root = os.geteuid() == 0
+    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+    if as_root:
+        shutil.chown(root, "postgres", "postgres")
+    data = root / "data"
+
+    def pg(*args: str) -> None:
+        result = subprocess.run([*prefix, *args], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(args[:2])} failed:\n{result.stdout}\n{result.stderr}")
+
+    try:
+        pg(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
+        pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "server.log"), "start",
+           "-o", f"-k {root} -p {PORT} -c listen_addresses='' -c fsync=off")  # fmt: skip
+        try:
+            yield f"host={root} port={PORT} user=postgres dbname=postgres"
+        finally:
+            pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
