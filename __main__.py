@@ -1,0 +1,113 @@
+"""Composition root: read the typed stack config, build the platform and the pipelines, export outputs."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+from pulumi.runtime import config as runtime_config
+
+from components.config import load_config
+from components.iam import statement
+from components.network import Network, NetworkArgs
+from components.orchestration import NotificationTopic, NotificationTopicArgs
+from components.storage import DataLake, DataLakeArgs
+from components.warehouse import QueryCatalog, QueryCatalogArgs, Warehouse, WarehouseArgs
+from pipelines.render_logs import RenderLogsArgs, RenderLogsPipeline
+
+raw_config = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+cfg = load_config(raw_config, pulumi.get_project(), pulumi.get_stack(), raw_config.get("aws:region"))
+
+# One explicit provider carries the estate tags to every taggable resource (default tags).
+provider = aws.Provider("aws", region=cfg.region, default_tags={"tags": cfg.tags})
+platform = pulumi.ResourceOptions(providers={"aws": provider})
+invoke = pulumi.InvokeOutputOptions(provider=provider)
+account_id = aws.get_caller_identity_output(opts=invoke).account_id
+region = aws.get_region_output(opts=invoke).region
+zones = aws.get_availability_zones_output(state="available", opts=invoke).names
+removal = cfg.remove_data_on_destroy
+
+lake = DataLake("lake", DataLakeArgs(account_id=account_id, region=region, remove_data_on_destroy=removal),
+                opts=platform)  # fmt: skip
+network = Network(
+    "net",
+    NetworkArgs(cidr=cfg.vpc_cidr, account_id=account_id, zones=zones, zone_count=cfg.availability_zone_count,
+                nat_gateway=cfg.nat_gateway, region=region, flow_log_retention_days=cfg.log_retention_days,
+                kms_key_arn=lake.key_arn),
+    opts=platform,
+)  # fmt: skip
+# Redshift's own role may COPY from the processed and curated zones (the later pipelines' loads).
+copy_sources = [lake.bucket_arns["processed"], lake.bucket_arns["curated"]]
+warehouse = Warehouse(
+    "warehouse",
+    WarehouseArgs(
+        account_id=account_id,
+        kms_key_arn=lake.key_arn,
+        subnet_ids=network.warehouse_subnet_ids,
+        security_group_ids=[network.warehouse_security_group_id],
+        database=cfg.redshift_database,
+        base_capacity=cfg.redshift_base_capacity,
+        max_capacity=cfg.redshift_max_capacity,
+        redshift_role_statements=[
+            statement(["s3:GetBucketLocation", "s3:ListBucket"], copy_sources),
+            statement(["s3:GetObject"], [pulumi.Output.concat(arn, "/*") for arn in copy_sources]),
+            statement(["kms:Decrypt"], [lake.key_arn]),
+        ],
+        remove_data_on_destroy=removal,
+    ),
+    opts=platform,
+)
+catalog = QueryCatalog(
+    "catalog",
+    QueryCatalogArgs(kms_key_arn=lake.key_arn, results_bucket=lake.bucket_names["query-results"],
+                     remove_data_on_destroy=removal),
+    opts=platform,
+)  # fmt: skip
+notifications = NotificationTopic(
+    "notifications",
+    NotificationTopicArgs(account_id=account_id, kms_key_arn=lake.key_arn, emails=cfg.notification_emails),
+    opts=platform,
+)
+
+pipelines: dict[str, pulumi.ComponentResource] = {}
+if "render-logs" in cfg.pipelines:
+    pipelines["render-logs"] = RenderLogsPipeline(
+        "render-logs",
+        RenderLogsArgs(
+            settings=cfg.render_logs,
+            account_id=account_id,
+            region=region,
+            kms_key_arn=lake.key_arn,
+            raw_bucket=lake.bucket_names["raw"],
+            raw_bucket_arn=lake.bucket_arns["raw"],
+            processed_bucket=lake.bucket_names["processed"],
+            processed_bucket_arn=lake.bucket_arns["processed"],
+            workgroup_name=warehouse.workgroup_name,
+            workgroup_arn=warehouse.workgroup_arn,
+            database=warehouse.database,
+            topic_arn=notifications.topic_arn,
+            subnet_ids=network.job_subnet_ids,
+            security_group_ids=[network.jobs_security_group_id],
+            assign_public_ip=network.assign_public_ip,
+            max_vcpus=cfg.batch_max_vcpus,
+            use_spot=cfg.batch_use_spot,
+            log_retention_days=cfg.log_retention_days,
+            remove_data_on_destroy=removal,
+        ),
+        opts=platform,
+    )
+
+pulumi.export("buckets", lake.bucket_names)
+pulumi.export("kms_key_arn", lake.key_arn)
+pulumi.export("redshift_workgroup", warehouse.workgroup_name)
+pulumi.export("redshift_database", warehouse.database)
+pulumi.export("redshift_admin_secret_arn", warehouse.admin_secret_arn)
+pulumi.export("glue_database", catalog.database_name)
+pulumi.export("athena_workgroup", catalog.workgroup_name)
+pulumi.export("notification_topic_arn", notifications.topic_arn)
+if "render-logs" in pipelines:
+    render_logs = pipelines["render-logs"]
+    assert isinstance(render_logs, RenderLogsPipeline)
+    pulumi.export("render_logs_upload_to", pulumi.Output.concat("s3://", lake.bucket_names["raw"], "/",
+                                                                cfg.render_logs.prefix))  # fmt: skip
+    pulumi.export("render_logs_state_machine_arn", render_logs.state_machine_arn)
+    pulumi.export("render_logs_image", render_logs.image_uri)

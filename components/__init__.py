@@ -1,0 +1,1 @@
+"""Reusable ComponentResources of the data platform: storage, network, compute, warehouse, orchestration."""

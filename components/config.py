@@ -1,0 +1,256 @@
+"""Typed stack configuration: read every setting once, validate all of it, fail with every problem.
+
+The key list, types and defaults come from Pulumi.yaml's `config:` block, so the schema Pulumi
+shows users and the one this loader enforces cannot drift apart. A misspelt key is an error,
+not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
+KNOWN_PIPELINES = ("render-logs",)
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+                      2922, 3288, 3653)  # fmt: skip
+# AWS Fargate's valid vCPU -> memory (MiB) combinations.
+FARGATE_MEMORY_MIB: dict[float, tuple[int, ...]] = {
+    0.25: (512, 1024, 2048),
+    0.5: tuple(range(1024, 4097, 1024)),
+    1: tuple(range(2048, 8193, 1024)),
+    2: tuple(range(4096, 16385, 1024)),
+    4: tuple(range(8192, 30721, 1024)),
+    8: tuple(range(16384, 61441, 4096)),
+    16: tuple(range(32768, 122881, 8192)),
+}
+REDSHIFT_RPU_RANGE = (8, 1024)  # Redshift Serverless base capacity, in steps of 8 RPUs
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class ConfigError(ValueError):
+    """Every invalid setting at once, each naming the key, the value and what is allowed."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid stack configuration:\n  - " + "\n  - ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class RenderLogsConfig:
+    prefix: str
+    vcpu: float
+    memory_mib: int
+    timeout_minutes: int
+    retry_attempts: int
+    table: str
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    project: str
+    stack: str
+    region: str
+    pipelines: tuple[str, ...]
+    remove_data_on_destroy: bool
+    owner: str
+    cost_center: str
+    log_retention_days: int
+    notification_emails: tuple[str, ...]
+    vpc_cidr: str
+    availability_zone_count: int
+    nat_gateway: bool
+    redshift_database: str
+    redshift_base_capacity: int
+    redshift_max_capacity: int
+    batch_max_vcpus: int
+    batch_use_spot: bool
+    render_logs: RenderLogsConfig
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Estate tags, applied to every taggable resource through the provider's default tags."""
+        return {
+            "project": self.project,
+            "stack": self.stack,
+            "managed-by": "pulumi",
+            "owner": self.owner,
+            "cost-center": self.cost_center,
+        }
+
+
+@cache
+def schema() -> dict[str, dict[str, Any]]:
+    return yaml.safe_load(PROJECT_FILE.read_text())["config"]
+
+
+def _parse(key: str, raw: str, kind: str) -> Any:
+    if kind == "string":
+        return raw
+    if kind == "boolean":
+        if raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        raise ValueError("must be true or false")
+    if kind == "integer":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError("must be a whole number") from None
+    if kind == "array":
+        value = json.loads(raw)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError("must be a list of strings")
+        return tuple(value)
+    raise AssertionError(f"Pulumi.yaml declares {key} with unsupported type {kind}")
+
+
+def load_config(raw: Mapping[str, str], project: str, stack: str, region: str | None) -> StackConfig:
+    """Validate raw Pulumi config values (`<project>:<key>` -> string as Pulumi stores it)."""
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    declared = schema()
+    for full_key in sorted(raw):
+        namespace, _, key = full_key.partition(":")
+        if namespace == project and key not in declared:
+            problems.append(f"{full_key} is not a known setting (known: {', '.join(sorted(declared))})")
+    for key, spec in declared.items():
+        full_key = f"{project}:{key}"
+        if full_key not in raw:
+            values[key] = tuple(spec["default"]) if spec["type"] == "array" else spec["default"]
+            continue
+        try:
+            values[key] = _parse(key, raw[full_key], spec["type"])
+        except (ValueError, json.JSONDecodeError) as exc:
+            problems.append(f"{full_key} = {raw[full_key]!r} is invalid: {exc}")
+    if problems:
+        raise ConfigError(problems)
+
+    def check(ok: bool, key: str, allowed: str) -> None:
+        if not ok:
+            problems.append(f"{project}:{key} = {values[key]!r} is invalid: {allowed}")
+
+    if not region:
+        problems.append("aws:region is not set: run `pulumi config set aws:region <region>` for this stack")
+    unknown = [p for p in values["pipelines"] if p not in KNOWN_PIPELINES]
+    check(not unknown, "pipelines", f"unknown pipeline(s) {', '.join(unknown)}; known: {', '.join(KNOWN_PIPELINES)}")
+    check(len(set(values["pipelines"])) == len(values["pipelines"]), "pipelines", "lists a pipeline twice")
+    check(values["logRetentionDays"] in LOG_RETENTION_DAYS, "logRetentionDays",
+          f"CloudWatch allows one of {', '.join(map(str, LOG_RETENTION_DAYS))}")  # fmt: skip
+    bad_emails = [e for e in values["notificationEmails"] if not _EMAIL.match(e)]
+    check(not bad_emails, "notificationEmails", f"not e-mail addresses: {', '.join(bad_emails)}")
+    check(_is_private_cidr(values["vpcCidr"]), "vpcCidr",
+          "must be a private IPv4 CIDR block (RFC 1918) with a prefix length from /16 to /24")  # fmt: skip
+    check(3 <= values["availabilityZoneCount"] <= 6, "availabilityZoneCount",
+          "must be 3 to 6 (Redshift Serverless needs subnets in at least three zones)")  # fmt: skip
+    check(re.fullmatch(r"[a-z_][a-z0-9_]{0,63}", values["redshiftDatabase"]) is not None, "redshiftDatabase",
+          "must be 1-64 lower-case letters, digits or underscores, starting with a letter or underscore")  # fmt: skip
+    low, high = REDSHIFT_RPU_RANGE
+    base = values["redshiftBaseCapacity"]
+    check(
+        low <= base <= high and base % 8 == 0, "redshiftBaseCapacity", f"must be a multiple of 8 from {low} to {high}"
+    )
+    top = values["redshiftMaxCapacity"]
+    check(top == 0 or (top >= base and top % 8 == 0 and top <= 5632), "redshiftMaxCapacity",
+          "must be 0 (no cap) or a multiple of 8 from redshiftBaseCapacity to 5632")  # fmt: skip
+    check(1 <= values["batchMaxVcpus"] <= 4096, "batchMaxVcpus", "must be 1 to 4096")
+    check(re.fullmatch(r"([a-z0-9][a-z0-9_.-]*/)+", values["renderLogsPrefix"]) is not None, "renderLogsPrefix",
+          "must be an S3 key prefix of lower-case path segments ending in '/', e.g. render-logs/")  # fmt: skip
+    vcpu = _parse_vcpu(values["renderLogsVcpu"])
+    check(vcpu in FARGATE_MEMORY_MIB, "renderLogsVcpu", f"Fargate allows {', '.join(map(_fmt, FARGATE_MEMORY_MIB))}")
+    if vcpu in FARGATE_MEMORY_MIB:
+        allowed = FARGATE_MEMORY_MIB[vcpu]
+        check(values["renderLogsMemoryMib"] in allowed, "renderLogsMemoryMib",
+              f"with {_fmt(vcpu)} vCPU Fargate allows {allowed[0]} to {allowed[-1]} MiB in the steps "
+              f"{', '.join(map(str, allowed))}")  # fmt: skip
+    check(1 <= values["renderLogsTimeoutMinutes"] <= 1440, "renderLogsTimeoutMinutes", "must be 1 to 1440")
+    check(1 <= values["renderLogsRetryAttempts"] <= 10, "renderLogsRetryAttempts", "Batch allows 1 to 10 attempts")
+    check(re.fullmatch(r"[a-z_][a-z0-9_]{0,126}", values["renderLogsTable"]) is not None, "renderLogsTable",
+          "must be a lower-case SQL identifier")  # fmt: skip
+    if problems:
+        raise ConfigError(problems)
+
+    return StackConfig(
+        project=project,
+        stack=stack,
+        region=region or "",
+        pipelines=values["pipelines"],
+        remove_data_on_destroy=values["removeDataOnDestroy"],
+        owner=values["owner"],
+        cost_center=values["costCenter"],
+        log_retention_days=values["logRetentionDays"],
+        notification_emails=values["notificationEmails"],
+        vpc_cidr=values["vpcCidr"],
+        availability_zone_count=values["availabilityZoneCount"],
+        nat_gateway=values["natGateway"],
+        redshift_database=values["redshiftDatabase"],
+        redshift_base_capacity=base,
+        redshift_max_capacity=top,
+        batch_max_vcpus=values["batchMaxVcpus"],
+        batch_use_spot=values["batchUseSpot"],
+        render_logs=RenderLogsConfig(
+            prefix=values["renderLogsPrefix"],
+            vcpu=vcpu,
+            memory_mib=values["renderLogsMemoryMib"],
+            timeout_minutes=values["renderLogsTimeoutMinutes"],
+            retry_attempts=values["renderLogsRetryAttempts"],
+            table=values["renderLogsTable"],
+        ),
+    )
+
+
+def _parse_vcpu(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return -1.0
+
+
+def _fmt(vcpu: float) -> str:
+    return f"{vcpu:g}"
+
+
+def _is_private_cidr(text: str) -> bool:
+    try:
+        network = ipaddress.IPv4Network(text, strict=True)
+    except ValueError:
+        return False
+    return network.is_private and 16 <= network.prefixlen <= 24
+
+
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*?/,#L W-]+$")
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_AT = re.compile(r"^at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\)$")
+
+
+def schedule_expression_problem(expression: str) -> str | None:
+    """None if EventBridge Scheduler accepts the expression, else what is wrong with it."""
+    rate = _RATE.match(expression)
+    if rate:
+        amount, unit = int(rate.group(1)), rate.group(2)
+        if amount < 1:
+            return "rate() needs a positive amount"
+        if (amount == 1) != (not unit.endswith("s")):
+            return f"rate({amount} {unit}): use the singular unit for 1 and the plural otherwise"
+        return None
+    if _AT.match(expression):
+        return None
+    if expression.startswith("cron(") and expression.endswith(")"):
+        fields = expression[5:-1].split(" ")
+        if len(fields) != 6:
+            return f"cron() needs 6 fields (minutes hours day-of-month month day-of-week year), found {len(fields)}"
+        if not all(_CRON_FIELD.match(f) for f in fields):
+            return "cron() fields may use only digits, names, and * ? / , - # L W"
+        day_of_month, day_of_week = fields[2], fields[4]
+        if (day_of_month == "?") == (day_of_week == "?"):
+            return "cron(): exactly one of day-of-month and day-of-week must be '?'"
+        return None
+    return "must be rate(...), cron(...) or at(...)"

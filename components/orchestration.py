@@ -1,0 +1,323 @@
+"""Orchestration: notifications, S3-event rules, schedules, and Step Functions state machines.
+
+`pipeline_definition` builds the Amazon States Language for a linear pipeline so that no Task can
+be written without Retry and without a Catch that routes to the failure notification.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components import naming
+from components.iam import document, service_role, statement
+
+DEFAULT_RETRY = {"IntervalSeconds": 10, "MaxAttempts": 3, "BackoffRate": 2.0, "JitterStrategy": "FULL"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotificationTopicArgs:
+    account_id: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    # E-mail subscriptions (each address must confirm the subscription once).
+    emails: tuple[str, ...] = ()
+
+
+class NotificationTopic(pulumi.ComponentResource):
+    """A KMS-encrypted SNS topic for pipeline success/failure messages. Only this account's
+    EventBridge rules and the estate's own roles may publish; publishing requires TLS."""
+
+    topic_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: NotificationTopicArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dataplatform:orchestration:NotificationTopic", name, None, opts)
+        topic = aws.sns.Topic(
+            f"{name}-topic",
+            name_prefix=naming.physical_prefix(name, 256),
+            kms_master_key_id=args.kms_key_arn,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.sns.TopicPolicy(
+            f"{name}-topic-policy",
+            arn=topic.arn,
+            policy=document(
+                [
+                    {"Sid": "EventBridgeRulesOfThisAccount", "Effect": "Allow",
+                     "Principal": {"Service": "events.amazonaws.com"}, "Action": "sns:Publish",
+                     "Resource": topic.arn, "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}}},
+                    {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "sns:Publish",
+                     "Resource": topic.arn, "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+                ]
+            ),
+            opts=pulumi.ResourceOptions(parent=topic),
+        )  # fmt: skip
+        for i, email in enumerate(args.emails):
+            aws.sns.TopicSubscription(
+                f"{name}-email-{i}", topic=topic.arn, protocol="email", endpoint=email,
+                opts=pulumi.ResourceOptions(parent=topic),
+            )  # fmt: skip
+        self.topic_arn = topic.arn
+        self.register_outputs({"topic_arn": self.topic_arn})
+
+
+def _dead_letter_queue(name: str, kms_key_arn: pulumi.Input[str], parent: pulumi.Resource) -> aws.sqs.Queue:
+    return aws.sqs.Queue(
+        f"{name}-dlq",
+        name_prefix=naming.physical_prefix(f"{name}-dlq", 80),
+        kms_master_key_id=kms_key_arn,
+        message_retention_seconds=14 * 24 * 3600,  # the maximum: time for a person to look
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def _allow_delivery(name: str, queue: aws.sqs.Queue, service: str, source_arn: pulumi.Input[str]) -> None:
+    aws.sqs.QueuePolicy(
+        f"{name}-dlq-policy",
+        queue_url=queue.url,
+        policy=document(
+            [
+                {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sqs:SendMessage",
+                 "Resource": queue.arn, "Condition": {"ArnEquals": {"aws:SourceArn": source_arn}}}
+            ]
+        ),
+        opts=pulumi.ResourceOptions(parent=queue),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectCreatedRuleArgs:
+    account_id: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    bucket_name: pulumi.Input[str]
+    # Only objects under this key prefix (and with one of the suffixes, if given) match.
+    key_prefix: str
+    key_suffixes: tuple[str, ...] = ()
+    state_machine_arn: pulumi.Input[str]
+    # How long and how often EventBridge keeps trying to start the target before dead-lettering.
+    maximum_event_age_seconds: int = 3600
+    maximum_retry_attempts: int = 10
+
+
+def object_created_pattern(bucket: Any, key_prefix: str, key_suffixes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """EventBridge pattern for S3 "Object Created" events under a prefix (with optional suffixes)."""
+    key: list[Any] = [{"prefix": key_prefix}]
+    if key_suffixes:
+        # EventBridge ORs the entries of one list, so prefix+suffix needs a wildcard per suffix.
+        key = [{"wildcard": f"{key_prefix}*{suffix}"} for suffix in key_suffixes]
+    return {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": [bucket]}, "object": {"key": key}},
+    }
+
+
+class ObjectCreatedRule(pulumi.ComponentResource):
+    """An EventBridge rule for objects created under a prefix that starts a state machine, with a
+    retry policy and a KMS-encrypted dead-letter queue so no event is silently lost."""
+
+    rule_arn: pulumi.Output[str]
+    dead_letter_queue_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ObjectCreatedRuleArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dataplatform:orchestration:ObjectCreatedRule", name, None, opts)
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-rule",
+            name_prefix=naming.physical_prefix(name, 64),
+            description=f"New objects under {args.key_prefix} start {name}",
+            event_pattern=pulumi.Output.json_dumps(
+                object_created_pattern(args.bucket_name, args.key_prefix, args.key_suffixes)
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        role = service_role(
+            f"{name}-role", f"{name}-events", "events.amazonaws.com", args.account_id,
+            [statement(["states:StartExecution"], [args.state_machine_arn])], parent=self,
+        )  # fmt: skip
+        dlq = _dead_letter_queue(name, args.kms_key_arn, self)
+        _allow_delivery(name, dlq, "events.amazonaws.com", rule.arn)
+        aws.cloudwatch.EventTarget(
+            f"{name}-target",
+            rule=rule.name,
+            arn=args.state_machine_arn,
+            role_arn=role.arn,
+            dead_letter_config={"arn": dlq.arn},
+            retry_policy={
+                "maximum_event_age_in_seconds": args.maximum_event_age_seconds,
+                "maximum_retry_attempts": args.maximum_retry_attempts,
+            },
+            opts=pulumi.ResourceOptions(parent=rule),
+        )
+        self.rule_arn = rule.arn
+        self.dead_letter_queue_arn = dlq.arn
+        self.register_outputs({"rule_arn": self.rule_arn, "dead_letter_queue_arn": self.dead_letter_queue_arn})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleArgs:
+    account_id: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    # rate(...), cron(...) or at(...); validated by components.config.schedule_expression_problem.
+    expression: str
+    timezone: str = "UTC"
+    state_machine_arn: pulumi.Input[str]
+    # JSON input for each execution.
+    input: pulumi.Input[str] = "{}"
+    maximum_event_age_seconds: int = 3600
+    maximum_retry_attempts: int = 10
+
+
+class Schedule(pulumi.ComponentResource):
+    """An EventBridge Scheduler schedule that starts a state machine, KMS-encrypted, with a retry
+    policy and a dead-letter queue."""
+
+    schedule_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ScheduleArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dataplatform:orchestration:Schedule", name, None, opts)
+        from components.config import schedule_expression_problem
+
+        problem = schedule_expression_problem(args.expression)
+        if problem:
+            raise ValueError(f"Schedule {name}: {args.expression!r} {problem}")
+        role = service_role(
+            f"{name}-role", f"{name}-scheduler", "scheduler.amazonaws.com", args.account_id,
+            [statement(["states:StartExecution"], [args.state_machine_arn])], parent=self,
+        )  # fmt: skip
+        dlq = _dead_letter_queue(name, args.kms_key_arn, self)
+        schedule = aws.scheduler.Schedule(
+            f"{name}-schedule",
+            name_prefix=naming.physical_prefix(name, 64),
+            schedule_expression=args.expression,
+            schedule_expression_timezone=args.timezone,
+            flexible_time_window={"mode": "OFF"},
+            kms_key_arn=args.kms_key_arn,
+            target={
+                "arn": args.state_machine_arn,
+                "role_arn": role.arn,
+                "input": args.input,
+                "dead_letter_config": {"arn": dlq.arn},
+                "retry_policy": {
+                    "maximum_event_age_in_seconds": args.maximum_event_age_seconds,
+                    "maximum_retry_attempts": args.maximum_retry_attempts,
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        _allow_delivery(name, dlq, "scheduler.amazonaws.com", schedule.arn)
+        self.schedule_arn = schedule.arn
+        self.register_outputs({"schedule_arn": self.schedule_arn})
+
+
+@dataclass(frozen=True)
+class TaskStep:
+    """One Task state: `resource` is a service integration ARN such as
+    arn:aws:states:::batch:submitJob.sync; `retry_on` are the errors worth retrying."""
+
+    name: str
+    resource: str
+    parameters: dict[str, Any]
+    retry_on: tuple[str, ...] = ("States.TaskFailed",)
+    result_path: str | None = None
+
+
+def _notify(topic_arn: Any, subject: str, message: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sns:publish",
+        "Parameters": {"TopicArn": topic_arn, "Subject": subject, "Message": message},
+        "Retry": [{"ErrorEquals": ["States.ALL"], **DEFAULT_RETRY}],
+    }
+
+
+def pipeline_definition(pipeline: str, steps: list[TaskStep], topic_arn: Any) -> dict[str, Any]:
+    """ASL for steps run in order; each has Retry, and a Catch to NotifyFailure, which publishes
+    which step failed and why, then fails the execution. Success publishes NotifySuccess."""
+    states: dict[str, Any] = {}
+    for i, step in enumerate(steps):
+        states[step.name] = {
+            "Type": "Task",
+            "Resource": step.resource,
+            "Parameters": step.parameters,
+            "ResultPath": step.result_path,
+            "Retry": [{"ErrorEquals": list(step.retry_on), **DEFAULT_RETRY}],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "NotifyFailure"}],
+            "Next": steps[i + 1].name if i + 1 < len(steps) else "NotifySuccess",
+        }
+    states["NotifySuccess"] = {**_notify(topic_arn, f"[{pipeline}] succeeded", {
+        "pipeline": pipeline, "status": "SUCCEEDED", "execution.$": "$$.Execution.Id", "input.$": "$$.Execution.Input",
+    }), "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "NotificationFailed"}], "End": True}  # fmt: skip
+    states["NotifyFailure"] = {**_notify(topic_arn, f"[{pipeline}] FAILED", {
+        "pipeline": pipeline, "status": "FAILED", "execution.$": "$$.Execution.Id", "input.$": "$$.Execution.Input",
+        "error.$": "$.failure.Error", "cause.$": "$.failure.Cause",
+    }), "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "NotificationFailed"}], "Next": "Failed"}  # fmt: skip
+    states["Failed"] = {"Type": "Fail", "Error": "PipelineFailed", "Cause": "a step failed; see the notification"}
+    states["NotificationFailed"] = {"Type": "Fail", "Error": "NotificationFailed",
+                                    "Cause": "could not publish to the notification topic"}  # fmt: skip
+    return {"Comment": f"{pipeline} pipeline", "StartAt": steps[0].name, "States": states}
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateMachineArgs:
+    account_id: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    # ASL definition (see pipeline_definition); may hold Outputs.
+    definition: dict[str, Any]
+    # What the state machine's role may do besides publishing to `topic_arn`.
+    role_statements: list[dict[str, Any]] = field(default_factory=list)
+    topic_arn: pulumi.Input[str]
+    log_retention_days: int = 30
+
+
+class StateMachine(pulumi.ComponentResource):
+    """A Standard Step Functions state machine encrypted with the estate key, logging errors (no
+    execution data) to an encrypted log group."""
+
+    state_machine_arn: pulumi.Output[str]
+    role_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: StateMachineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dataplatform:orchestration:StateMachine", name, None, opts)
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/vendedlogs/states/{naming.physical(name, 200)}",
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        role = service_role(
+            f"{name}-role", f"{name}-states", "states.amazonaws.com", args.account_id,
+            [
+                statement(["sns:Publish"], [args.topic_arn]),
+                statement(["kms:Decrypt", "kms:GenerateDataKey"], [args.kms_key_arn]),
+                # Log delivery and X-Ray APIs have no resource-level permissions.
+                statement(["logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups",
+                           "logs:DescribeResourcePolicies", "logs:GetLogDelivery", "logs:ListLogDeliveries",
+                           "logs:PutResourcePolicy", "logs:UpdateLogDelivery"], ["*"]),
+                *args.role_statements,
+            ],
+            parent=self,
+        )  # fmt: skip
+        machine = aws.sfn.StateMachine(
+            f"{name}-machine",
+            name_prefix=naming.physical_prefix(name, 80),
+            role_arn=role.arn,
+            type="STANDARD",
+            definition=pulumi.Output.json_dumps(args.definition),
+            logging_configuration={
+                "level": "ERROR",
+                "include_execution_data": False,
+                "log_destination": pulumi.Output.concat(log_group.arn, ":*"),
+            },
+            encryption_configuration={
+                "type": "CUSTOMER_MANAGED_KMS_KEY",
+                "kms_key_id": args.kms_key_arn,
+                "kms_data_key_reuse_period_seconds": 300,
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.state_machine_arn = machine.arn
+        self.role_arn = role.arn
+        self.register_outputs({"state_machine_arn": self.state_machine_arn})

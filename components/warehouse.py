@@ -1,0 +1,136 @@
+"""Warehouse: Redshift Serverless for loaded tables; Glue Data Catalog + Athena for the lake."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components import naming
+from components.iam import service_role
+
+
+@dataclass(frozen=True, kw_only=True)
+class WarehouseArgs:
+    account_id: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    subnet_ids: pulumi.Input[list[str]]
+    security_group_ids: pulumi.Input[list[str]]
+    database: str = "analytics"
+    # Redshift Processing Units: a multiple of 8 from 8 to 1024; 0 max means no cap.
+    base_capacity: int = 8
+    max_capacity: int = 0
+    # What Redshift itself may read (COPY from S3), as IAM statements.
+    redshift_role_statements: list[dict[str, Any]] = field(default_factory=list)
+    # Without removal, the namespace (its data) is protected and retained on destroy.
+    remove_data_on_destroy: bool = False
+
+
+class Warehouse(pulumi.ComponentResource):
+    """A Redshift Serverless namespace and workgroup: encrypted with the estate key, the admin
+    password generated and kept by Secrets Manager (never in config or state), not publicly
+    accessible, enhanced VPC routing, TLS required, audit logs exported, and an IAM role for COPY."""
+
+    namespace_name: pulumi.Output[str]
+    workgroup_name: pulumi.Output[str]
+    workgroup_arn: pulumi.Output[str]
+    database: str
+    admin_secret_arn: pulumi.Output[str]
+    copy_role_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: WarehouseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dataplatform:warehouse:Warehouse", name, None, opts)
+        if args.base_capacity % 8 or not 8 <= args.base_capacity <= 1024:
+            raise ValueError(f"Warehouse {name}: base_capacity must be a multiple of 8 from 8 to 1024")
+        keep = not args.remove_data_on_destroy
+        copy_role = service_role(
+            f"{name}-copy-role", f"{name}-copy", "redshift.amazonaws.com", args.account_id,
+            args.redshift_role_statements or [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}], parent=self,
+        )  # fmt: skip
+        namespace = aws.redshiftserverless.Namespace(
+            f"{name}-namespace",
+            namespace_name=naming.physical(name, 64),
+            db_name=args.database,
+            admin_username="admin",
+            manage_admin_password=True,
+            admin_password_secret_kms_key_id=args.kms_key_arn,
+            kms_key_id=args.kms_key_arn,
+            iam_roles=[copy_role.arn],
+            default_iam_role_arn=copy_role.arn,
+            log_exports=["connectionlog", "userlog", "useractivitylog"],
+            opts=pulumi.ResourceOptions(parent=self, protect=keep, retain_on_delete=keep),
+        )
+        workgroup = aws.redshiftserverless.Workgroup(
+            f"{name}-workgroup",
+            workgroup_name=naming.physical(name, 64),
+            namespace_name=namespace.namespace_name,
+            base_capacity=args.base_capacity,
+            max_capacity=args.max_capacity or None,
+            publicly_accessible=False,
+            enhanced_vpc_routing=True,
+            subnet_ids=args.subnet_ids,
+            security_group_ids=args.security_group_ids,
+            config_parameters=[{"parameter_key": "require_ssl", "parameter_value": "true"}],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.namespace_name = namespace.namespace_name
+        self.workgroup_name = workgroup.workgroup_name
+        self.workgroup_arn = workgroup.arn
+        self.database = args.database
+        self.admin_secret_arn = namespace.admin_password_secret_arn
+        self.copy_role_arn = copy_role.arn
+        self.register_outputs(
+            {
+                "namespace_name": self.namespace_name,
+                "workgroup_name": self.workgroup_name,
+                "workgroup_arn": self.workgroup_arn,
+                "admin_secret_arn": self.admin_secret_arn,
+                "copy_role_arn": self.copy_role_arn,
+            }
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueryCatalogArgs:
+    kms_key_arn: pulumi.Input[str]
+    results_bucket: pulumi.Input[str]
+    # Athena stops a query that would scan more than this (cost guard), 10 GiB by default.
+    bytes_scanned_cutoff_per_query: int = 10 * 1024**3
+    remove_data_on_destroy: bool = False
+
+
+class QueryCatalog(pulumi.ComponentResource):
+    """A Glue Data Catalog database for the lake's tables and an Athena workgroup whose settings
+    are enforced (clients cannot turn off result encryption) with KMS-encrypted results."""
+
+    database_name: pulumi.Output[str]
+    workgroup_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: QueryCatalogArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dataplatform:warehouse:QueryCatalog", name, None, opts)
+        database = aws.glue.CatalogDatabase(
+            f"{name}-database",
+            name=naming.snake(name, 255),
+            description=f"Data-lake tables of {pulumi.get_project()}/{pulumi.get_stack()}",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        workgroup = aws.athena.Workgroup(
+            f"{name}-athena",
+            name=naming.physical(name, 128),
+            force_destroy=args.remove_data_on_destroy,
+            configuration={
+                "enforce_workgroup_configuration": True,
+                "publish_cloudwatch_metrics_enabled": True,
+                "bytes_scanned_cutoff_per_query": args.bytes_scanned_cutoff_per_query,
+                "result_configuration": {
+                    "output_location": pulumi.Output.concat("s3://", args.results_bucket, "/athena/"),
+                    "encryption_configuration": {"encryption_option": "SSE_KMS", "kms_key_arn": args.kms_key_arn},
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.database_name = database.name
+        self.workgroup_name = workgroup.name
+        self.register_outputs({"database_name": self.database_name, "workgroup_name": self.workgroup_name})

@@ -1,0 +1,1 @@
+"""One module per pipeline, each composing the platform's components into one end-to-end flow."""
