@@ -26,15 +26,23 @@ region = aws.get_region_output(opts=invoke).region
 zones = aws.get_availability_zones_output(state="available", opts=invoke).names
 removal = cfg.remove_data_on_destroy
 
-lake = DataLake("lake", DataLakeArgs(account_id=account_id, region=region, remove_data_on_destroy=removal),
-                opts=platform)  # fmt: skip
+lake = DataLake(
+    "lake", DataLakeArgs(account_id=account_id, region=region, remove_data_on_destroy=removal), opts=platform
+)
 network = Network(
     "net",
-    NetworkArgs(cidr=cfg.vpc_cidr, account_id=account_id, zones=zones, zone_count=cfg.availability_zone_count,
-                nat_gateway=cfg.nat_gateway, region=region, flow_log_retention_days=cfg.log_retention_days,
-                kms_key_arn=lake.key_arn),
+    NetworkArgs(
+        cidr=cfg.vpc_cidr,
+        account_id=account_id,
+        zones=zones,
+        zone_count=cfg.availability_zone_count,
+        nat_gateway=cfg.nat_gateway,
+        region=region,
+        flow_log_retention_days=cfg.log_retention_days,
+        kms_key_arn=lake.key_arn,
+    ),
     opts=platform,
-)  # fmt: skip
+)
 # Redshift's own role may COPY from the processed and curated zones (the later pipelines' loads).
 copy_sources = [lake.bucket_arns["processed"], lake.bucket_arns["curated"]]
 warehouse = Warehouse(
@@ -58,10 +66,11 @@ warehouse = Warehouse(
 )
 catalog = QueryCatalog(
     "catalog",
-    QueryCatalogArgs(kms_key_arn=lake.key_arn, results_bucket=lake.bucket_names["query-results"],
-                     remove_data_on_destroy=removal),
+    QueryCatalogArgs(
+        kms_key_arn=lake.key_arn, results_bucket=lake.bucket_names["query-results"], remove_data_on_destroy=removal
+    ),
     opts=platform,
-)  # fmt: skip
+)
 notifications = NotificationTopic(
     "notifications",
     NotificationTopicArgs(account_id=account_id, kms_key_arn=lake.key_arn, emails=cfg.notification_emails),
@@ -107,7 +116,8 @@ pulumi.export("notification_topic_arn", notifications.topic_arn)
 if "render-logs" in pipelines:
     render_logs = pipelines["render-logs"]
     assert isinstance(render_logs, RenderLogsPipeline)
-    pulumi.export("render_logs_upload_to", pulumi.Output.concat("s3://", lake.bucket_names["raw"], "/",
-                                                                cfg.render_logs.prefix))  # fmt: skip
+    pulumi.export(
+        "render_logs_upload_to", pulumi.Output.concat("s3://", lake.bucket_names["raw"], "/", cfg.render_logs.prefix)
+    )
     pulumi.export("render_logs_state_machine_arn", render_logs.state_machine_arn)
     pulumi.export("render_logs_image", render_logs.image_uri)

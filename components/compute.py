@@ -20,11 +20,18 @@ _NOT_IMAGE_CONTENT = {"__pycache__", ".pytest_cache", "build", ".venv"}
 
 def content_hash(path: Path) -> str:
     """sha256 over a file or a directory's files (names and bytes): the tag that changes only with the code."""
-    files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*")
-        if p.is_file() and not (_NOT_IMAGE_CONTENT & set(p.relative_to(path).parts))
-        and not any(part.endswith(".egg-info") for part in p.parts) and p.suffix != ".pyc"
-    )  # fmt: skip
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and not (_NOT_IMAGE_CONTENT & set(p.relative_to(path).parts))
+            and not any(part.endswith(".egg-info") for part in p.parts)
+            and p.suffix != ".pyc"
+        )
+    )
     digest = hashlib.sha256()
     for file in files:
         digest.update(file.relative_to(path if path.is_dir() else path.parent).as_posix().encode() + b"\0")
@@ -101,16 +108,35 @@ class BatchCompute(pulumi.ComponentResource):
         aws.ecr.LifecyclePolicy(
             f"{name}-repo-lifecycle",
             repository=repo.name,
-            policy=pulumi.Output.json_dumps({"rules": [
-                {"rulePriority": 1, "description": "drop untagged layers after a day",
-                 "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days",
-                               "countNumber": 1}, "action": {"type": "expire"}},
-                {"rulePriority": 2, "description": f"keep the newest {args.keep_images} images",
-                 "selection": {"tagStatus": "any", "countType": "imageCountMoreThan",
-                               "countNumber": args.keep_images}, "action": {"type": "expire"}},
-            ]}),
+            policy=pulumi.Output.json_dumps(
+                {
+                    "rules": [
+                        {
+                            "rulePriority": 1,
+                            "description": "drop untagged layers after a day",
+                            "selection": {
+                                "tagStatus": "untagged",
+                                "countType": "sinceImagePushed",
+                                "countUnit": "days",
+                                "countNumber": 1,
+                            },
+                            "action": {"type": "expire"},
+                        },
+                        {
+                            "rulePriority": 2,
+                            "description": f"keep the newest {args.keep_images} images",
+                            "selection": {
+                                "tagStatus": "any",
+                                "countType": "imageCountMoreThan",
+                                "countNumber": args.keep_images,
+                            },
+                            "action": {"type": "expire"},
+                        },
+                    ]
+                }
+            ),
             opts=pulumi.ResourceOptions(parent=repo),
-        )  # fmt: skip
+        )
 
         context = Path(args.image_context)
         tag = content_hash(context)[:16]
@@ -140,19 +166,27 @@ class BatchCompute(pulumi.ComponentResource):
             opts=child,
         )
         execution_role = service_role(
-            f"{name}-execution-role", f"{name}-exec", "ecs-tasks.amazonaws.com", args.account_id,
+            f"{name}-execution-role",
+            f"{name}-exec",
+            "ecs-tasks.amazonaws.com",
+            args.account_id,
             [
                 statement(["ecr:GetAuthorizationToken"], ["*"]),
-                statement(["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                          [repo.arn]),
+                statement(
+                    ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], [repo.arn]
+                ),
                 statement(["logs:CreateLogStream", "logs:PutLogEvents"], [pulumi.Output.concat(log_group.arn, ":*")]),
             ],
             parent=self,
-        )  # fmt: skip
+        )
         job_role = service_role(
-            f"{name}-job-role", f"{name}-job", "ecs-tasks.amazonaws.com", args.account_id,
-            args.job_role_statements, parent=self,
-        )  # fmt: skip
+            f"{name}-job-role",
+            f"{name}-job",
+            "ecs-tasks.amazonaws.com",
+            args.account_id,
+            args.job_role_statements,
+            parent=self,
+        )
 
         capacity = ["FARGATE_SPOT", "FARGATE"] if args.use_spot else ["FARGATE"]
         environments = [
@@ -197,10 +231,13 @@ class BatchCompute(pulumi.ComponentResource):
             "readonlyRootFilesystem": True,
             "logConfiguration": {
                 "logDriver": "awslogs",
-                "options": {"awslogs-group": log_group.name, "awslogs-region": args.region,
-                            "awslogs-stream-prefix": name},
+                "options": {
+                    "awslogs-group": log_group.name,
+                    "awslogs-region": args.region,
+                    "awslogs-stream-prefix": name,
+                },
             },
-        }  # fmt: skip
+        }
         definition = aws.batch.JobDefinition(
             f"{name}-job",
             name=naming.physical(name, 128),
@@ -291,27 +328,36 @@ class GlueJob(pulumi.ComponentResource):
             name=naming.physical(f"{name}-security", 255),
             encryption_configuration={
                 "cloudwatch_encryption": {"cloudwatch_encryption_mode": "SSE-KMS", "kms_key_arn": args.kms_key_arn},
-                "job_bookmarks_encryption": {"job_bookmarks_encryption_mode": "CSE-KMS",
-                                             "kms_key_arn": args.kms_key_arn},
+                "job_bookmarks_encryption": {
+                    "job_bookmarks_encryption_mode": "CSE-KMS",
+                    "kms_key_arn": args.kms_key_arn,
+                },
                 "s3_encryption": {"s3_encryption_mode": "SSE-KMS", "kms_key_arn": args.kms_key_arn},
             },
             opts=child,
-        )  # fmt: skip
+        )
         glue_logs = pulumi.Output.concat("arn:aws:logs:", args.region, ":", args.account_id, ":log-group:/aws-glue/*")
         temp_prefix = f"glue-temp/{script.stem}/"
         role = service_role(
-            f"{name}-role", f"{name}-glue", "glue.amazonaws.com", args.account_id,
+            f"{name}-role",
+            f"{name}-glue",
+            "glue.amazonaws.com",
+            args.account_id,
             [
                 statement(["s3:GetObject"], [pulumi.Output.concat(args.scripts_bucket_arn, "/", key)]),
-                statement(["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                          [pulumi.Output.concat(args.scripts_bucket_arn, "/", temp_prefix, "*")]),
-                statement(["logs:AssociateKmsKey", "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                          [glue_logs]),
+                statement(
+                    ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                    [pulumi.Output.concat(args.scripts_bucket_arn, "/", temp_prefix, "*")],
+                ),
+                statement(
+                    ["logs:AssociateKmsKey", "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                    [glue_logs],
+                ),
                 statement(["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], [args.kms_key_arn]),
                 *args.role_statements,
             ],
             parent=self,
-        )  # fmt: skip
+        )
         job = aws.glue.Job(
             f"{name}-job",
             name=naming.physical(name, 255),

@@ -21,8 +21,30 @@ import yaml
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 KNOWN_PIPELINES = ("render-logs",)
 # CloudWatch Logs accepts only these retention periods.
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
-                      2922, 3288, 3653)  # fmt: skip
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 # AWS Fargate's valid vCPU -> memory (MiB) combinations.
 FARGATE_MEMORY_MIB: dict[float, tuple[int, ...]] = {
     0.25: (512, 1024, 2048),
@@ -143,38 +165,62 @@ def load_config(raw: Mapping[str, str], project: str, stack: str, region: str | 
     unknown = [p for p in values["pipelines"] if p not in KNOWN_PIPELINES]
     check(not unknown, "pipelines", f"unknown pipeline(s) {', '.join(unknown)}; known: {', '.join(KNOWN_PIPELINES)}")
     check(len(set(values["pipelines"])) == len(values["pipelines"]), "pipelines", "lists a pipeline twice")
-    check(values["logRetentionDays"] in LOG_RETENTION_DAYS, "logRetentionDays",
-          f"CloudWatch allows one of {', '.join(map(str, LOG_RETENTION_DAYS))}")  # fmt: skip
+    check(
+        values["logRetentionDays"] in LOG_RETENTION_DAYS,
+        "logRetentionDays",
+        f"CloudWatch allows one of {', '.join(map(str, LOG_RETENTION_DAYS))}",
+    )
     bad_emails = [e for e in values["notificationEmails"] if not _EMAIL.match(e)]
     check(not bad_emails, "notificationEmails", f"not e-mail addresses: {', '.join(bad_emails)}")
-    check(_is_private_cidr(values["vpcCidr"]), "vpcCidr",
-          "must be a private IPv4 CIDR block (RFC 1918) with a prefix length from /16 to /24")  # fmt: skip
-    check(3 <= values["availabilityZoneCount"] <= 6, "availabilityZoneCount",
-          "must be 3 to 6 (Redshift Serverless needs subnets in at least three zones)")  # fmt: skip
-    check(re.fullmatch(r"[a-z_][a-z0-9_]{0,63}", values["redshiftDatabase"]) is not None, "redshiftDatabase",
-          "must be 1-64 lower-case letters, digits or underscores, starting with a letter or underscore")  # fmt: skip
+    check(
+        _is_private_cidr(values["vpcCidr"]),
+        "vpcCidr",
+        "must be a private IPv4 CIDR block (RFC 1918) with a prefix length from /16 to /24",
+    )
+    check(
+        3 <= values["availabilityZoneCount"] <= 6,
+        "availabilityZoneCount",
+        "must be 3 to 6 (Redshift Serverless needs subnets in at least three zones)",
+    )
+    check(
+        re.fullmatch(r"[a-z_][a-z0-9_]{0,63}", values["redshiftDatabase"]) is not None,
+        "redshiftDatabase",
+        "must be 1-64 lower-case letters, digits or underscores, starting with a letter or underscore",
+    )
     low, high = REDSHIFT_RPU_RANGE
     base = values["redshiftBaseCapacity"]
     check(
         low <= base <= high and base % 8 == 0, "redshiftBaseCapacity", f"must be a multiple of 8 from {low} to {high}"
     )
     top = values["redshiftMaxCapacity"]
-    check(top == 0 or (top >= base and top % 8 == 0 and top <= 5632), "redshiftMaxCapacity",
-          "must be 0 (no cap) or a multiple of 8 from redshiftBaseCapacity to 5632")  # fmt: skip
+    check(
+        top == 0 or (top >= base and top % 8 == 0 and top <= 5632),
+        "redshiftMaxCapacity",
+        "must be 0 (no cap) or a multiple of 8 from redshiftBaseCapacity to 5632",
+    )
     check(1 <= values["batchMaxVcpus"] <= 4096, "batchMaxVcpus", "must be 1 to 4096")
-    check(re.fullmatch(r"([a-z0-9][a-z0-9_.-]*/)+", values["renderLogsPrefix"]) is not None, "renderLogsPrefix",
-          "must be an S3 key prefix of lower-case path segments ending in '/', e.g. render-logs/")  # fmt: skip
+    check(
+        re.fullmatch(r"([a-z0-9][a-z0-9_.-]*/)+", values["renderLogsPrefix"]) is not None,
+        "renderLogsPrefix",
+        "must be an S3 key prefix of lower-case path segments ending in '/', e.g. render-logs/",
+    )
     vcpu = _parse_vcpu(values["renderLogsVcpu"])
     check(vcpu in FARGATE_MEMORY_MIB, "renderLogsVcpu", f"Fargate allows {', '.join(map(_fmt, FARGATE_MEMORY_MIB))}")
     if vcpu in FARGATE_MEMORY_MIB:
         allowed = FARGATE_MEMORY_MIB[vcpu]
-        check(values["renderLogsMemoryMib"] in allowed, "renderLogsMemoryMib",
-              f"with {_fmt(vcpu)} vCPU Fargate allows {allowed[0]} to {allowed[-1]} MiB in the steps "
-              f"{', '.join(map(str, allowed))}")  # fmt: skip
+        check(
+            values["renderLogsMemoryMib"] in allowed,
+            "renderLogsMemoryMib",
+            f"with {_fmt(vcpu)} vCPU Fargate allows {allowed[0]} to {allowed[-1]} MiB in the steps "
+            f"{', '.join(map(str, allowed))}",
+        )
     check(1 <= values["renderLogsTimeoutMinutes"] <= 1440, "renderLogsTimeoutMinutes", "must be 1 to 1440")
     check(1 <= values["renderLogsRetryAttempts"] <= 10, "renderLogsRetryAttempts", "Batch allows 1 to 10 attempts")
-    check(re.fullmatch(r"[a-z_][a-z0-9_]{0,126}", values["renderLogsTable"]) is not None, "renderLogsTable",
-          "must be a lower-case SQL identifier")  # fmt: skip
+    check(
+        re.fullmatch(r"[a-z_][a-z0-9_]{0,126}", values["renderLogsTable"]) is not None,
+        "renderLogsTable",
+        "must be a lower-case SQL identifier",
+    )
     if problems:
         raise ConfigError(problems)
 

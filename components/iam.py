@@ -33,8 +33,9 @@ RESOURCE_STAR_ONLY = frozenset(
 )
 
 
-def statement(actions: list[str], resources: list[Any], condition: dict | None = None,
-              sid: str | None = None) -> dict[str, Any]:  # fmt: skip
+def statement(
+    actions: list[str], resources: list[Any], condition: dict | None = None, sid: str | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"Effect": "Allow", "Action": sorted(actions), "Resource": resources}
     if condition:
         body["Condition"] = condition

@@ -48,69 +48,116 @@ class Network(pulumi.ComponentResource):
         tag = naming.physical(name, 200)
 
         vpc = aws.ec2.Vpc(
-            f"{name}-vpc", cidr_block=args.cidr, enable_dns_hostnames=True, enable_dns_support=True,
-            tags={"Name": tag}, opts=child,
-        )  # fmt: skip
+            f"{name}-vpc",
+            cidr_block=args.cidr,
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
+            tags={"Name": tag},
+            opts=child,
+        )
         vpc_child = pulumi.ResourceOptions(parent=vpc)
         # Nothing may use the default security group: it loses all rules.
         aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=vpc.id, ingress=[], egress=[], opts=vpc_child)
 
         flow_logs = aws.cloudwatch.LogGroup(
-            f"{name}-flow-logs", name=f"/vpc/{tag}/flow-logs", retention_in_days=args.flow_log_retention_days,
-            kms_key_id=args.kms_key_arn, opts=vpc_child,
-        )  # fmt: skip
+            f"{name}-flow-logs",
+            name=f"/vpc/{tag}/flow-logs",
+            retention_in_days=args.flow_log_retention_days,
+            kms_key_id=args.kms_key_arn,
+            opts=vpc_child,
+        )
         flow_role = service_role(
-            f"{name}-flow-logs-role", "flow-logs", "vpc-flow-logs.amazonaws.com", args.account_id,
-            [statement(["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-                       [flow_logs.arn, pulumi.Output.concat(flow_logs.arn, ":*")])],
+            f"{name}-flow-logs-role",
+            "flow-logs",
+            "vpc-flow-logs.amazonaws.com",
+            args.account_id,
+            [
+                statement(
+                    ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                    [flow_logs.arn, pulumi.Output.concat(flow_logs.arn, ":*")],
+                )
+            ],
             parent=vpc,
-        )  # fmt: skip
+        )
         aws.ec2.FlowLog(
-            f"{name}-flow-log", vpc_id=vpc.id, traffic_type="REJECT", log_destination=flow_logs.arn,
-            iam_role_arn=flow_role.arn, opts=vpc_child,
-        )  # fmt: skip
+            f"{name}-flow-log",
+            vpc_id=vpc.id,
+            traffic_type="REJECT",
+            log_destination=flow_logs.arn,
+            iam_role_arn=flow_role.arn,
+            opts=vpc_child,
+        )
 
         igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags={"Name": tag}, opts=vpc_child)
         public_rt = aws.ec2.RouteTable(
-            f"{name}-public-rt", vpc_id=vpc.id, routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}],
-            tags={"Name": f"{tag}-public"}, opts=vpc_child,
-        )  # fmt: skip
+            f"{name}-public-rt",
+            vpc_id=vpc.id,
+            routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}],
+            tags={"Name": f"{tag}-public"},
+            opts=vpc_child,
+        )
         public, isolated = [], []
         half = len(subnets) // 2
         zone = pulumi.Output.from_input(args.zones)
         for i in range(args.zone_count):
             az = zone.apply(lambda zs, i=i: zs[i])
             pub = aws.ec2.Subnet(
-                f"{name}-public-{i}", vpc_id=vpc.id, cidr_block=str(subnets[i]), availability_zone=az,
-                map_public_ip_on_launch=False, tags={"Name": f"{tag}-public-{i}"}, opts=vpc_child,
-            )  # fmt: skip
-            aws.ec2.RouteTableAssociation(f"{name}-public-{i}-rta", subnet_id=pub.id, route_table_id=public_rt.id,
-                                          opts=pulumi.ResourceOptions(parent=pub))  # fmt: skip
+                f"{name}-public-{i}",
+                vpc_id=vpc.id,
+                cidr_block=str(subnets[i]),
+                availability_zone=az,
+                map_public_ip_on_launch=False,
+                tags={"Name": f"{tag}-public-{i}"},
+                opts=vpc_child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-public-{i}-rta",
+                subnet_id=pub.id,
+                route_table_id=public_rt.id,
+                opts=pulumi.ResourceOptions(parent=pub),
+            )
             iso = aws.ec2.Subnet(
-                f"{name}-isolated-{i}", vpc_id=vpc.id, cidr_block=str(subnets[half + i]), availability_zone=az,
-                tags={"Name": f"{tag}-isolated-{i}"}, opts=vpc_child,
-            )  # fmt: skip
+                f"{name}-isolated-{i}",
+                vpc_id=vpc.id,
+                cidr_block=str(subnets[half + i]),
+                availability_zone=az,
+                tags={"Name": f"{tag}-isolated-{i}"},
+                opts=vpc_child,
+            )
             public.append(pub)
             isolated.append(iso)
 
         private_routes = []
         if args.nat_gateway:
             eip = aws.ec2.Eip(f"{name}-nat-ip", domain="vpc", tags={"Name": tag}, opts=vpc_child)
-            nat = aws.ec2.NatGateway(f"{name}-nat", subnet_id=public[0].id, allocation_id=eip.id,
-                                     tags={"Name": tag}, opts=pulumi.ResourceOptions(parent=vpc, depends_on=[igw]))  # fmt: skip
+            nat = aws.ec2.NatGateway(
+                f"{name}-nat",
+                subnet_id=public[0].id,
+                allocation_id=eip.id,
+                tags={"Name": tag},
+                opts=pulumi.ResourceOptions(parent=vpc, depends_on=[igw]),
+            )
             private_routes = [{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}]
         private_rt = aws.ec2.RouteTable(
             f"{name}-private-rt", vpc_id=vpc.id, routes=private_routes, tags={"Name": f"{tag}-private"}, opts=vpc_child
         )
         for i, iso in enumerate(isolated):
-            aws.ec2.RouteTableAssociation(f"{name}-isolated-{i}-rta", subnet_id=iso.id, route_table_id=private_rt.id,
-                                          opts=pulumi.ResourceOptions(parent=iso))  # fmt: skip
+            aws.ec2.RouteTableAssociation(
+                f"{name}-isolated-{i}-rta",
+                subnet_id=iso.id,
+                route_table_id=private_rt.id,
+                opts=pulumi.ResourceOptions(parent=iso),
+            )
         # Gateway endpoints are free: S3 traffic never crosses the internet gateway or NAT.
         aws.ec2.VpcEndpoint(
-            f"{name}-s3-endpoint", vpc_id=vpc.id, vpc_endpoint_type="Gateway",
+            f"{name}-s3-endpoint",
+            vpc_id=vpc.id,
+            vpc_endpoint_type="Gateway",
             service_name=pulumi.Output.concat("com.amazonaws.", args.region, ".s3"),
-            route_table_ids=[public_rt.id, private_rt.id], tags={"Name": f"{tag}-s3"}, opts=vpc_child,
-        )  # fmt: skip
+            route_table_ids=[public_rt.id, private_rt.id],
+            tags={"Name": f"{tag}-s3"},
+            opts=vpc_child,
+        )
 
         jobs_sg = aws.ec2.SecurityGroup(
             f"{name}-jobs-sg",
@@ -118,23 +165,40 @@ class Network(pulumi.ComponentResource):
             description="Batch and Glue jobs: no inbound, HTTPS and Redshift outbound",
             vpc_id=vpc.id,
             egress=[
-                {"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": ["0.0.0.0/0"],
-                 "description": "AWS APIs (S3, ECR, Logs, Redshift Data API)"},
-                {"protocol": "tcp", "from_port": 5439, "to_port": 5439, "cidr_blocks": [args.cidr],
-                 "description": "Redshift inside the VPC"},
+                {
+                    "protocol": "tcp",
+                    "from_port": 443,
+                    "to_port": 443,
+                    "cidr_blocks": ["0.0.0.0/0"],
+                    "description": "AWS APIs (S3, ECR, Logs, Redshift Data API)",
+                },
+                {
+                    "protocol": "tcp",
+                    "from_port": 5439,
+                    "to_port": 5439,
+                    "cidr_blocks": [args.cidr],
+                    "description": "Redshift inside the VPC",
+                },
             ],
             opts=pulumi.ResourceOptions(parent=vpc, delete_before_replace=True),
-        )  # fmt: skip
+        )
         warehouse_sg = aws.ec2.SecurityGroup(
             f"{name}-warehouse-sg",
             name_prefix=naming.physical_prefix("warehouse", 255),
             description="Redshift Serverless: port 5439 from the jobs security group only",
             vpc_id=vpc.id,
-            ingress=[{"protocol": "tcp", "from_port": 5439, "to_port": 5439, "security_groups": [jobs_sg.id],
-                      "description": "jobs"}],
+            ingress=[
+                {
+                    "protocol": "tcp",
+                    "from_port": 5439,
+                    "to_port": 5439,
+                    "security_groups": [jobs_sg.id],
+                    "description": "jobs",
+                }
+            ],
             egress=[],
             opts=pulumi.ResourceOptions(parent=vpc, delete_before_replace=True),
-        )  # fmt: skip
+        )
 
         self.vpc_id = vpc.id
         self.assign_public_ip = not args.nat_gateway

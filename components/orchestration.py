@@ -45,20 +45,34 @@ class NotificationTopic(pulumi.ComponentResource):
             arn=topic.arn,
             policy=document(
                 [
-                    {"Sid": "EventBridgeRulesOfThisAccount", "Effect": "Allow",
-                     "Principal": {"Service": "events.amazonaws.com"}, "Action": "sns:Publish",
-                     "Resource": topic.arn, "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}}},
-                    {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "sns:Publish",
-                     "Resource": topic.arn, "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+                    {
+                        "Sid": "EventBridgeRulesOfThisAccount",
+                        "Effect": "Allow",
+                        "Principal": {"Service": "events.amazonaws.com"},
+                        "Action": "sns:Publish",
+                        "Resource": topic.arn,
+                        "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
+                    },
+                    {
+                        "Sid": "DenyInsecureTransport",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "sns:Publish",
+                        "Resource": topic.arn,
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    },
                 ]
             ),
             opts=pulumi.ResourceOptions(parent=topic),
-        )  # fmt: skip
+        )
         for i, email in enumerate(args.emails):
             aws.sns.TopicSubscription(
-                f"{name}-email-{i}", topic=topic.arn, protocol="email", endpoint=email,
+                f"{name}-email-{i}",
+                topic=topic.arn,
+                protocol="email",
+                endpoint=email,
                 opts=pulumi.ResourceOptions(parent=topic),
-            )  # fmt: skip
+            )
         self.topic_arn = topic.arn
         self.register_outputs({"topic_arn": self.topic_arn})
 
@@ -79,12 +93,17 @@ def _allow_delivery(name: str, queue: aws.sqs.Queue, service: str, source_arn: p
         queue_url=queue.url,
         policy=document(
             [
-                {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sqs:SendMessage",
-                 "Resource": queue.arn, "Condition": {"ArnEquals": {"aws:SourceArn": source_arn}}}
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": service},
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue.arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": source_arn}},
+                }
             ]
         ),
         opts=pulumi.ResourceOptions(parent=queue),
-    )  # fmt: skip
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,9 +152,13 @@ class ObjectCreatedRule(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         role = service_role(
-            f"{name}-role", f"{name}-events", "events.amazonaws.com", args.account_id,
-            [statement(["states:StartExecution"], [args.state_machine_arn])], parent=self,
-        )  # fmt: skip
+            f"{name}-role",
+            f"{name}-events",
+            "events.amazonaws.com",
+            args.account_id,
+            [statement(["states:StartExecution"], [args.state_machine_arn])],
+            parent=self,
+        )
         dlq = _dead_letter_queue(name, args.kms_key_arn, self)
         _allow_delivery(name, dlq, "events.amazonaws.com", rule.arn)
         aws.cloudwatch.EventTarget(
@@ -183,9 +206,13 @@ class Schedule(pulumi.ComponentResource):
         if problem:
             raise ValueError(f"Schedule {name}: {args.expression!r} {problem}")
         role = service_role(
-            f"{name}-role", f"{name}-scheduler", "scheduler.amazonaws.com", args.account_id,
-            [statement(["states:StartExecution"], [args.state_machine_arn])], parent=self,
-        )  # fmt: skip
+            f"{name}-role",
+            f"{name}-scheduler",
+            "scheduler.amazonaws.com",
+            args.account_id,
+            [statement(["states:StartExecution"], [args.state_machine_arn])],
+            parent=self,
+        )
         dlq = _dead_letter_queue(name, args.kms_key_arn, self)
         schedule = aws.scheduler.Schedule(
             f"{name}-schedule",
@@ -246,16 +273,42 @@ def pipeline_definition(pipeline: str, steps: list[TaskStep], topic_arn: Any) ->
             "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "NotifyFailure"}],
             "Next": steps[i + 1].name if i + 1 < len(steps) else "NotifySuccess",
         }
-    states["NotifySuccess"] = {**_notify(topic_arn, f"[{pipeline}] succeeded", {
-        "pipeline": pipeline, "status": "SUCCEEDED", "execution.$": "$$.Execution.Id", "input.$": "$$.Execution.Input",
-    }), "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "NotificationFailed"}], "End": True}  # fmt: skip
-    states["NotifyFailure"] = {**_notify(topic_arn, f"[{pipeline}] FAILED", {
-        "pipeline": pipeline, "status": "FAILED", "execution.$": "$$.Execution.Id", "input.$": "$$.Execution.Input",
-        "error.$": "$.failure.Error", "cause.$": "$.failure.Cause",
-    }), "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "NotificationFailed"}], "Next": "Failed"}  # fmt: skip
+    states["NotifySuccess"] = {
+        **_notify(
+            topic_arn,
+            f"[{pipeline}] succeeded",
+            {
+                "pipeline": pipeline,
+                "status": "SUCCEEDED",
+                "execution.$": "$$.Execution.Id",
+                "input.$": "$$.Execution.Input",
+            },
+        ),
+        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "NotificationFailed"}],
+        "End": True,
+    }
+    states["NotifyFailure"] = {
+        **_notify(
+            topic_arn,
+            f"[{pipeline}] FAILED",
+            {
+                "pipeline": pipeline,
+                "status": "FAILED",
+                "execution.$": "$$.Execution.Id",
+                "input.$": "$$.Execution.Input",
+                "error.$": "$.failure.Error",
+                "cause.$": "$.failure.Cause",
+            },
+        ),
+        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "NotificationFailed"}],
+        "Next": "Failed",
+    }
     states["Failed"] = {"Type": "Fail", "Error": "PipelineFailed", "Cause": "a step failed; see the notification"}
-    states["NotificationFailed"] = {"Type": "Fail", "Error": "NotificationFailed",
-                                    "Cause": "could not publish to the notification topic"}  # fmt: skip
+    states["NotificationFailed"] = {
+        "Type": "Fail",
+        "Error": "NotificationFailed",
+        "Cause": "could not publish to the notification topic",
+    }
     return {"Comment": f"{pipeline} pipeline", "StartAt": steps[0].name, "States": states}
 
 
@@ -288,18 +341,31 @@ class StateMachine(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         role = service_role(
-            f"{name}-role", f"{name}-states", "states.amazonaws.com", args.account_id,
+            f"{name}-role",
+            f"{name}-states",
+            "states.amazonaws.com",
+            args.account_id,
             [
                 statement(["sns:Publish"], [args.topic_arn]),
                 statement(["kms:Decrypt", "kms:GenerateDataKey"], [args.kms_key_arn]),
                 # Log delivery and X-Ray APIs have no resource-level permissions.
-                statement(["logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups",
-                           "logs:DescribeResourcePolicies", "logs:GetLogDelivery", "logs:ListLogDeliveries",
-                           "logs:PutResourcePolicy", "logs:UpdateLogDelivery"], ["*"]),
+                statement(
+                    [
+                        "logs:CreateLogDelivery",
+                        "logs:DeleteLogDelivery",
+                        "logs:DescribeLogGroups",
+                        "logs:DescribeResourcePolicies",
+                        "logs:GetLogDelivery",
+                        "logs:ListLogDeliveries",
+                        "logs:PutResourcePolicy",
+                        "logs:UpdateLogDelivery",
+                    ],
+                    ["*"],
+                ),
                 *args.role_statements,
             ],
             parent=self,
-        )  # fmt: skip
+        )
         machine = aws.sfn.StateMachine(
             f"{name}-machine",
             name_prefix=naming.physical_prefix(name, 80),

@@ -86,8 +86,9 @@ class DataLake(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=logs),
         )
-        _lifecycle(f"{name}-access-logs", logs, expire_days=args.access_log_days,
-                   noncurrent_days=args.noncurrent_version_days)  # fmt: skip
+        _lifecycle(
+            f"{name}-access-logs", logs, expire_days=args.access_log_days, noncurrent_days=args.noncurrent_version_days
+        )
 
         self.buckets: dict[str, aws.s3.Bucket] = {}
         for zone in ZONES:
@@ -110,13 +111,19 @@ class DataLake(pulumi.ComponentResource):
             elif zone == "scripts":
                 _lifecycle(f"{name}-{zone}", bucket, noncurrent_days=args.noncurrent_version_days)
             else:
-                _lifecycle(f"{name}-{zone}", bucket, noncurrent_days=args.noncurrent_version_days,
-                           tiers=(args.infrequent_access_days, args.archive_days))  # fmt: skip
+                _lifecycle(
+                    f"{name}-{zone}",
+                    bucket,
+                    noncurrent_days=args.noncurrent_version_days,
+                    tiers=(args.infrequent_access_days, args.archive_days),
+                )
             if zone in args.event_zones:
                 aws.s3.BucketNotification(
-                    f"{name}-{zone}-events", bucket=bucket.id, eventbridge=True,
+                    f"{name}-{zone}-events",
+                    bucket=bucket.id,
+                    eventbridge=True,
                     opts=pulumi.ResourceOptions(parent=bucket),
-                )  # fmt: skip
+                )
             self.buckets[zone] = bucket
 
         self.key_arn = self.key.arn
@@ -132,8 +139,9 @@ class DataLake(pulumi.ComponentResource):
             }
         )
 
-    def _bucket(self, resource_name: str, zone: str, args: DataLakeArgs, opts: pulumi.ResourceOptions,
-                kms: bool) -> aws.s3.Bucket:  # fmt: skip
+    def _bucket(
+        self, resource_name: str, zone: str, args: DataLakeArgs, opts: pulumi.ResourceOptions, kms: bool
+    ) -> aws.s3.Bucket:
         bucket = aws.s3.Bucket(
             resource_name,
             bucket_prefix=naming.bucket_prefix(zone),
@@ -142,9 +150,14 @@ class DataLake(pulumi.ComponentResource):
         )
         child = pulumi.ResourceOptions(parent=bucket)
         aws.s3.BucketPublicAccessBlock(
-            f"{resource_name}-public-access", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
-            ignore_public_acls=True, restrict_public_buckets=True, opts=child,
-        )  # fmt: skip
+            f"{resource_name}-public-access",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
         aws.s3.BucketOwnershipControls(
             f"{resource_name}-ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=child
         )
@@ -174,8 +187,13 @@ def _deny_insecure_transport(bucket_arn: pulumi.Output[str]) -> dict:
     }
 
 
-def _lifecycle(name: str, bucket: aws.s3.Bucket, noncurrent_days: int, expire_days: int | None = None,
-               tiers: tuple[int, int] | None = None) -> None:  # fmt: skip
+def _lifecycle(
+    name: str,
+    bucket: aws.s3.Bucket,
+    noncurrent_days: int,
+    expire_days: int | None = None,
+    tiers: tuple[int, int] | None = None,
+) -> None:
     rule: dict = {
         "id": "tiering-and-cleanup",
         "status": "Enabled",
@@ -202,16 +220,26 @@ def _key_policy(account_id: pulumi.Input[str], region: pulumi.Input[str]) -> pul
     use = ["kms:Decrypt", "kms:GenerateDataKey*", "kms:Encrypt", "kms:ReEncrypt*", "kms:DescribeKey"]
     return document(
         [
-            {"Sid": "AccountAdministration", "Effect": "Allow", "Principal": {"AWS": root},
-             "Action": "kms:*", "Resource": "*"},
+            {
+                "Sid": "AccountAdministration",
+                "Effect": "Allow",
+                "Principal": {"AWS": root},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
             {
                 "Sid": "CloudWatchLogs",
                 "Effect": "Allow",
                 "Principal": {"Service": pulumi.Output.concat("logs.", region, ".amazonaws.com")},
                 "Action": use,
                 "Resource": "*",
-                "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
-                              pulumi.Output.concat("arn:aws:logs:", region, ":", account_id, ":*")}},
+                "Condition": {
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": pulumi.Output.concat(
+                            "arn:aws:logs:", region, ":", account_id, ":*"
+                        )
+                    }
+                },
             },
             {
                 "Sid": "EventDeliveryToEncryptedTopicsAndQueues",
@@ -222,7 +250,7 @@ def _key_policy(account_id: pulumi.Input[str], region: pulumi.Input[str]) -> pul
                 "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
             },
         ]
-    )  # fmt: skip
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -46,9 +46,13 @@ class Warehouse(pulumi.ComponentResource):
             raise ValueError(f"Warehouse {name}: base_capacity must be a multiple of 8 from 8 to 1024")
         keep = not args.remove_data_on_destroy
         copy_role = service_role(
-            f"{name}-copy-role", f"{name}-copy", "redshift.amazonaws.com", args.account_id,
-            args.redshift_role_statements or [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}], parent=self,
-        )  # fmt: skip
+            f"{name}-copy-role",
+            f"{name}-copy",
+            "redshift.amazonaws.com",
+            args.account_id,
+            args.redshift_role_statements or [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}],
+            parent=self,
+        )
         namespace = aws.redshiftserverless.Namespace(
             f"{name}-namespace",
             namespace_name=naming.physical(name, 64),

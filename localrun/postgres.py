@@ -51,8 +51,17 @@ def temporary_postgres() -> Iterator[str]:
 
     try:
         pg(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
-        pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "server.log"), "start",
-           "-o", f"-k {root} -p {PORT} -c listen_addresses='' -c fsync=off")  # fmt: skip
+        pg(
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-w",
+            "-l",
+            str(root / "server.log"),
+            "start",
+            "-o",
+            f"-k {root} -p {PORT} -c listen_addresses='' -c fsync=off",
+        )
         try:
             yield f"host={root} port={PORT} user=postgres dbname=postgres"
         finally:

@@ -74,8 +74,9 @@ class RenderLogsPipeline(pulumi.ComponentResource):
                 image_context=str(BATCH_IMAGE),
                 command=["--input", "Ref::input"],
                 environment={
-                    "RENDER_SUMMARY_QUARANTINE": pulumi.Output.concat("s3://", args.processed_bucket, "/",
-                                                                      QUARANTINE_PREFIX),
+                    "RENDER_SUMMARY_QUARANTINE": pulumi.Output.concat(
+                        "s3://", args.processed_bucket, "/", QUARANTINE_PREFIX
+                    ),
                     "WAREHOUSE_BACKEND": "redshift-data",
                     "REDSHIFT_WORKGROUP": args.workgroup_name,
                     "REDSHIFT_DATABASE": args.database,
@@ -83,13 +84,22 @@ class RenderLogsPipeline(pulumi.ComponentResource):
                 },
                 job_role_statements=[
                     statement(["s3:GetObject"], [pulumi.Output.concat(args.raw_bucket_arn, "/", s.prefix, "*")]),
-                    statement(["s3:DeleteObject", "s3:PutObject"],
-                              [pulumi.Output.concat(args.processed_bucket_arn, "/", QUARANTINE_PREFIX, "/*")]),
+                    statement(
+                        ["s3:DeleteObject", "s3:PutObject"],
+                        [pulumi.Output.concat(args.processed_bucket_arn, "/", QUARANTINE_PREFIX, "/*")],
+                    ),
                     statement(["kms:Decrypt", "kms:GenerateDataKey"], [args.kms_key_arn]),
-                    statement(["redshift-data:BatchExecuteStatement", "redshift-data:ExecuteStatement"],
-                              [args.workgroup_arn]),
-                    statement(["redshift-data:CancelStatement", "redshift-data:DescribeStatement",
-                               "redshift-data:GetStatementResult"], ["*"]),
+                    statement(
+                        ["redshift-data:BatchExecuteStatement", "redshift-data:ExecuteStatement"], [args.workgroup_arn]
+                    ),
+                    statement(
+                        [
+                            "redshift-data:CancelStatement",
+                            "redshift-data:DescribeStatement",
+                            "redshift-data:GetStatementResult",
+                        ],
+                        ["*"],
+                    ),
                     statement(["redshift-serverless:GetCredentials"], [args.workgroup_arn]),
                 ],
                 subnet_ids=args.subnet_ids,
@@ -105,7 +115,7 @@ class RenderLogsPipeline(pulumi.ComponentResource):
                 remove_data_on_destroy=args.remove_data_on_destroy,
             ),
             opts=pulumi.ResourceOptions(parent=self),
-        )  # fmt: skip
+        )
         job_definition_prefix = pulumi.Output.concat(
             "arn:aws:batch:", region, ":", account, ":job-definition/", batch.job_definition_name
         )
@@ -140,18 +150,27 @@ class RenderLogsPipeline(pulumi.ComponentResource):
                 topic_arn=args.topic_arn,
                 log_retention_days=args.log_retention_days,
                 role_statements=[
-                    statement(["batch:SubmitJob"], [batch.job_queue_arn, pulumi.Output.concat(job_definition_prefix, ":*")]),
-                    statement(["batch:TagResource", "batch:TerminateJob"],
-                              [pulumi.Output.concat("arn:aws:batch:", region, ":", account, ":job/*")]),
+                    statement(
+                        ["batch:SubmitJob"], [batch.job_queue_arn, pulumi.Output.concat(job_definition_prefix, ":*")]
+                    ),
+                    statement(
+                        ["batch:TagResource", "batch:TerminateJob"],
+                        [pulumi.Output.concat("arn:aws:batch:", region, ":", account, ":job/*")],
+                    ),
                     statement(["batch:DescribeJobs"], ["*"]),
                     # submitJob.sync waits through this managed rule.
-                    statement(["events:DescribeRule", "events:PutRule", "events:PutTargets"],
-                              [pulumi.Output.concat("arn:aws:events:", region, ":", account,
-                                                    ":rule/StepFunctionsGetEventsForBatchJobsRule")]),
+                    statement(
+                        ["events:DescribeRule", "events:PutRule", "events:PutTargets"],
+                        [
+                            pulumi.Output.concat(
+                                "arn:aws:events:", region, ":", account, ":rule/StepFunctionsGetEventsForBatchJobsRule"
+                            )
+                        ],
+                    ),
                 ],
             ),
             opts=pulumi.ResourceOptions(parent=self),
-        )  # fmt: skip
+        )
         ObjectCreatedRule(
             f"{name}-trigger",
             ObjectCreatedRuleArgs(

@@ -37,12 +37,18 @@ class RunSummary:
     status: str
 
 
-def run(input_uri: str, quarantine_prefix: str, warehouse: Warehouse | None, schema: str, table: str,
-        chunk_rows: int = transform.DEFAULT_CHUNK_ROWS) -> tuple[RunSummary, pd.DataFrame]:  # fmt: skip
+def run(
+    input_uri: str,
+    quarantine_prefix: str,
+    warehouse: Warehouse | None,
+    schema: str,
+    table: str,
+    chunk_rows: int = transform.DEFAULT_CHUNK_ROWS,
+) -> tuple[RunSummary, pd.DataFrame]:
     """Whole job for one file. `warehouse=None` computes and returns the summary without loading it."""
     # Local files are keyed by absolute file:// URI so reruns from another directory stay idempotent.
     source_uri = input_uri if storage.is_s3(input_uri) else Path(input_uri).resolve().as_uri()
-    header, chunks = transform.read_chunks(storage.iter_lines(input_uri), chunk_rows)
+    _header, chunks = transform.read_chunks(storage.iter_lines(input_uri), chunk_rows)
     partials: list[pd.DataFrame] = []
     rejected: list[pd.DataFrame] = []
     rows_in = 0
@@ -89,10 +95,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     env = os.environ.get
     p = argparse.ArgumentParser(prog="render-summary", description=__doc__.splitlines()[0])
     p.add_argument("--input", required=True, help="render-log CSV: local path or s3://bucket/key")
-    p.add_argument("--quarantine", default=env("RENDER_SUMMARY_QUARANTINE"),
-                   help="prefix (local dir or s3:// URI) for rejected rows [env RENDER_SUMMARY_QUARANTINE]")
-    p.add_argument("--warehouse", choices=["postgres", "redshift-data", "none"],
-                   default=env("WAREHOUSE_BACKEND", "none"), help="where to load [env WAREHOUSE_BACKEND]")
+    p.add_argument(
+        "--quarantine",
+        default=env("RENDER_SUMMARY_QUARANTINE"),
+        help="prefix (local dir or s3:// URI) for rejected rows [env RENDER_SUMMARY_QUARANTINE]",
+    )
+    p.add_argument(
+        "--warehouse",
+        choices=["postgres", "redshift-data", "none"],
+        default=env("WAREHOUSE_BACKEND", "none"),
+        help="where to load [env WAREHOUSE_BACKEND]",
+    )
     p.add_argument("--postgres-dsn", default=env("POSTGRES_DSN"), help="[env POSTGRES_DSN]")
     p.add_argument("--workgroup", default=env("REDSHIFT_WORKGROUP"), help="[env REDSHIFT_WORKGROUP]")
     p.add_argument("--database", default=env("REDSHIFT_DATABASE"), help="[env REDSHIFT_DATABASE]")
@@ -112,8 +125,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)  # fmt: skip
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     args = parse_args(argv)
     warehouse: Warehouse | None = None
     if args.warehouse == "postgres":
@@ -124,8 +136,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         result, summary = run(args.input, args.quarantine, warehouse, args.schema, args.table, args.chunk_rows)
     except JobError as exc:
         log.error("%s", exc)
-        print(json.dumps({"event": "run_summary", "input": args.input, "status": "failed",
-                          "exit_code": exc.exit_code, "error": str(exc)}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "event": "run_summary",
+                    "input": args.input,
+                    "status": "failed",
+                    "exit_code": exc.exit_code,
+                    "error": str(exc),
+                }
+            )
+        )
         return exc.exit_code
     print(json.dumps({"event": "run_summary", **asdict(result)}))
     if args.warehouse == "none":

@@ -15,10 +15,19 @@ from render_summary.errors import BadInputError, JobError, TransientError
 log = logging.getLogger(__name__)
 
 _TRANSIENT_CODES = {
-    "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeoutException", "SlowDown",
-    "InternalError", "InternalServerError", "InternalServerException", "ServiceUnavailable",
-    "ServiceUnavailableException", "ActiveStatementsExceededException", "TooManyRequestsException",
-}  # fmt: skip
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "SlowDown",
+    "InternalError",
+    "InternalServerError",
+    "InternalServerException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "ActiveStatementsExceededException",
+    "TooManyRequestsException",
+}
 
 
 def split_s3(uri: str) -> tuple[str, str]:

@@ -66,9 +66,7 @@ def parse_header(line: bytes) -> list[str]:
     return fields
 
 
-def read_chunks(
-    lines: Iterable[bytes], chunk_rows: int = DEFAULT_CHUNK_ROWS
-) -> tuple[list[str], Iterator[Chunk]]:
+def read_chunks(lines: Iterable[bytes], chunk_rows: int = DEFAULT_CHUNK_ROWS) -> tuple[list[str], Iterator[Chunk]]:
     """Parse the header eagerly (so a bad header fails before any work) and the body lazily in chunks.
 
     Blank lines are skipped and not counted. A record is one physical line: a quoted field
@@ -129,11 +127,13 @@ def _chunk(good: list[list[str]], bad: list[tuple[int, str, str]]) -> Chunk:
 def validate(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split parsed rows into typed valid rows and quarantined rows carrying every reason that applies.
 
-    Valid rows have: timestamp (datetime64), device_id (str), frame_rate, gpu_usage (float64),
-    latency_ms (int64). Quarantined rows have QUARANTINE_COLUMNS.
+    Valid rows have: timestamp (datetime64, UTC; a time without offset is read as UTC), device_id (str),
+    frame_rate, gpu_usage (float64), latency_ms (int64). Quarantined rows have QUARANTINE_COLUMNS.
     """
     device = rows["device_id"].astype(str).str.strip()
-    ts = pd.to_datetime(rows["timestamp"].str.strip(), format="ISO8601", errors="coerce")
+    # utc=True: one file may carry several offsets (a DST change); without it pandas returns an object
+    # column with a FutureWarning today and raises in pandas 3.
+    ts = pd.to_datetime(rows["timestamp"].str.strip(), format="ISO8601", errors="coerce", utc=True)
     frame = pd.to_numeric(rows["frame_rate"].str.strip(), errors="coerce")
     gpu = pd.to_numeric(rows["gpu_usage"].str.strip(), errors="coerce")
     latency = pd.to_numeric(rows["latency_ms"].str.strip(), errors="coerce")

@@ -65,10 +65,16 @@ def load_statements(summary: pd.DataFrame, source_uri: str, schema: str, table: 
     columns = [name for name, _ in TABLE_COLUMNS]
     key = ("source_uri", "device_id")
     values = [
-        [row.device_id, float(row.avg_frame_rate), float(row.avg_gpu_usage), int(row.max_latency_ms),
-         int(row.log_count), source_uri]
+        [
+            row.device_id,
+            float(row.avg_frame_rate),
+            float(row.avg_gpu_usage),
+            int(row.max_latency_ms),
+            int(row.log_count),
+            source_uri,
+        ]
         for row in summary.itertuples(index=False)
-    ]  # fmt: skip
+    ]
     statements = [
         f"CREATE TABLE IF NOT EXISTS {target} ("
         + ", ".join(f"{name} {sql_type}" for name, sql_type in TABLE_COLUMNS)
@@ -121,8 +127,9 @@ class PostgresWarehouse:
 class RedshiftDataWarehouse:
     """Redshift Serverless through the Data API with the job role's IAM identity (no passwords)."""
 
-    def __init__(self, workgroup: str, database: str, client=None, poll_seconds: float = 1.0,
-                 timeout_seconds: float = 900.0) -> None:  # fmt: skip
+    def __init__(
+        self, workgroup: str, database: str, client=None, poll_seconds: float = 1.0, timeout_seconds: float = 900.0
+    ) -> None:
         self.workgroup, self.database = workgroup, database
         self.poll_seconds, self.timeout_seconds = poll_seconds, timeout_seconds
         if client is None:

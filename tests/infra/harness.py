@@ -70,14 +70,18 @@ class RecordingMocks(pulumi.runtime.Mocks):
         extra = {
             "aws:s3/bucket:Bucket": {"bucket": name, "arn": f"arn:aws:s3:::{name}"},
             "aws:kms/key:Key": {"keyId": f"key-{args.name}", "arn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{args.name}"},
-            "aws:ecr/repository:Repository": {"repositoryUrl": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{name}",
-                                              "registryId": ACCOUNT},
+            "aws:ecr/repository:Repository": {
+                "repositoryUrl": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{name}",
+                "registryId": ACCOUNT,
+            },
             "aws:sqs/queue:Queue": {"url": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}"},
             "aws:redshiftserverless/namespace:Namespace": {
-                "adminPasswordSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:redshift!{name}"},
+                "adminPasswordSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:redshift!{name}"
+            },
             "aws:batch/jobDefinition:JobDefinition": {
-                "arn": f"arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/{name}:1"},
-        }  # fmt: skip
+                "arn": f"arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/{name}:1"
+            },
+        }
         outputs.update(extra.get(args.typ, {}))
         if args.typ == "aws:s3/bucketObjectv2:BucketObjectv2":
             outputs.pop("source", None)  # assets are not plain values
@@ -93,15 +97,24 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
         answers = {
-            "aws:index/getCallerIdentity:getCallerIdentity": {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ci",
-                                                              "userId": "AIDA", "id": ACCOUNT},
+            "aws:index/getCallerIdentity:getCallerIdentity": {
+                "accountId": ACCOUNT,
+                "arn": f"arn:aws:iam::{ACCOUNT}:user/ci",
+                "userId": "AIDA",
+                "id": ACCOUNT,
+            },
             "aws:index/getRegion:getRegion": {"region": REGION, "name": REGION, "id": REGION},
             "aws:index/getAvailabilityZones:getAvailabilityZones": {
-                "names": [f"{REGION}a", f"{REGION}b", f"{REGION}c"], "zoneIds": ["euw1-az1", "euw1-az2", "euw1-az3"]},
+                "names": [f"{REGION}a", f"{REGION}b", f"{REGION}c"],
+                "zoneIds": ["euw1-az1", "euw1-az2", "euw1-az3"],
+            },
             "aws:ecr/getAuthorizationToken:getAuthorizationToken": {
-                "userName": "AWS", "password": "token", "authorizationToken": "QVdTOnRva2Vu",
-                "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"},
-        }  # fmt: skip
+                "userName": "AWS",
+                "password": "token",
+                "authorizationToken": "QVdTOnRva2Vu",
+                "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
+            },
+        }
         if args.token not in answers:
             raise AssertionError(f"the program invoked {args.token}, which the mocks do not answer")
         return answers[args.token]
