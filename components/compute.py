@@ -246,7 +246,7 @@ class BatchCompute(pulumi.ComponentResource):
             container_properties=pulumi.Output.json_dumps(container),
             retry_strategy={
                 "attempts": args.retry_attempts,
-                "evaluate_on_exit": [
+                "evaluate_on_exits": [
                     *({"on_exit_code": code, "action": "RETRY"} for code in args.retry_exit_codes),
                     {"on_reason": "CannotPullContainerError*", "action": "RETRY"},
                     {"on_exit_code": "*", "action": "EXIT"},

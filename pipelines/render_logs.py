@@ -116,6 +116,7 @@ class RenderLogsPipeline(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        jobs = pulumi.Output.concat("arn:aws:batch:", region, ":", account, ":job/*")
         job_definition_prefix = pulumi.Output.concat(
             "arn:aws:batch:", region, ":", account, ":job-definition/", batch.job_definition_name
         )
@@ -150,13 +151,12 @@ class RenderLogsPipeline(pulumi.ComponentResource):
                 topic_arn=args.topic_arn,
                 log_retention_days=args.log_retention_days,
                 role_statements=[
+                    # SubmitJob is authorised on the queue, the definition (any revision) and the new job.
                     statement(
-                        ["batch:SubmitJob"], [batch.job_queue_arn, pulumi.Output.concat(job_definition_prefix, ":*")]
+                        ["batch:SubmitJob"],
+                        [batch.job_queue_arn, pulumi.Output.concat(job_definition_prefix, ":*"), jobs],
                     ),
-                    statement(
-                        ["batch:TagResource", "batch:TerminateJob"],
-                        [pulumi.Output.concat("arn:aws:batch:", region, ":", account, ":job/*")],
-                    ),
+                    statement(["batch:TagResource", "batch:TerminateJob"], [jobs]),
                     statement(["batch:DescribeJobs"], ["*"]),
                     # submitJob.sync waits through this managed rule.
                     statement(

@@ -28,16 +28,20 @@ class Recorded:
     name: str
     inputs: dict[str, Any]
     provider: str = ""
-    protect: bool = False
-    retain_on_delete: bool = False
-    parent_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Options:
+    protect: bool
+    retain_on_delete: bool
+    parent_type: str | None
 
 
 @dataclass
 class Estate:
     stack: str
-    resources: list[Recorded] = field(default_factory=list)
-    outputs: dict[str, Any] = field(default_factory=dict)
+    resources: list[Recorded] = field(default_factory=list)  # what the mock monitor registered
+    options: dict[tuple[str, str], Options] = field(default_factory=dict)  # (type, name) -> options
 
     def of_type(self, typ: str) -> list[Recorded]:
         return [r for r in self.resources if r.type == typ]
@@ -51,9 +55,31 @@ class Estate:
         return next(r for r in self.resources if r.name == name)
 
 
+# Real ARN shapes, so parliament judges the policies as it would in an account.
+_ARN_FORMATS = {
+    "aws:sns/topic:Topic": "arn:aws:sns:{r}:{a}:{n}",
+    "aws:sqs/queue:Queue": "arn:aws:sqs:{r}:{a}:{n}",
+    "aws:sfn/stateMachine:StateMachine": "arn:aws:states:{r}:{a}:stateMachine:{n}",
+    "aws:cloudwatch/logGroup:LogGroup": "arn:aws:logs:{r}:{a}:log-group:{n}",
+    "aws:cloudwatch/eventRule:EventRule": "arn:aws:events:{r}:{a}:rule/{n}",
+    "aws:batch/jobQueue:JobQueue": "arn:aws:batch:{r}:{a}:job-queue/{n}",
+    "aws:batch/computeEnvironment:ComputeEnvironment": "arn:aws:batch:{r}:{a}:compute-environment/{n}",
+    "aws:batch/jobDefinition:JobDefinition": "arn:aws:batch:{r}:{a}:job-definition/{n}:1",
+    "aws:ecr/repository:Repository": "arn:aws:ecr:{r}:{a}:repository/{n}",
+    "aws:redshiftserverless/workgroup:Workgroup": "arn:aws:redshift-serverless:{r}:{a}:workgroup/0b9f4c3e-{n}",
+    "aws:redshiftserverless/namespace:Namespace": "arn:aws:redshift-serverless:{r}:{a}:namespace/5d2e-{n}",
+    "aws:iam/role:Role": "arn:aws:iam::{a}:role/{n}",
+    "aws:glue/job:Job": "arn:aws:glue:{r}:{a}:job/{n}",
+    "aws:scheduler/schedule:Schedule": "arn:aws:scheduler:{r}:{a}:schedule/default/{n}",
+    "aws:dynamodb/table:Table": "arn:aws:dynamodb:{r}:{a}:table/{n}",
+    "aws:s3/bucket:Bucket": "arn:aws:s3:::{n}",
+}
+
+
 def _arn(typ: str, name: str) -> str:
-    service = typ.split(":")[1]
-    return f"arn:aws:{service}:{REGION}:{ACCOUNT}:{typ.split(':')[-1].lower()}/{name}"
+    service = typ.split(":")[1].split("/")[0]
+    default = "arn:aws:" + service + ":{r}:{a}:" + typ.rsplit(":", 1)[-1].lower() + "/{n}"
+    return _ARN_FORMATS.get(typ, default).format(r=REGION, a=ACCOUNT, n=name)
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -64,11 +90,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
         inputs = dict(args.inputs)
         outputs = dict(inputs)
         prefix = inputs.get("namePrefix") or inputs.get("bucketPrefix")
-        name = inputs.get("name") or (f"{prefix}20260101000000000000000001" if prefix else f"{args.name}-mock")
+        given = inputs.get("name") or inputs.get("workgroupName") or inputs.get("namespaceName")
+        name = given or (f"{prefix}20260101000000000000000001" if prefix else f"{args.name}-mock")
         outputs.setdefault("name", name)
         outputs.setdefault("arn", _arn(args.typ, name))
         extra = {
-            "aws:s3/bucket:Bucket": {"bucket": name, "arn": f"arn:aws:s3:::{name}"},
+            "aws:s3/bucket:Bucket": {"bucket": name},
             "aws:kms/key:Key": {"keyId": f"key-{args.name}", "arn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{args.name}"},
             "aws:ecr/repository:Repository": {
                 "repositoryUrl": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{name}",
@@ -78,21 +105,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
             "aws:redshiftserverless/namespace:Namespace": {
                 "adminPasswordSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:redshift!{name}"
             },
-            "aws:batch/jobDefinition:JobDefinition": {
-                "arn": f"arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/{name}:1"
-            },
         }
         outputs.update(extra.get(args.typ, {}))
         if args.typ == "aws:s3/bucketObjectv2:BucketObjectv2":
             outputs.pop("source", None)  # assets are not plain values
-        if args.typ != "pulumi:providers:aws":
-            record = self.estate.named(args.name) if any(r.name == args.name for r in self.estate.resources) else None
-            if record is None:
-                record = Recorded(type=args.typ, name=args.name, inputs=inputs)
-                self.estate.resources.append(record)
-            record.type, record.inputs, record.provider = args.typ, inputs, args.provider or ""
-        else:
-            self.estate.resources.append(Recorded(type=args.typ, name=args.name, inputs=inputs))
+        self.estate.resources.append(
+            Recorded(type=args.typ, name=args.name, inputs=inputs, provider=args.provider or "")
+        )
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
@@ -140,22 +159,16 @@ def run_under_mocks(stack: str, config: dict[str, str], program: Callable[[], An
     # Mocks bind to the current event loop: give each build a fresh one before set_mocks.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    # A fresh root stack per build, else the previous build's stack (and its transformations) lingers.
+    pulumi.runtime.settings.ROOT.set(None)
     pulumi.runtime.set_mocks(RecordingMocks(estate), project="dataplatform", stack=stack, preview=False)
     pulumi.runtime.set_all_config(config)
 
     def record_options(args: pulumi.ResourceTransformationArgs) -> None:
         opts = args.opts
-        estate.resources.append(
-            Recorded(
-                type=args.type_,
-                name=args.name,
-                inputs={},
-                protect=bool(opts.protect),
-                retain_on_delete=bool(opts.retain_on_delete),
-                parent_type=getattr(opts.parent, "_type", None) if opts.parent else None,
-            )
-        )
-        return None
+        # No parent at this point means the stack itself will be the parent.
+        parent_type = getattr(opts.parent, "_type", None) if opts.parent else "pulumi:pulumi:Stack"
+        estate.options[(args.type_, args.name)] = Options(bool(opts.protect), bool(opts.retain_on_delete), parent_type)
 
     @pulumi.runtime.test
     def body() -> None:

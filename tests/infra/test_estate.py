@@ -1,0 +1,590 @@
+"""The whole program under Pulumi mocks, for the dev and the prod stack configuration."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from typing import Any
+
+import parliament
+import pytest
+from moto.events.models import EventPattern
+
+from components.compute import content_hash
+from components.iam import RESOURCE_STAR_ONLY
+from pipelines.render_logs import BATCH_IMAGE
+from tests.infra.harness import ACCOUNT, REGION, Estate, build_estate
+
+DEV_TAGS = {
+    "project": "dataplatform",
+    "stack": "dev",
+    "managed-by": "pulumi",
+    "owner": "data-platform",
+    "cost-center": "unassigned",
+}
+
+
+@pytest.fixture(scope="module")
+def dev() -> Estate:
+    return build_estate("dev", "Pulumi.dev.yaml")
+
+
+@pytest.fixture(scope="module")
+def prod() -> Estate:
+    return build_estate("prod", "Pulumi.prod.example.yaml")
+
+
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def estate(request: pytest.FixtureRequest, dev: Estate, prod: Estate) -> Estate:
+    return dev if request.param == "dev" else prod
+
+
+def registered(estate: Estate) -> list:
+    return estate.resources
+
+
+def policy(text: str) -> dict[str, Any]:
+    return json.loads(text)
+
+
+# --- what the estate contains ---------------------------------------------------------------------
+
+
+def test_dev_estate_has_every_resource_family(dev: Estate) -> None:
+    counts = Counter(r.type for r in dev.resources if r.type.startswith(("aws:", "docker:")))
+    assert counts == {
+        # storage: key + 6 buckets, each with 7 companions (logging only on the 5 data buckets)
+        "aws:kms/key:Key": 1,
+        "aws:kms/alias:Alias": 1,
+        "aws:s3/bucket:Bucket": 6,
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": 6,
+        "aws:s3/bucketOwnershipControls:BucketOwnershipControls": 6,
+        "aws:s3/bucketVersioning:BucketVersioning": 6,
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": 6,
+        "aws:s3/bucketPolicy:BucketPolicy": 6,
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": 6,
+        "aws:s3/bucketLogging:BucketLogging": 5,
+        "aws:s3/bucketNotification:BucketNotification": 1,
+        # network: 3 zones x (public + isolated), no NAT in dev
+        "aws:ec2/vpc:Vpc": 1,
+        "aws:ec2/subnet:Subnet": 6,
+        "aws:ec2/routeTable:RouteTable": 2,
+        "aws:ec2/routeTableAssociation:RouteTableAssociation": 6,
+        "aws:ec2/internetGateway:InternetGateway": 1,
+        "aws:ec2/vpcEndpoint:VpcEndpoint": 1,
+        "aws:ec2/securityGroup:SecurityGroup": 2,
+        "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": 1,
+        "aws:ec2/flowLog:FlowLog": 1,
+        # warehouse
+        "aws:redshiftserverless/namespace:Namespace": 1,
+        "aws:redshiftserverless/workgroup:Workgroup": 1,
+        "aws:glue/catalogDatabase:CatalogDatabase": 1,
+        "aws:athena/workgroup:Workgroup": 1,
+        # compute: Spot + on-demand fallback in dev
+        "aws:ecr/repository:Repository": 1,
+        "aws:ecr/lifecyclePolicy:LifecyclePolicy": 1,
+        "docker:index/image:Image": 1,
+        "aws:batch/computeEnvironment:ComputeEnvironment": 2,
+        "aws:batch/jobQueue:JobQueue": 1,
+        "aws:batch/jobDefinition:JobDefinition": 1,
+        # orchestration
+        "aws:sns/topic:Topic": 1,
+        "aws:sns/topicPolicy:TopicPolicy": 1,
+        "aws:sfn/stateMachine:StateMachine": 1,
+        "aws:cloudwatch/eventRule:EventRule": 1,
+        "aws:cloudwatch/eventTarget:EventTarget": 1,
+        "aws:sqs/queue:Queue": 1,
+        "aws:sqs/queuePolicy:QueuePolicy": 1,
+        # shared
+        "aws:cloudwatch/logGroup:LogGroup": 3,
+        "aws:iam/role:Role": 6,
+        "aws:iam/rolePolicy:RolePolicy": 6,
+    }
+
+
+def test_prod_differs_from_dev_only_where_its_config_says(dev: Estate, prod: Estate) -> None:
+    dev_types = Counter(r.type for r in registered(dev))
+    prod_types = Counter(r.type for r in registered(prod))
+    assert prod_types - dev_types == {
+        "aws:ec2/eip:Eip": 1,
+        "aws:ec2/natGateway:NatGateway": 1,
+        "aws:sns/topicSubscription:TopicSubscription": 1,
+    }
+    assert dev_types - prod_types == {"aws:batch/computeEnvironment:ComputeEnvironment": 1}  # no Spot in prod
+
+
+def test_components_parent_their_children(dev: Estate) -> None:
+    top_level = {name for (typ, name), o in dev.options.items() if o.parent_type == "pulumi:pulumi:Stack"}
+    assert top_level == {"aws", "lake", "net", "warehouse", "catalog", "notifications", "render-logs"}
+    for (typ, name), o in dev.options.items():
+        if typ.startswith(("aws:", "docker:")) and typ != "pulumi:providers:aws":
+            assert o.parent_type and o.parent_type != "pulumi:pulumi:Stack", f"{name} ({typ}) is not inside a component"
+
+
+# --- tags ---------------------------------------------------------------------------------------
+
+
+def test_every_aws_resource_carries_the_estate_tags_through_the_provider(dev: Estate) -> None:
+    provider = dev.one("pulumi:providers:aws")
+    assert json.loads(provider.inputs["defaultTags"]) == {"tags": DEV_TAGS}
+    assert provider.inputs["region"] == "eu-west-1"
+    provider_urn = "urn:pulumi:dev::dataplatform::pulumi:pulumi:Stack$pulumi:providers:aws::aws::aws-id"
+    aws_resources = [r for r in dev.resources if r.type.startswith("aws:")]
+    assert len(aws_resources) > 100
+    for r in aws_resources:
+        assert r.provider == provider_urn, f"{r.name} ({r.type}) does not use the tagging provider"
+        # Explicit tags may only add a Name; they never override the estate tags.
+        assert set(r.inputs.get("tags", {})) <= {"Name"}, r.name
+
+
+def test_batch_jobs_inherit_tags(dev: Estate) -> None:
+    assert dev.one("aws:batch/jobDefinition:JobDefinition").inputs["propagateTags"] is True
+    definition = policy(dev.one("aws:sfn/stateMachine:StateMachine").inputs["definition"])
+    assert definition["States"]["SummarizeRenderLogs"]["Parameters"]["PropagateTags"] is True
+
+
+# --- IAM ----------------------------------------------------------------------------------------
+
+
+def statements(estate: Estate) -> list[tuple[str, dict]]:
+    return [
+        (r.name, s)
+        for r in estate.of_type("aws:iam/rolePolicy:RolePolicy")
+        for s in policy(r.inputs["policy"])["Statement"]
+    ]
+
+
+def test_no_wildcard_actions_and_star_resources_only_where_aws_requires(estate: Estate) -> None:
+    found = statements(estate)
+    assert len(found) >= 20
+    for name, s in found:
+        actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+        resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+        assert s["Effect"] == "Allow", name
+        for action in actions:
+            assert action != "*" and not action.endswith(":*") and "*" not in action.split(":")[1], (name, action)
+        if "*" in resources:
+            assert resources == ["*"], name
+            assert set(actions) <= RESOURCE_STAR_ONLY, f"{name}: {actions} can be scoped to resources"
+        for resource in resources:
+            assert resource == "*" or resource.startswith("arn:aws:"), (name, resource)
+
+
+# parliament reads `job-definition/name:*` (any revision, the form AWS documents for Step Functions'
+# Batch integration) as not matching `job-definition/*`: its matcher stops at the revision colon.
+PARLIAMENT_KNOWN_FALSE_POSITIVES = {("batch:SubmitJob", "arn:*:batch:*:*:job-definition/*")}
+
+
+def known_false_positive(detail: Any) -> bool:
+    return (
+        isinstance(detail, dict)
+        and (detail.get("action"), detail.get("required_format")) in PARLIAMENT_KNOWN_FALSE_POSITIVES
+    )
+
+
+def test_every_policy_passes_parliament(estate: Estate) -> None:
+    for r in estate.of_type("aws:iam/rolePolicy:RolePolicy"):
+        problems = []
+        for finding in parliament.analyze_policy_string(r.inputs["policy"]).findings:
+            details = finding.detail if isinstance(finding.detail, list) else [finding.detail]
+            real = [d for d in details if not known_false_positive(d)]
+            if real:
+                problems.append((finding.issue, real))
+        assert problems == [], f"{r.name}: {problems}"
+
+
+def test_roles_trust_one_service_of_this_account_only(estate: Estate) -> None:
+    expected_services = {
+        "net-flow-logs-role": "vpc-flow-logs.amazonaws.com",
+        "warehouse-copy-role": "redshift.amazonaws.com",
+        "render-logs-batch-execution-role": "ecs-tasks.amazonaws.com",
+        "render-logs-batch-job-role": "ecs-tasks.amazonaws.com",
+        "render-logs-flow-role": "states.amazonaws.com",
+        "render-logs-trigger-role": "events.amazonaws.com",
+    }
+    roles = {r.name: r for r in estate.of_type("aws:iam/role:Role")}
+    assert set(roles) == set(expected_services)
+    for name, role in roles.items():
+        assert policy(role.inputs["assumeRolePolicy"])["Statement"] == [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": expected_services[name]},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
+            }
+        ]
+
+
+def test_render_job_role_is_least_privilege(dev: Estate) -> None:
+    raw = dev.one("aws:s3/bucket:Bucket", "lake-raw").inputs["bucketPrefix"] + "20260101000000000000000001"
+    processed = dev.one("aws:s3/bucket:Bucket", "lake-processed").inputs["bucketPrefix"] + "20260101000000000000000001"
+    workgroup = f"arn:aws:redshift-serverless:{REGION}:{ACCOUNT}:workgroup/0b9f4c3e-dataplatform-dev-warehouse"
+    key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/lake-key"
+    assert policy(dev.named("render-logs-batch-job-role-policy").inputs["policy"])["Statement"] == [
+        {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [f"arn:aws:s3:::{raw}/render-logs/*"]},
+        {
+            "Effect": "Allow",
+            "Action": ["s3:DeleteObject", "s3:PutObject"],
+            "Resource": [f"arn:aws:s3:::{processed}/quarantine/render-logs/*"],
+        },
+        {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": [key]},
+        {
+            "Effect": "Allow",
+            "Action": ["redshift-data:BatchExecuteStatement", "redshift-data:ExecuteStatement"],
+            "Resource": [workgroup],
+        },
+        {
+            "Effect": "Allow",
+            "Action": [
+                "redshift-data:CancelStatement",
+                "redshift-data:DescribeStatement",
+                "redshift-data:GetStatementResult",
+            ],
+            "Resource": ["*"],
+        },
+        {"Effect": "Allow", "Action": ["redshift-serverless:GetCredentials"], "Resource": [workgroup]},
+    ]
+
+
+# --- names --------------------------------------------------------------------------------------
+
+# (type, input) -> (maximum length, allowed characters); name prefixes are checked with the
+# provider's 26-character suffix added.
+NAME_LIMITS: dict[tuple[str, str], tuple[int, str]] = {
+    ("aws:s3/bucket:Bucket", "bucketPrefix"): (63, r"[a-z0-9-]+"),
+    ("aws:kms/alias:Alias", "name"): (256, r"alias/[a-zA-Z0-9/_-]+"),
+    ("aws:iam/role:Role", "namePrefix"): (64, r"[\w+=,.@-]+"),
+    ("aws:ec2/securityGroup:SecurityGroup", "namePrefix"): (255, r"[a-zA-Z0-9 ._:/()#,@\[\]+=&;{}!$*-]+"),
+    ("aws:cloudwatch/logGroup:LogGroup", "name"): (512, r"[\w/.#-]+"),
+    ("aws:redshiftserverless/namespace:Namespace", "namespaceName"): (64, r"[a-z0-9-]{3,}"),
+    ("aws:redshiftserverless/workgroup:Workgroup", "workgroupName"): (64, r"[a-z0-9-]{3,}"),
+    ("aws:glue/catalogDatabase:CatalogDatabase", "name"): (255, r"[a-z0-9_]+"),
+    ("aws:athena/workgroup:Workgroup", "name"): (128, r"[a-zA-Z0-9._-]+"),
+    ("aws:sns/topic:Topic", "namePrefix"): (256, r"[a-zA-Z0-9_-]+"),
+    ("aws:sqs/queue:Queue", "namePrefix"): (80, r"[a-zA-Z0-9_-]+"),
+    ("aws:ecr/repository:Repository", "name"): (256, r"[a-z0-9._/-]+"),
+    ("aws:batch/computeEnvironment:ComputeEnvironment", "namePrefix"): (128, r"[a-zA-Z0-9_-]+"),
+    ("aws:batch/jobQueue:JobQueue", "name"): (128, r"[a-zA-Z0-9_-]+"),
+    ("aws:batch/jobDefinition:JobDefinition", "name"): (128, r"[a-zA-Z0-9_-]+"),
+    ("aws:sfn/stateMachine:StateMachine", "namePrefix"): (80, r"[a-zA-Z0-9_-]+"),
+    ("aws:cloudwatch/eventRule:EventRule", "namePrefix"): (64, r"[.\-_A-Za-z0-9]+"),
+}
+
+
+def physical_names(estate: Estate) -> dict[tuple[str, str, str], str]:
+    names = {}
+    for r in registered(estate):
+        for (typ, field), _ in NAME_LIMITS.items():
+            if r.type == typ:
+                assert field in r.inputs, f"{r.name} ({typ}) sets no {field}: it would not carry the stack"
+                names[(typ, field, r.name)] = r.inputs[field]
+    return names
+
+
+def check_names(estate: Estate, stack_marker: str) -> None:
+    names = physical_names(estate)
+    assert len(names) >= 25
+    for (typ, field, resource), value in names.items():
+        limit, chars = NAME_LIMITS[(typ, field)]
+        length = len(value) + (26 if field in ("namePrefix", "bucketPrefix") else 0)
+        assert length <= limit, f"{resource}: {value!r} is {length} long, {typ} allows {limit}"
+        assert re.fullmatch(chars, value), f"{resource}: {value!r} has characters {typ} does not allow"
+        assert stack_marker in value.replace("_", "-"), f"{resource}: {value!r} does not carry the stack"
+
+
+def test_names_carry_project_and_stack_within_limits(dev: Estate, prod: Estate) -> None:
+    check_names(dev, "dataplatform-dev")
+    check_names(prod, "dataplatform-prod")
+
+
+def test_a_long_pull_request_stack_still_fits_and_never_collides() -> None:
+    one = build_estate("pr-4812-add-device-latency-percentiles-and-more", "Pulumi.dev.yaml")
+    two = build_estate("pr-4812-add-device-latency-percentiles-and-less", "Pulumi.dev.yaml")
+    check_names(one, "dataplatform-pr-4812")
+    check_names(two, "dataplatform-pr-4812")
+    assert set(physical_names(one).values()).isdisjoint(physical_names(two).values())
+
+
+def test_two_stacks_share_no_physical_name(dev: Estate, prod: Estate) -> None:
+    dev_names, prod_names = set(physical_names(dev).values()), set(physical_names(prod).values())
+    assert dev_names.isdisjoint(prod_names)
+    # Within one stack, names of one resource type are unique too (types are separate namespaces).
+    per_type = {(typ, value) for (typ, _, _), value in physical_names(dev).items()}
+    assert len(per_type) == len(physical_names(dev))
+
+
+# --- data removal gate --------------------------------------------------------------------------
+
+STATEFUL = (
+    "aws:s3/bucket:Bucket",
+    "aws:kms/key:Key",
+    "aws:ecr/repository:Repository",
+    "aws:redshiftserverless/namespace:Namespace",
+)
+
+
+def options(estate: Estate, typ: str) -> list:
+    return [(name, o) for (t, name), o in estate.options.items() if t == typ]
+
+
+def test_dev_lets_destroy_remove_data(dev: Estate) -> None:
+    assert all(r.inputs["forceDestroy"] is True for r in dev.of_type("aws:s3/bucket:Bucket"))
+    assert dev.one("aws:ecr/repository:Repository").inputs["forceDelete"] is True
+    assert dev.one("aws:athena/workgroup:Workgroup").inputs["forceDestroy"] is True
+    assert dev.one("aws:kms/key:Key").inputs["deletionWindowInDays"] == 7
+    for typ in STATEFUL:
+        for name, o in options(dev, typ):
+            assert (o.protect, o.retain_on_delete) == (False, False), name
+
+
+def test_prod_protects_and_retains_data(prod: Estate) -> None:
+    assert all(r.inputs["forceDestroy"] is False for r in prod.of_type("aws:s3/bucket:Bucket"))
+    assert prod.one("aws:ecr/repository:Repository").inputs["forceDelete"] is False
+    assert prod.one("aws:athena/workgroup:Workgroup").inputs["forceDestroy"] is False
+    assert prod.one("aws:kms/key:Key").inputs["deletionWindowInDays"] == 30
+    protected = [r for typ in STATEFUL for r in options(prod, typ)]
+    assert len(protected) == 9  # 6 buckets, key, repository, namespace
+    for name, o in protected:
+        assert (o.protect, o.retain_on_delete) == (True, True), name
+
+
+# --- secure defaults ----------------------------------------------------------------------------
+
+
+def test_buckets_are_encrypted_private_versioned_tls_only_and_logged(dev: Estate) -> None:
+    buckets = {r.name: r for r in dev.of_type("aws:s3/bucket:Bucket")}
+    assert set(buckets) == {
+        f"lake-{z}" for z in ("raw", "processed", "curated", "scripts", "query-results", "access-logs")
+    }
+    for name in buckets:
+        enc = dev.named(f"{name}-encryption").inputs["rules"][0]
+        if name == "lake-access-logs":  # S3 server access logging cannot target SSE-KMS buckets
+            assert enc == {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}, "bucketKeyEnabled": False}
+        else:
+            key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/lake-key"
+            assert enc == {
+                "applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": key},
+                "bucketKeyEnabled": True,
+            }
+            assert dev.named(f"{name}-logging").inputs["targetPrefix"] == name.removeprefix("lake-") + "/"
+        block = dev.named(f"{name}-public-access").inputs
+        assert {k: v for k, v in block.items() if k != "bucket"} == {
+            "blockPublicAcls": True,
+            "blockPublicPolicy": True,
+            "ignorePublicAcls": True,
+            "restrictPublicBuckets": True,
+        }
+        assert dev.named(f"{name}-versioning").inputs["versioningConfiguration"] == {"status": "Enabled"}
+        assert dev.named(f"{name}-ownership").inputs["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
+        deny = policy(dev.named(f"{name}-policy").inputs["policy"])["Statement"][0]
+        assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        rule = dev.named(f"{name}-lifecycle").inputs["rules"][0]
+        assert rule["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": 7}
+    raw_rule = dev.named("lake-raw-lifecycle").inputs["rules"][0]
+    assert raw_rule["transitions"] == [
+        {"days": 30, "storageClass": "STANDARD_IA"},
+        {"days": 90, "storageClass": "GLACIER_IR"},
+    ]
+    assert dev.named("lake-query-results-lifecycle").inputs["rules"][0]["expiration"] == {"days": 7}
+    # Only the raw zone sends object events (the pipelines start there).
+    assert dev.one("aws:s3/bucketNotification:BucketNotification").name == "lake-raw-events"
+
+
+def test_kms_key_rotates_and_lets_services_encrypt_only_for_this_account(dev: Estate) -> None:
+    key = dev.one("aws:kms/key:Key").inputs
+    assert key["enableKeyRotation"] is True and key["rotationPeriodInDays"] == 365
+    sids = {s["Sid"]: s for s in policy(key["policy"])["Statement"]}
+    assert set(sids) == {"AccountAdministration", "CloudWatchLogs", "EventDeliveryToEncryptedTopicsAndQueues"}
+    assert sids["AccountAdministration"]["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+    assert sids["CloudWatchLogs"]["Condition"] == {
+        "ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:*"}
+    }
+
+
+def test_warehouse_is_private_encrypted_with_a_managed_password(estate: Estate) -> None:
+    ns = estate.one("aws:redshiftserverless/namespace:Namespace").inputs
+    wg = estate.one("aws:redshiftserverless/workgroup:Workgroup").inputs
+    key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/lake-key"
+    assert ns["manageAdminPassword"] is True and "adminUserPassword" not in ns
+    assert ns["kmsKeyId"] == key and ns["adminPasswordSecretKmsKeyId"] == key
+    assert ns["logExports"] == ["connectionlog", "userlog", "useractivitylog"]
+    assert wg["publiclyAccessible"] is False and wg["enhancedVpcRouting"] is True
+    assert wg["configParameters"] == [{"parameterKey": "require_ssl", "parameterValue": "true"}]
+    assert len(wg["subnetIds"]) == 3
+    expected = {"dev": (8, None), "prod": (32, 128)}[estate.stack]
+    assert (wg["baseCapacity"], wg.get("maxCapacity")) == expected
+
+
+def test_athena_enforces_encrypted_results(dev: Estate) -> None:
+    config = dev.one("aws:athena/workgroup:Workgroup").inputs["configuration"]
+    assert config["enforceWorkgroupConfiguration"] is True
+    assert config["resultConfiguration"]["encryptionConfiguration"] == {
+        "encryptionOption": "SSE_KMS",
+        "kmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/lake-key",
+    }
+    assert config["resultConfiguration"]["outputLocation"].endswith("/athena/")
+
+
+def test_logs_topics_queues_and_state_machines_use_the_estate_key(dev: Estate) -> None:
+    key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/lake-key"
+    for group in dev.of_type("aws:cloudwatch/logGroup:LogGroup"):
+        assert group.inputs["kmsKeyId"] == key and group.inputs["retentionInDays"] == 7, group.name
+    assert dev.one("aws:sns/topic:Topic").inputs["kmsMasterKeyId"] == key
+    assert dev.one("aws:sqs/queue:Queue").inputs["kmsMasterKeyId"] == key
+    machine = dev.one("aws:sfn/stateMachine:StateMachine").inputs
+    assert machine["encryptionConfiguration"]["kmsKeyId"] == key
+    assert machine["loggingConfiguration"]["includeExecutionData"] is False
+    assert dev.one("aws:ecr/repository:Repository").inputs["encryptionConfigurations"] == [
+        {"encryptionType": "KMS", "kmsKey": key}
+    ]
+
+
+def test_network_has_no_idle_cost_in_dev_and_admits_nothing_inbound_to_jobs(dev: Estate, prod: Estate) -> None:
+    assert not dev.of_type("aws:ec2/natGateway:NatGateway")
+    assert dev.one("aws:ec2/vpcEndpoint:VpcEndpoint").inputs["vpcEndpointType"] == "Gateway"
+    jobs = dev.one("aws:ec2/securityGroup:SecurityGroup", "jobs").inputs
+    assert jobs.get("ingress", []) == []
+    warehouse = dev.one("aws:ec2/securityGroup:SecurityGroup", "warehouse").inputs
+    assert [(r["fromPort"], r["securityGroups"]) for r in warehouse["ingress"]] == [(5439, ["net-jobs-sg-id"])]
+    assert dev.one("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup").inputs.get("ingress", []) == []
+    assert dev.one("aws:ec2/flowLog:FlowLog").inputs["trafficType"] == "REJECT"
+    # Tasks get public IPs without NAT (dev) and run in private subnets with it (prod).
+    for estate, public_ip in ((dev, "ENABLED"), (prod, "DISABLED")):
+        container = policy(estate.one("aws:batch/jobDefinition:JobDefinition").inputs["containerProperties"])
+        assert container["networkConfiguration"] == {"assignPublicIp": public_ip}
+
+
+# --- the render-log pipeline --------------------------------------------------------------------
+
+
+def test_render_job_definition(dev: Estate) -> None:
+    job = dev.one("aws:batch/jobDefinition:JobDefinition").inputs
+    assert job["platformCapabilities"] == ["FARGATE"] and job["type"] == "container"
+    assert job["timeout"] == {"attemptDurationSeconds": 3600}
+    assert job["retryStrategy"] == {
+        "attempts": 3,
+        "evaluateOnExits": [
+            {"onExitCode": "4", "action": "RETRY"},
+            {"onReason": "CannotPullContainerError*", "action": "RETRY"},
+            {"onExitCode": "*", "action": "EXIT"},
+        ],
+    }
+    container = policy(job["containerProperties"])
+    repo = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/dataplatform-dev-render-logs-batch"
+    assert container["image"] == f"{repo}:{content_hash(BATCH_IMAGE)[:16]}"
+    assert container["command"] == ["--input", "Ref::input"]
+    assert container["resourceRequirements"] == [{"type": "VCPU", "value": "0.5"}, {"type": "MEMORY", "value": "1024"}]
+    assert container["readonlyRootFilesystem"] is True
+    assert container["logConfiguration"]["options"]["awslogs-group"] == "/aws/batch/dataplatform-dev-render-logs-batch"
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    assert env == {
+        "REDSHIFT_DATABASE": "analytics",
+        "REDSHIFT_WORKGROUP": "dataplatform-dev-warehouse",
+        "RENDER_SUMMARY_QUARANTINE": "s3://"
+        + dev.one("aws:s3/bucket:Bucket", "processed").inputs["bucketPrefix"]
+        + "20260101000000000000000001/quarantine/render-logs",
+        "SUMMARY_TABLE": "performance_summary",
+        "WAREHOUSE_BACKEND": "redshift-data",
+    }
+    image = dev.one("docker:index/image:Image").inputs
+    assert image["imageName"] == container["image"]
+    assert image["build"]["platform"] == "linux/amd64" and image["buildOnPreview"] is False
+    repository = dev.one("aws:ecr/repository:Repository").inputs
+    assert repository["imageTagMutability"] == "IMMUTABLE"
+    assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
+
+
+def test_compute_environments_spot_first_then_on_demand(dev: Estate) -> None:
+    kinds = [
+        r.inputs["computeResources"]["type"] for r in dev.of_type("aws:batch/computeEnvironment:ComputeEnvironment")
+    ]
+    assert kinds == ["FARGATE_SPOT", "FARGATE"]
+    orders = dev.one("aws:batch/jobQueue:JobQueue").inputs["computeEnvironmentOrders"]
+    assert [o["order"] for o in orders] == [1, 2]
+    assert all(
+        r.inputs["computeResources"]["maxVcpus"] == 4
+        for r in dev.of_type("aws:batch/computeEnvironment:ComputeEnvironment")
+    )
+
+
+def test_state_machine_every_task_retries_and_catches_to_a_notification(estate: Estate) -> None:
+    definition = policy(estate.one("aws:sfn/stateMachine:StateMachine").inputs["definition"])
+    states = definition["States"]
+    tasks = {name: s for name, s in states.items() if s["Type"] == "Task"}
+    assert set(tasks) == {"SummarizeRenderLogs", "NotifySuccess", "NotifyFailure"}
+    for name, task in tasks.items():
+        assert task["Retry"] and all(r["MaxAttempts"] >= 1 for r in task["Retry"]), name
+        assert task["Catch"] and task["Catch"][0]["ErrorEquals"] == ["States.ALL"], name
+    assert tasks["SummarizeRenderLogs"]["Catch"][0]["Next"] == "NotifyFailure"
+    assert tasks["SummarizeRenderLogs"]["Next"] == "NotifySuccess"
+    assert tasks["NotifyFailure"]["Next"] == "Failed" and states["Failed"]["Type"] == "Fail"
+    batch = tasks["SummarizeRenderLogs"]
+    assert batch["Resource"] == "arn:aws:states:::batch:submitJob.sync"
+    assert batch["Parameters"]["Parameters"] == {
+        "input.$": "States.Format('s3://{}/{}', $.detail.bucket.name, $.detail.object.key)"
+    }
+    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:" + estate.one("aws:sns/topic:Topic").inputs["namePrefix"]
+    assert tasks["NotifyFailure"]["Parameters"]["TopicArn"].startswith(topic)
+    assert tasks["NotifyFailure"]["Parameters"]["Message"]["error.$"] == "$.failure.Error"
+
+
+def s3_event(bucket: str, key: str) -> dict:
+    return {
+        "source": "aws.s3",
+        "detail-type": "Object Created",
+        "detail": {"bucket": {"name": bucket}, "object": {"key": key, "size": 10}},
+    }
+
+
+def test_rule_starts_the_pipeline_for_csv_under_the_prefix_only(dev: Estate) -> None:
+    rule = dev.one("aws:cloudwatch/eventRule:EventRule").inputs
+    raw = dev.one("aws:s3/bucket:Bucket", "lake-raw").inputs["bucketPrefix"] + "20260101000000000000000001"
+    pattern = EventPattern.load(rule["eventPattern"])  # moto's independent EventBridge matcher
+    assert pattern.matches_event(s3_event(raw, "render-logs/2025/10/06/render_logs.csv"))
+    assert pattern.matches_event(s3_event(raw, "render-logs/a.csv"))
+    assert not pattern.matches_event(s3_event(raw, "render-logs/notes.txt"))
+    assert not pattern.matches_event(s3_event(raw, "sales/input/render_logs.csv"))
+    assert not pattern.matches_event(s3_event("someone-elses-bucket", "render-logs/a.csv"))
+    assert not pattern.matches_event({**s3_event(raw, "render-logs/a.csv"), "detail-type": "Object Deleted"})
+    target = dev.one("aws:cloudwatch/eventTarget:EventTarget").inputs
+    assert target["arn"].startswith(f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:dataplatform-dev-render-logs")
+    assert target["retryPolicy"] == {"maximumEventAgeInSeconds": 3600, "maximumRetryAttempts": 10}
+    assert target["deadLetterConfig"]["arn"].startswith(f"arn:aws:sqs:{REGION}:{ACCOUNT}:dataplatform-dev")
+
+
+# --- preview without noise ----------------------------------------------------------------------
+
+
+def test_building_twice_gives_identical_inputs(dev: Estate) -> None:
+    again = build_estate("dev", "Pulumi.dev.yaml")
+
+    def snapshot(estate: Estate) -> list:
+        return sorted((r.type, r.name, json.dumps(r.inputs, sort_keys=True)) for r in estate.resources)
+
+    assert snapshot(again) == snapshot(dev)
+    assert again.options == dev.options
+
+
+SNAKE_KEY = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)+$")
+
+
+def untranslated_keys(value: Any, path: str = "") -> list[str]:
+    """Snake-case keys that reached the engine: a misspelt nested field the provider would ignore."""
+    found = []
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if path.endswith(".tags") or path.endswith(".defaultTags"):
+                continue
+            if SNAKE_KEY.match(key):
+                found.append(f"{path}.{key}")
+            found += untranslated_keys(inner, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, inner in enumerate(value):
+            found += untranslated_keys(inner, f"{path}[{i}]")
+    return found
+
+
+def test_every_nested_input_key_reached_the_provider_translated(estate: Estate) -> None:
+    problems = [(r.name, k) for r in estate.resources for k in untranslated_keys(r.inputs)]
+    assert problems == []
