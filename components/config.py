@@ -158,7 +158,9 @@ def load_config(raw: Mapping[str, str], project: str, stack: str, region: str | 
 
     def check(ok: bool, key: str, allowed: str) -> None:
         if not ok:
-            problems.append(f"{project}:{key} = {values[key]!r} is invalid: {allowed}")
+            value = values[key]
+            shown = json.dumps(list(value)) if isinstance(value, tuple) else repr(value)
+            problems.append(f"{project}:{key} = {shown} is invalid: {allowed}")
 
     if not region:
         problems.append("aws:region is not set: run `pulumi config set aws:region <region>` for this stack")

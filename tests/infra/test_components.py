@@ -1,0 +1,204 @@
+"""Components the render-log pipeline does not use yet, each built alone under mocks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from components.compute import BatchCompute, BatchComputeArgs, GlueJob, GlueJobArgs, content_hash
+from components.iam import statement
+from components.orchestration import Schedule, ScheduleArgs
+from components.storage import StateTable, StateTableArgs
+from tests.infra.harness import ACCOUNT, REGION, run_under_mocks
+
+KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/k"
+CONFIG = {"aws:region": REGION}
+
+
+def glue_estate(script: Path):
+    return run_under_mocks(
+        "dev",
+        CONFIG,
+        lambda: GlueJob(
+            "sales-csv",
+            GlueJobArgs(
+                account_id=ACCOUNT,
+                region=REGION,
+                kms_key_arn=KEY,
+                script_path=str(script),
+                scripts_bucket="scripts-bucket",
+                scripts_bucket_arn="arn:aws:s3:::scripts-bucket",
+                role_statements=[statement(["s3:GetObject"], ["arn:aws:s3:::raw/sales/*"])],
+                arguments={"--output": "s3://processed/sales/"},
+                bookmarks=True,
+                timeout_minutes=30,
+                max_retries=2,
+            ),
+        ),
+    )
+
+
+def test_glue_job_runs_the_script_its_component_uploaded(tmp_path: Path) -> None:
+    script = tmp_path / "csv_to_parquet.py"
+    script.write_text("print('v1')\n")
+    estate = glue_estate(script)
+    upload = estate.one("aws:s3/bucketObjectv2:BucketObjectv2").inputs
+    assert upload["bucket"] == "scripts-bucket"
+    assert upload["key"] == f"glue/csv_to_parquet/{content_hash(script)[:16]}.py"
+    job = estate.one("aws:glue/job:Job").inputs
+    assert job["command"] == {
+        "name": "glueetl",
+        "scriptLocation": f"s3://scripts-bucket/{upload['key']}",
+        "pythonVersion": "3",
+    }
+    assert job["glueVersion"] == "5.0"
+    assert (job["timeout"], job["maxRetries"], job["workerType"], job["numberOfWorkers"]) == (30, 2, "G.1X", 2)
+    security = estate.one("aws:glue/securityConfiguration:SecurityConfiguration").inputs
+    assert job["securityConfiguration"] == security["name"] == "dataplatform-dev-sales-csv-security"
+    assert security["encryptionConfiguration"] == {
+        "cloudwatchEncryption": {"cloudwatchEncryptionMode": "SSE-KMS", "kmsKeyArn": KEY},
+        "jobBookmarksEncryption": {"jobBookmarksEncryptionMode": "CSE-KMS", "kmsKeyArn": KEY},
+        "s3Encryption": {"s3EncryptionMode": "SSE-KMS", "kmsKeyArn": KEY},
+    }
+    assert job["defaultArguments"] == {
+        "--job-language": "python",
+        "--enable-continuous-cloudwatch-log": "true",
+        "--enable-metrics": "true",
+        "--enable-observability-metrics": "true",
+        "--job-bookmark-option": "job-bookmark-enable",
+        "--TempDir": "s3://scripts-bucket/glue-temp/csv_to_parquet/",
+        "--output": "s3://processed/sales/",
+    }
+    role_policy = json.loads(estate.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    assert role_policy["Statement"][0] == {
+        "Effect": "Allow",
+        "Action": ["s3:GetObject"],
+        "Resource": [f"arn:aws:s3:::scripts-bucket/{upload['key']}"],
+    }
+
+
+def test_changing_a_glue_script_changes_its_object_and_job_only(tmp_path: Path) -> None:
+    script = tmp_path / "csv_to_parquet.py"
+    script.write_text("print('v1')\n")
+    before = {(r.type, r.name): r.inputs for r in glue_estate(script).resources}
+    script.write_text("print('v2')\n")
+    after = {(r.type, r.name): r.inputs for r in glue_estate(script).resources}
+    changed = {key for key in before if before[key] != after[key]}
+    assert changed == {
+        ("aws:s3/bucketObjectv2:BucketObjectv2", "sales-csv-script"),
+        ("aws:glue/job:Job", "sales-csv-job"),
+        ("aws:iam/rolePolicy:RolePolicy", "sales-csv-role-policy"),  # may read the new object only
+    }
+
+
+def test_content_hash_follows_code_not_caches(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "job.py").write_text("x = 1\n")
+    first = content_hash(tmp_path)
+    (tmp_path / "pkg" / "__pycache__").mkdir()
+    (tmp_path / "pkg" / "__pycache__" / "job.cpython-311.pyc").write_bytes(b"\x00")
+    (tmp_path / "pkg.egg-info").mkdir()
+    (tmp_path / "pkg.egg-info" / "PKG-INFO").write_text("Name: pkg\n")
+    assert content_hash(tmp_path) == first
+    (tmp_path / "pkg" / "job.py").write_text("x = 2\n")
+    assert content_hash(tmp_path) != first
+    (tmp_path / "pkg" / "job.py").write_text("x = 1\n")
+    (tmp_path / "pkg" / "job.py").rename(tmp_path / "pkg" / "renamed.py")
+    assert content_hash(tmp_path) != first  # names count, not only bytes
+
+
+@pytest.mark.parametrize(("remove", "protected"), [(True, False), (False, True)])
+def test_state_table_is_encrypted_recoverable_and_protected_unless_removal_is_on(remove: bool, protected: bool) -> None:
+    estate = run_under_mocks(
+        "dev",
+        CONFIG,
+        lambda: StateTable(
+            "bookmarks",
+            StateTableArgs(
+                kms_key_arn=KEY,
+                hash_key="job",
+                range_key="hour",
+                attributes={"job": "S", "hour": "S"},
+                remove_data_on_destroy=remove,
+                ttl_attribute="expires_at",
+            ),
+        ),
+    )
+    table = estate.one("aws:dynamodb/table:Table").inputs
+    assert table["name"] == "dataplatform-dev-bookmarks"
+    assert table["billingMode"] == "PAY_PER_REQUEST"
+    assert table["serverSideEncryption"] == {"enabled": True, "kmsKeyArn": KEY}
+    assert table["pointInTimeRecovery"] == {"enabled": True}
+    assert table["deletionProtectionEnabled"] is protected
+    assert table["ttl"] == {"attributeName": "expires_at", "enabled": True}
+    assert table["attributes"] == [{"name": "hour", "type": "S"}, {"name": "job", "type": "S"}]
+    options = estate.options[("aws:dynamodb/table:Table", "bookmarks-table")]
+    assert (options.protect, options.retain_on_delete) == (protected, protected)
+
+
+def test_state_table_rejects_undeclared_key_attribute() -> None:
+    with pytest.raises(ValueError, match=r"StateTable runs: declare the type of key attribute\(s\) \['run_id'\]"):
+        run_under_mocks("dev", CONFIG, lambda: StateTable("runs", StateTableArgs(kms_key_arn=KEY, hash_key="run_id")))
+
+
+def schedule(expression: str):
+    return run_under_mocks(
+        "dev",
+        CONFIG,
+        lambda: Schedule(
+            "monthly",
+            ScheduleArgs(
+                account_id=ACCOUNT,
+                kms_key_arn=KEY,
+                expression=expression,
+                state_machine_arn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:m",
+            ),
+        ),
+    )
+
+
+def test_schedule_starts_the_state_machine_with_retries_and_a_dead_letter_queue() -> None:
+    estate = schedule("cron(0 6 1 * ? *)")
+    s = estate.one("aws:scheduler/schedule:Schedule").inputs
+    assert s["scheduleExpression"] == "cron(0 6 1 * ? *)" and s["scheduleExpressionTimezone"] == "UTC"
+    assert s["kmsKeyArn"] == KEY and s["flexibleTimeWindow"] == {"mode": "OFF"}
+    assert s["target"]["arn"] == f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:m"
+    assert s["target"]["retryPolicy"] == {"maximumEventAgeInSeconds": 3600, "maximumRetryAttempts": 10}
+    assert s["target"]["deadLetterConfig"]["arn"].startswith(f"arn:aws:sqs:{REGION}:{ACCOUNT}:dataplatform-dev-monthly")
+    role = json.loads(estate.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    assert role["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Action": ["states:StartExecution"],
+            "Resource": [f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:m"],
+        }
+    ]
+
+
+def test_schedule_rejects_a_malformed_expression() -> None:
+    with pytest.raises(ValueError, match=r"Schedule monthly: 'cron\(0 6 1 \* \*\)' cron\(\) needs 6 fields"):
+        schedule("cron(0 6 1 * *)")
+
+
+def test_batch_compute_rejects_a_size_fargate_does_not_offer() -> None:
+    def program() -> None:
+        BatchCompute(
+            "job",
+            BatchComputeArgs(
+                account_id=ACCOUNT,
+                region=REGION,
+                kms_key_arn=KEY,
+                image_context="batch_image",
+                job_role_statements=[],
+                command=[],
+                subnet_ids=[],
+                security_group_ids=[],
+                vcpu=2,
+                memory_mib=2048,
+            ),
+        )
+
+    with pytest.raises(ValueError, match="BatchCompute job: Fargate does not offer 2 vCPU with 2048 MiB"):
+        run_under_mocks("dev", CONFIG, program)

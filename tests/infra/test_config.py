@@ -1,0 +1,223 @@
+"""The typed stack configuration: defaults from Pulumi.yaml, and a clear error for each bad value."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.config import (
+    ConfigError,
+    RenderLogsConfig,
+    StackConfig,
+    load_config,
+    schedule_expression_problem,
+    schema,
+)
+from tests.infra.harness import build_estate, stack_config
+
+DEFAULTS = StackConfig(
+    project="dataplatform",
+    stack="dev",
+    region="eu-west-1",
+    pipelines=("render-logs",),
+    remove_data_on_destroy=False,
+    owner="data-platform",
+    cost_center="unassigned",
+    log_retention_days=30,
+    notification_emails=(),
+    vpc_cidr="10.40.0.0/16",
+    availability_zone_count=3,
+    nat_gateway=False,
+    redshift_database="analytics",
+    redshift_base_capacity=8,
+    redshift_max_capacity=0,
+    batch_max_vcpus=16,
+    batch_use_spot=False,
+    render_logs=RenderLogsConfig(
+        prefix="render-logs/",
+        vcpu=1.0,
+        memory_mib=2048,
+        timeout_minutes=60,
+        retry_attempts=3,
+        table="performance_summary",
+    ),
+)
+
+
+def load(**values: str) -> StackConfig:
+    return load_config({f"dataplatform:{k}": v for k, v in values.items()}, "dataplatform", "dev", "eu-west-1")
+
+
+def test_unset_keys_take_pulumi_yaml_defaults() -> None:
+    assert load() == DEFAULTS
+
+
+def test_every_declared_setting_has_a_type_default_and_description() -> None:
+    for key, spec in schema().items():
+        assert spec["type"] in {"string", "integer", "boolean", "array"}, key
+        assert "default" in spec and spec.get("description"), key
+
+
+def test_dev_stack_file() -> None:
+    raw = stack_config("Pulumi.dev.yaml")
+    cfg = load_config(raw, "dataplatform", "dev", raw["aws:region"])
+    assert cfg.remove_data_on_destroy is True
+    assert (cfg.render_logs.vcpu, cfg.render_logs.memory_mib) == (0.5, 1024)
+    assert (cfg.batch_use_spot, cfg.batch_max_vcpus, cfg.log_retention_days) == (True, 4, 7)
+
+
+def test_prod_example_keeps_data() -> None:
+    raw = stack_config("Pulumi.prod.example.yaml")
+    cfg = load_config(raw, "dataplatform", "prod", raw["aws:region"])
+    assert cfg.remove_data_on_destroy is False
+    assert cfg.notification_emails == ("data-oncall@example.com",)
+    assert (cfg.redshift_base_capacity, cfg.redshift_max_capacity) == (32, 128)
+    assert cfg.tags == {
+        "project": "dataplatform",
+        "stack": "prod",
+        "managed-by": "pulumi",
+        "owner": "data-platform",
+        "cost-center": "analytics",
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"pipelines": '["render-logs", "salse"]'},
+            'dataplatform:pipelines = ["render-logs", "salse"] is invalid: unknown pipeline(s) salse; '
+            "known: render-logs",
+        ),
+        (
+            {"pipelines": '["render-logs", "render-logs"]'},
+            'dataplatform:pipelines = ["render-logs", "render-logs"] is invalid: lists a pipeline twice',
+        ),
+        (
+            {"pipelines": "render-logs"},
+            "dataplatform:pipelines = 'render-logs' is invalid: Expecting value: line 1 column 1 (char 0)",
+        ),
+        ({"removeDataOnDestroy": "yes"}, "dataplatform:removeDataOnDestroy = 'yes' is invalid: must be true or false"),
+        (
+            {"redshiftBaseCapacity": "12"},
+            "dataplatform:redshiftBaseCapacity = 12 is invalid: must be a multiple of 8 from 8 to 1024",
+        ),
+        (
+            {"redshiftBaseCapacity": "eight"},
+            "dataplatform:redshiftBaseCapacity = 'eight' is invalid: must be a whole number",
+        ),
+        (
+            {"redshiftMaxCapacity": "4"},
+            "dataplatform:redshiftMaxCapacity = 4 is invalid: must be 0 (no cap) or a multiple of 8 from "
+            "redshiftBaseCapacity to 5632",
+        ),
+        (
+            {"vpcCidr": "10.40.0.0/8"},
+            "dataplatform:vpcCidr = '10.40.0.0/8' is invalid: must be a private IPv4 CIDR "
+            "block (RFC 1918) with a prefix length from /16 to /24",
+        ),
+        (
+            {"vpcCidr": "52.1.0.0/16"},
+            "dataplatform:vpcCidr = '52.1.0.0/16' is invalid: must be a private IPv4 CIDR "
+            "block (RFC 1918) with a prefix length from /16 to /24",
+        ),
+        (
+            {"availabilityZoneCount": "2"},
+            "dataplatform:availabilityZoneCount = 2 is invalid: must be 3 to 6 "
+            "(Redshift Serverless needs subnets in at least three zones)",
+        ),
+        (
+            {"logRetentionDays": "10"},
+            "dataplatform:logRetentionDays = 10 is invalid: CloudWatch allows one of 1, 3, 5, "
+            "7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, "
+            "2922, 3288, 3653",
+        ),
+        (
+            {"notificationEmails": '["oncall"]'},
+            'dataplatform:notificationEmails = ["oncall"] is invalid: not e-mail addresses: oncall',
+        ),
+        (
+            {"renderLogsVcpu": "3"},
+            "dataplatform:renderLogsVcpu = '3' is invalid: Fargate allows 0.25, 0.5, 1, 2, 4, 8, 16",
+        ),
+        (
+            {"renderLogsMemoryMib": "1024"},
+            "dataplatform:renderLogsMemoryMib = 1024 is invalid: with 1 vCPU Fargate "
+            "allows 2048 to 8192 MiB in the steps 2048, 3072, 4096, 5120, 6144, 7168, 8192",
+        ),
+        (
+            {"renderLogsPrefix": "render-logs"},
+            "dataplatform:renderLogsPrefix = 'render-logs' is invalid: must be an S3 "
+            "key prefix of lower-case path segments ending in '/', e.g. render-logs/",
+        ),
+        (
+            {"renderLogsRetryAttempts": "0"},
+            "dataplatform:renderLogsRetryAttempts = 0 is invalid: Batch allows 1 to 10 attempts",
+        ),
+        (
+            {"renderLogsTable": "Performance Summary"},
+            "dataplatform:renderLogsTable = 'Performance Summary' is invalid: must be a lower-case SQL identifier",
+        ),
+        (
+            {"redshiftDatabase": "9lives"},
+            "dataplatform:redshiftDatabase = '9lives' is invalid: must be 1-64 lower-case "
+            "letters, digits or underscores, starting with a letter or underscore",
+        ),
+        (
+            {"removeDataOnDestory": "true"},
+            "dataplatform:removeDataOnDestory is not a known setting (known: "
+            "availabilityZoneCount, batchMaxVcpus, batchUseSpot, costCenter, "
+            "logRetentionDays, natGateway, notificationEmails, owner, pipelines, "
+            "redshiftBaseCapacity, redshiftDatabase, redshiftMaxCapacity, "
+            "removeDataOnDestroy, renderLogsMemoryMib, renderLogsPrefix, "
+            "renderLogsRetryAttempts, renderLogsTable, renderLogsTimeoutMinutes, "
+            "renderLogsVcpu, vpcCidr)",
+        ),
+    ],
+)
+def test_bad_value_names_key_value_and_what_is_allowed(values: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load(**values)
+    assert raised.value.problems == [message]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(
+            {"dataplatform:batchMaxVcpus": "0", "dataplatform:renderLogsTimeoutMinutes": "0"},
+            "dataplatform",
+            "dev",
+            None,
+        )
+    assert raised.value.problems == [
+        "aws:region is not set: run `pulumi config set aws:region <region>` for this stack",
+        "dataplatform:batchMaxVcpus = 0 is invalid: must be 1 to 4096",
+        "dataplatform:renderLogsTimeoutMinutes = 0 is invalid: must be 1 to 1440",
+    ]
+    assert str(raised.value).startswith("invalid stack configuration:\n  - aws:region is not set")
+
+
+def test_the_program_fails_the_preview_on_bad_config() -> None:
+    with pytest.raises(ConfigError, match=r"dataplatform:renderLogsMemoryMib = 100 is invalid"):
+        build_estate("dev", "Pulumi.dev.yaml", {"dataplatform:renderLogsMemoryMib": "100"})
+
+
+@pytest.mark.parametrize(
+    ("expression", "problem"),
+    [
+        ("rate(1 hour)", None),
+        ("rate(5 minutes)", None),
+        ("cron(0 6 1 * ? *)", None),
+        ("cron(15 10 ? * MON-FRI *)", None),
+        ("at(2026-12-01T06:00:00)", None),
+        ("rate(1 hours)", "rate(1 hours): use the singular unit for 1 and the plural otherwise"),
+        ("rate(0 minutes)", "rate() needs a positive amount"),
+        ("rate(2 weeks)", "must be rate(...), cron(...) or at(...)"),
+        ("cron(0 6 1 * *)", "cron() needs 6 fields (minutes hours day-of-month month day-of-week year), found 5"),
+        ("cron(0 6 1 * MON *)", "cron(): exactly one of day-of-month and day-of-week must be '?'"),
+        ("cron(0 6 ? * ? *)", "cron(): exactly one of day-of-month and day-of-week must be '?'"),
+        ("cron(0 6 1 * ? $)", "cron() fields may use only digits, names, and * ? / , - # L W"),
+        ("0 6 1 * *", "must be rate(...), cron(...) or at(...)"),
+    ],
+)
+def test_schedule_expressions(expression: str, problem: str | None) -> None:
+    assert schedule_expression_problem(expression) == problem
