@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,8 +52,8 @@ class BatchComputeArgs:
     # Container command after the image's ENTRYPOINT; "Ref::x" takes the submitted parameter x.
     command: list[str]
     environment: dict[str, pulumi.Input[str]] = field(default_factory=dict)
-    subnet_ids: pulumi.Input[list[str]]
-    security_group_ids: pulumi.Input[list[str]]
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     # Public IP for tasks in public subnets (no NAT); the security group still admits nothing.
     assign_public_ip: bool = False
     vcpu: float = 1
@@ -238,20 +239,21 @@ class BatchCompute(pulumi.ComponentResource):
                 },
             },
         }
+        # First match wins: transient exit codes and image pulls retry, any other exit code stops.
+        retry_rules: list[aws.batch.JobDefinitionRetryStrategyEvaluateOnExitArgsDict] = [
+            {"on_exit_code": code, "action": "RETRY"} for code in args.retry_exit_codes
+        ]
+        retry_rules += [
+            {"on_reason": "CannotPullContainerError*", "action": "RETRY"},
+            {"on_exit_code": "*", "action": "EXIT"},
+        ]
         definition = aws.batch.JobDefinition(
             f"{name}-job",
             name=naming.physical(name, 128),
             type="container",
             platform_capabilities=["FARGATE"],
             container_properties=pulumi.Output.json_dumps(container),
-            retry_strategy={
-                "attempts": args.retry_attempts,
-                "evaluate_on_exits": [
-                    *({"on_exit_code": code, "action": "RETRY"} for code in args.retry_exit_codes),
-                    {"on_reason": "CannotPullContainerError*", "action": "RETRY"},
-                    {"on_exit_code": "*", "action": "EXIT"},
-                ],
-            },
+            retry_strategy={"attempts": args.retry_attempts, "evaluate_on_exits": retry_rules},
             timeout={"attempt_duration_seconds": args.timeout_minutes * 60},
             propagate_tags=True,
             opts=child,

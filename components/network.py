@@ -100,7 +100,7 @@ class Network(pulumi.ComponentResource):
         half = len(subnets) // 2
         zone = pulumi.Output.from_input(args.zones)
         for i in range(args.zone_count):
-            az = zone.apply(lambda zs, i=i: zs[i])
+            az = zone[i]
             pub = aws.ec2.Subnet(
                 f"{name}-public-{i}",
                 vpc_id=vpc.id,
@@ -127,7 +127,7 @@ class Network(pulumi.ComponentResource):
             public.append(pub)
             isolated.append(iso)
 
-        private_routes = []
+        private_routes: list[aws.ec2.RouteTableRouteArgsDict] = []
         if args.nat_gateway:
             eip = aws.ec2.Eip(f"{name}-nat-ip", domain="vpc", tags={"Name": tag}, opts=vpc_child)
             nat = aws.ec2.NatGateway(

@@ -164,7 +164,7 @@ class DataLake(pulumi.ComponentResource):
         aws.s3.BucketVersioning(
             f"{resource_name}-versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=child
         )
-        default = (
+        default: aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgsDict = (
             {"sse_algorithm": "aws:kms", "kms_master_key_id": self.key.arn} if kms else {"sse_algorithm": "AES256"}
         )
         aws.s3.BucketServerSideEncryptionConfiguration(
@@ -194,7 +194,7 @@ def _lifecycle(
     expire_days: int | None = None,
     tiers: tuple[int, int] | None = None,
 ) -> None:
-    rule: dict = {
+    rule: aws.s3.BucketLifecycleConfigurationRuleArgsDict = {
         "id": "tiering-and-cleanup",
         "status": "Enabled",
         "filter": {},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +17,8 @@ from components.iam import service_role
 class WarehouseArgs:
     account_id: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
-    subnet_ids: pulumi.Input[list[str]]
-    security_group_ids: pulumi.Input[list[str]]
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     database: str = "analytics"
     # Redshift Processing Units: a multiple of 8 from 8 to 1024; 0 max means no cap.
     base_capacity: int = 8

@@ -8,6 +8,7 @@ outcome, and a success or failure notification naming the file.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +45,8 @@ class RenderLogsArgs:
     workgroup_arn: pulumi.Input[str]
     database: str
     topic_arn: pulumi.Input[str]
-    subnet_ids: pulumi.Input[list[str]]
-    security_group_ids: pulumi.Input[list[str]]
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     assign_public_ip: bool
     max_vcpus: int
     use_spot: bool

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -72,7 +73,7 @@ def iter_lines(uri: str) -> Iterator[bytes]:
         bucket, key = split_s3(uri)
         try:
             body = s3_client().get_object(Bucket=bucket, Key=key)["Body"]
-            yield from body.iter_lines(chunk_size=1024 * 1024, keepends=True)
+            yield from split_lines(body.iter_chunks(chunk_size=1024 * 1024))
         except Exception as exc:
             raise classify_aws_error(exc, f"reading {uri}") from exc
         return
@@ -83,13 +84,27 @@ def iter_lines(uri: str) -> Iterator[bytes]:
         yield from handle
 
 
+def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Lines ending at b"\n" only, as a local file iterates (botocore's iter_lines also splits on a lone "\r")."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line + b"\n"
+    if pending:
+        yield pending
+
+
 def quarantine_uri(quarantine_prefix: str, input_uri: str) -> str:
     """Deterministic per input, so a rerun replaces its own quarantine file instead of adding one."""
     if is_s3(input_uri):
         bucket, key = split_s3(input_uri)
         relative = f"{bucket}/{key}"
     else:
-        relative = Path(input_uri).name
+        # Same-named files in different folders must not share a quarantine file.
+        path = Path(input_uri).resolve()
+        relative = f"{path.name}.{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
     return f"{quarantine_prefix.rstrip('/')}/{relative}.quarantine.csv"
 
 

@@ -21,6 +21,8 @@ SUMMARY_COLUMNS = ("device_id", "avg_frame_rate", "avg_gpu_usage", "max_latency_
 QUARANTINE_COLUMNS = ("line_number", "reason", "raw_line")
 DEVICE_ID_MAX_BYTES = 50  # performance_summary.device_id is VARCHAR(50); Redshift counts bytes
 INT4_MAX = 2**31 - 1
+# Beyond any real display, and small enough that sums over billions of rows stay finite.
+FRAME_RATE_MAX = 10_000
 DEFAULT_CHUNK_ROWS = 200_000
 
 _PARTIAL_COLUMNS = ["device_id", "sum_frame_rate", "sum_gpu_usage", "max_latency_ms", "log_count"]
@@ -144,7 +146,7 @@ def validate(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         (device.str.contains(r"[\\\x00-\x1f\x7f]", regex=True), "device_id contains a backslash or control character"),
         (ts.isna(), "unparsable timestamp"),
         (~_finite(frame), "non-numeric frame_rate"),
-        (_finite(frame) & frame.lt(0), "negative frame_rate"),
+        (_finite(frame) & (frame.lt(0) | frame.gt(FRAME_RATE_MAX)), "frame_rate outside 0..10000"),
         (~_finite(gpu), "non-numeric gpu_usage"),
         (_finite(gpu) & (gpu.lt(0) | gpu.gt(100)), "gpu_usage outside 0..100"),
         (~_finite(latency) | latency.ne(latency.round()), "non-integer latency_ms"),

@@ -6,6 +6,7 @@ here with math.fsum from the seed's own numbers (never from the code under test)
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import warnings
@@ -140,7 +141,8 @@ def test_chunking_of_bad_rows_keeps_accounting(tmp_path: Path, chunk_rows: int) 
         "max_latency_ms": [20, 30],
         "log_count": [1, 1],
     }
-    assert result.quarantine == str(tmp_path / "quarantine" / "render_logs_with_errors.csv.quarantine.csv")
+    path_hash = hashlib.sha256(str(WITH_ERRORS.resolve()).encode()).hexdigest()[:8]
+    assert result.quarantine == str(tmp_path / "quarantine" / f"render_logs_with_errors.csv.{path_hash}.quarantine.csv")
     quarantined = pd.read_csv(result.quarantine, dtype={"line_number": "int64", "reason": str, "raw_line": str})
     assert quarantined.to_dict("records") == [
         {"line_number": 3, "reason": "empty device_id", "raw_line": "2025-10-06T12:00:10,,59.0,80.0,18"},
@@ -276,7 +278,8 @@ def test_header_only_file(tmp_path: Path) -> None:
         (b"2025-10-06T12:00:00,iac-vx1,60.0,90.0,20,7\n", "expected 5 fields, found 6"),
         (b"2025-10-06T12:00:00,iac-vx1,60.0,100.5,20\n", "gpu_usage outside 0..100"),
         (b"2025-10-06T12:00:00,iac-vx1,60.0,-0.5,20\n", "gpu_usage outside 0..100"),
-        (b"2025-10-06T12:00:00,iac-vx1,-1.0,90.0,20\n", "negative frame_rate"),
+        (b"2025-10-06T12:00:00,iac-vx1,-1.0,90.0,20\n", "frame_rate outside 0..10000"),
+        (b"2025-10-06T12:00:00,iac-vx1,1e308,90.0,20\n", "frame_rate outside 0..10000"),
         (b"2025-10-06T12:00:00,iac-vx1,60.0,90.0,20.5\n", "non-integer latency_ms"),
         (b"2025-10-06T12:00:00,iac-vx1,60.0,90.0,twenty\n", "non-integer latency_ms"),
         (b"2025-10-06T12:00:00,iac-vx1,60.0,90.0,-1\n", "latency_ms outside 0..2147483647"),
@@ -302,7 +305,7 @@ def test_bad_row_is_quarantined_with_exact_reason(line: bytes, reason: str) -> N
 def test_row_failing_several_checks_gets_every_reason() -> None:
     assert reasons_for(b"2025-10-06T12:00:00,,60.0,101,20\n") == ["empty device_id; gpu_usage outside 0..100"]
     assert reasons_for(b"yesterday,iac\\1,-2,x,1.5\n") == [
-        "device_id contains a backslash or control character; unparsable timestamp; negative frame_rate; "
+        "device_id contains a backslash or control character; unparsable timestamp; frame_rate outside 0..10000; "
         "non-numeric gpu_usage; non-integer latency_ms"
     ]
 
@@ -650,3 +653,23 @@ def test_redshift_connection_error_is_transient() -> None:
     client = FakeDataApi([], batch_error=EndpointConnectionError(endpoint_url="https://redshift-data.example"))
     with pytest.raises(TransientError, match=r"^Redshift Data API: Could not connect"):
         redshift(client).run_transaction(STATEMENTS)
+
+
+def test_same_named_local_files_in_two_folders_get_separate_quarantine_files(tmp_path: Path) -> None:
+    bad = b"timestamp,device_id,frame_rate,gpu_usage,latency_ms\n2025-10-06T12:00:00,,1,1,1\n"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = write(tmp_path / "a", bad, "logs.csv"), write(tmp_path / "b", bad, "logs.csv")
+    one, _ = run_file(first, tmp_path)
+    two, _ = run_file(second, tmp_path)
+    assert one.quarantine != two.quarantine
+    assert Path(one.quarantine).exists() and Path(two.quarantine).exists()
+
+
+def test_s3_lines_split_like_a_local_file() -> None:
+    from render_summary.storage import split_lines
+
+    chunks = [b"a,b\r\nc", b"\rd\n", b"", b"e\nlast"]
+    assert list(split_lines(chunks)) == [b"a,b\r\n", b"c\rd\n", b"e\n", b"last"]
+    assert list(split_lines([b"x\n"])) == [b"x\n"]
+    assert list(split_lines([])) == []

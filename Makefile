@@ -1,0 +1,34 @@
+# The README's two commands are `make run` and `make test`; both set everything up first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup run test lint format clean
+
+setup: $(VENV)/.installed
+	@scripts/ensure-postgres.sh
+
+# Reinstall only when a requirements file changed.
+$(VENV)/.installed: requirements.txt requirements-dev.txt batch_image/requirements.txt batch_image/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+run: setup  ## the render-log pipeline locally on the bundled samples, then print the table
+	$(BIN)/python -m localrun
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy components pipelines localrun batch_image/render_summary __main__.py
+
+test: lint  ## everything CI runs
+	$(BIN)/pytest
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) .local .pytest_cache .ruff_cache
