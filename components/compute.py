@@ -16,7 +16,8 @@ from components import naming
 from components.config import FARGATE_MEMORY_MIB
 from components.iam import service_role, statement
 
-_NOT_IMAGE_CONTENT = {"__pycache__", ".pytest_cache", "build", ".venv"}
+# Mirrors batch_image/.dockerignore: local caches must not change the tag (that would be preview noise).
+_NOT_IMAGE_CONTENT = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".venv", ".git", "build", "dist"}
 
 
 def content_hash(path: Path) -> str:

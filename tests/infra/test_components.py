@@ -101,6 +101,9 @@ def test_content_hash_follows_code_not_caches(tmp_path: Path) -> None:
     (tmp_path / "pkg" / "__pycache__" / "job.cpython-311.pyc").write_bytes(b"\x00")
     (tmp_path / "pkg.egg-info").mkdir()
     (tmp_path / "pkg.egg-info" / "PKG-INFO").write_text("Name: pkg\n")
+    for cache in (".mypy_cache", ".ruff_cache", "dist"):
+        (tmp_path / cache).mkdir()
+        (tmp_path / cache / "x").write_text("cache\n")
     assert content_hash(tmp_path) == first
     (tmp_path / "pkg" / "job.py").write_text("x = 2\n")
     assert content_hash(tmp_path) != first
