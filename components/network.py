@@ -22,7 +22,7 @@ class NetworkArgs:
     # False (the zero-idle-cost default): jobs run in public subnets with public IPs and a
     # security group that admits nothing; true: jobs run in private subnets behind one NAT gateway.
     nat_gateway: bool = False
-    region: pulumi.Input[str] = ""
+    region: pulumi.Input[str]
     flow_log_retention_days: int = 30
     kms_key_arn: pulumi.Input[str] | None = None
 

@@ -49,18 +49,17 @@ def run(
     # Local files are keyed by absolute file:// URI so reruns from another directory stay idempotent.
     source_uri = input_uri if storage.is_s3(input_uri) else Path(input_uri).resolve().as_uri()
     _header, chunks = transform.read_chunks(storage.iter_lines(input_uri), chunk_rows)
-    partials: list[pd.DataFrame] = []
+    # One running per-device partial: memory tracks devices, not chunks.
+    partial = transform.merge_partials([])
     rejected: list[pd.DataFrame] = []
     rows_in = 0
     for chunk in chunks:
         valid, quarantined = transform.validate(chunk.rows)
-        partials.append(transform.merge_partials([transform.partial_aggregate(valid)]))
-        if len(partials) > 1:  # keep one merged partial: memory tracks devices, not chunks
-            partials = [transform.merge_partials(partials)]
+        partial = transform.merge_partials([partial, transform.partial_aggregate(valid)])
         rejected += [r for r in (chunk.rejected, quarantined) if not r.empty]
         rows_in += len(chunk.rows) + len(chunk.rejected)
         log.info("read %d row(s) so far from %s", rows_in, input_uri)
-    summary = transform.finalize(transform.merge_partials(partials))
+    summary = transform.finalize(partial)
     rows_quarantined = sum(len(r) for r in rejected)
 
     q_uri = storage.quarantine_uri(quarantine_prefix, input_uri)

@@ -224,8 +224,3 @@ def finalize(partials: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return summary.sort_values("device_id", ignore_index=True)[list(SUMMARY_COLUMNS)]
-
-
-def summarize(valid: pd.DataFrame) -> pd.DataFrame:
-    """One-shot convenience: validated rows -> summary (the streaming path uses the partials directly)."""
-    return finalize(merge_partials([partial_aggregate(valid)]))
