@@ -1,6 +1,6 @@
-"""Shared, generic fixtures: one real PostgreSQL and one moto HTTP server per test session.
+"""Shared, generic fixtures: one Spark session, one real PostgreSQL and one moto HTTP server per test session.
 
-Both start lazily, only when a test asks for them, so suites that need neither (Pulumi mocks,
+Each starts lazily, only when a test asks for them, so suites that need neither (Pulumi mocks,
 pure transforms) pay nothing. Tests isolate themselves inside the shared servers: a fresh schema
 per test in PostgreSQL, a reset (`moto_server.reset()`) or unique bucket names in moto.
 """
@@ -14,6 +14,16 @@ from dataclasses import dataclass
 import pytest
 
 from localrun.postgres import temporary_postgres
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] Spark session (the Glue 5.0 engine, pyspark 3.5) for the whole run: it takes ~8 s to start."""
+    from glue_common import spark_session
+
+    session = spark_session("tests")
+    yield session
+    session.stop()
 
 
 @pytest.fixture(scope="session")

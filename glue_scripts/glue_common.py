@@ -1,0 +1,147 @@
+"""What every Glue script here shares: arguments, the Spark session, file listing, run summaries.
+
+On AWS Glue this file ships beside each script through `--extra-py-files` (see
+components/compute.py GlueJob), so scripts import it as the top-level module `glue_common`.
+Locally the same code runs on pyspark 3.5 with local paths; `s3://` URIs work on Glue, whose
+EMRFS serves the Hadoop FileSystem calls below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("glue_job")
+
+
+class BadInput(ValueError):
+    """The input as a whole cannot be processed (missing columns, bad arguments): do not retry."""
+
+
+def resolve_args(argv: Sequence[str], required: Sequence[str], optional: dict[str, str]) -> dict[str, str]:
+    """`--name value` job arguments: Glue's getResolvedOptions on Glue, argparse elsewhere.
+
+    Optional arguments fall back to the given defaults (Glue itself has no optional arguments).
+    """
+    try:
+        from awsglue.utils import getResolvedOptions  # type: ignore[import-not-found]
+    except ImportError:
+        parser = argparse.ArgumentParser()
+        for name in required:
+            parser.add_argument(f"--{name}", required=True)
+        for name, default in optional.items():
+            parser.add_argument(f"--{name}", default=default)
+        return vars(parser.parse_known_args(list(argv))[0])
+    given = {a[2:].split("=", 1)[0] for a in argv if a.startswith("--")}
+    resolved = getResolvedOptions(list(argv), [*required, *(n for n in optional if n in given)])
+    return {**optional, **resolved}
+
+
+def spark_session(app_name: str):
+    """The Glue job's Spark session (committing the job on exit), or a local[2] one."""
+    from pyspark.sql import SparkSession
+
+    try:
+        from awsglue.context import GlueContext  # type: ignore[import-not-found]
+        from pyspark.context import SparkContext
+    except ImportError:
+        builder = SparkSession.builder.master("local[2]").appName(app_name)
+    else:  # pragma: no cover - only on AWS Glue
+        return GlueContext(SparkContext.getOrCreate()).spark_session
+    return configure(
+        builder.config("spark.sql.shuffle.partitions", "8")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", "1g")
+        .getOrCreate()
+    )
+
+
+def configure(spark):
+    """Settings every job relies on, applied to any session (Glue's or a local one)."""
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    # Overwrite replaces only the partitions a run writes, never the whole dataset.
+    spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
+    spark.conf.set("spark.sql.parquet.compression.codec", "snappy")
+    # No `_SUCCESS` files among the data: crawlers and COPY see Parquet only.
+    spark.conf.set("mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
+    spark.sparkContext._jsc.hadoopConfiguration().set("mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
+    return spark
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    uri: str
+    size: int
+    modified_ms: int
+
+
+def _path(spark, uri: str):
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return path, path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+
+def list_files(spark, uri: str, suffix: str = "") -> list[FileInfo]:
+    """Files under a directory/prefix (recursively), or the one file `uri` names, sorted by URI."""
+    path, fs = _path(spark, uri)
+    if not fs.exists(path):
+        return []
+    if fs.getFileStatus(path).isFile():
+        status = fs.getFileStatus(path)
+        return [FileInfo(str(status.getPath().toString()), status.getLen(), status.getModificationTime())]
+    found = []
+    iterator = fs.listFiles(path, True)
+    while iterator.hasNext():
+        status = iterator.next()
+        name = status.getPath().getName()
+        if name.endswith(suffix) and not name.startswith(("_", ".")):
+            found.append(FileInfo(status.getPath().toString(), status.getLen(), status.getModificationTime()))
+    return sorted(found, key=lambda f: f.uri)
+
+
+def delete_matching(spark, glob: str) -> int:
+    """Delete every path matching a Hadoop glob; returns how many were deleted."""
+    path, fs = _path(spark, glob)
+    matches = fs.globStatus(path) or []
+    for status in matches:
+        fs.delete(status.getPath(), True)
+    return len(matches)
+
+
+def read_text(spark, uri: str) -> str | None:
+    """A small UTF-8 file (state markers), or None if it does not exist."""
+    path, fs = _path(spark, uri)
+    if not fs.exists(path):
+        return None
+    stream = fs.open(path)
+    try:
+        jvm = spark.sparkContext._jvm
+        return str(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
+    finally:
+        stream.close()
+
+
+def write_text(spark, uri: str, text: str) -> None:
+    """Create or replace a small UTF-8 file (state markers)."""
+    path, fs = _path(spark, uri)
+    stream = fs.create(path, True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+
+
+def log_summary(job: str, **figures: Any) -> dict[str, Any]:
+    """One JSON line per run that says what happened (CloudWatch Logs Insights can query it)."""
+    summary = {"job": job, **figures}
+    log.info(json.dumps(summary, sort_keys=True, default=str))
+    return summary
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(message)s")
