@@ -5,8 +5,13 @@ BIN := $(VENV)/bin
 
 .PHONY: setup run test lint format clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed node_modules/.installed
 	@scripts/ensure-postgres.sh
+
+# asl-validator, the independent Step Functions definition check the tests run.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 # Reinstall only when a requirements file changed.
 $(VENV)/.installed: requirements.txt requirements-dev.txt batch_image/requirements.txt batch_image/pyproject.toml
@@ -21,7 +26,7 @@ run: setup  ## the render-log pipeline locally on the bundled samples, then prin
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy components pipelines localrun batch_image/render_summary __main__.py
+	$(BIN)/mypy components pipelines localrun ingestion glue_scripts batch_image/render_summary __main__.py
 
 test: lint  ## everything CI runs
 	$(BIN)/pytest
@@ -31,4 +36,4 @@ format: setup
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .local .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules .local .pytest_cache .ruff_cache

@@ -10,9 +10,12 @@ from components.config import load_config
 from components.iam import statement
 from components.network import Network, NetworkArgs
 from components.orchestration import NotificationTopic, NotificationTopicArgs
-from components.storage import DataLake, DataLakeArgs
+from components.storage import DataLake, DataLakeArgs, s3_uri
 from components.warehouse import QueryCatalog, QueryCatalogArgs, Warehouse, WarehouseArgs
+from pipelines.glue_estate import GlueEstate
 from pipelines.render_logs import RenderLogsArgs, RenderLogsPipeline
+from pipelines.sales import SalesArgs, SalesPipeline
+from pipelines.sensor_timeseries import SensorTimeseriesArgs, SensorTimeseriesPipeline
 
 raw_config = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
 cfg = load_config(raw_config, pulumi.get_project(), pulumi.get_stack(), raw_config.get("aws:region"))
@@ -105,6 +108,40 @@ if "render-logs" in cfg.pipelines:
         opts=platform,
     )
 
+glue_estate = GlueEstate(
+    glue=cfg.glue,
+    account_id=account_id,
+    region=region,
+    kms_key_arn=lake.key_arn,
+    raw_bucket=lake.bucket_names["raw"],
+    raw_bucket_arn=lake.bucket_arns["raw"],
+    processed_bucket=lake.bucket_names["processed"],
+    processed_bucket_arn=lake.bucket_arns["processed"],
+    scripts_bucket=lake.bucket_names["scripts"],
+    scripts_bucket_arn=lake.bucket_arns["scripts"],
+    topic_arn=notifications.topic_arn,
+)
+if "sales" in cfg.pipelines:
+    pipelines["sales"] = SalesPipeline(
+        "sales",
+        SalesArgs(
+            estate=glue_estate,
+            settings=cfg.sales,
+            catalog_database=catalog.database_name,
+            workgroup_name=warehouse.workgroup_name,
+            workgroup_arn=warehouse.workgroup_arn,
+            database=warehouse.database,
+            copy_role_arn=warehouse.copy_role_arn,
+        ),
+        opts=platform,
+    )
+if "sensor-timeseries" in cfg.pipelines:
+    pipelines["sensor-timeseries"] = SensorTimeseriesPipeline(
+        "sensor",
+        SensorTimeseriesArgs(estate=glue_estate, settings=cfg.sensor, log_retention_days=cfg.log_retention_days),
+        opts=platform,
+    )
+
 pulumi.export("buckets", lake.bucket_names)
 pulumi.export("kms_key_arn", lake.key_arn)
 pulumi.export("redshift_workgroup", warehouse.workgroup_name)
@@ -113,11 +150,14 @@ pulumi.export("redshift_admin_secret_arn", warehouse.admin_secret_arn)
 pulumi.export("glue_database", catalog.database_name)
 pulumi.export("athena_workgroup", catalog.workgroup_name)
 pulumi.export("notification_topic_arn", notifications.topic_arn)
-if "render-logs" in pipelines:
-    render_logs = pipelines["render-logs"]
-    assert isinstance(render_logs, RenderLogsPipeline)
-    pulumi.export(
-        "render_logs_upload_to", pulumi.Output.concat("s3://", lake.bucket_names["raw"], "/", cfg.render_logs.prefix)
-    )
+raw = lake.bucket_names["raw"]
+if isinstance(render_logs := pipelines.get("render-logs"), RenderLogsPipeline):
+    pulumi.export("render_logs_upload_to", s3_uri(raw, cfg.render_logs.prefix))
     pulumi.export("render_logs_state_machine_arn", render_logs.state_machine_arn)
     pulumi.export("render_logs_image", render_logs.image_uri)
+if isinstance(sales := pipelines.get("sales"), SalesPipeline):
+    pulumi.export("sales_upload_to", s3_uri(raw, cfg.sales.input_prefix))
+    pulumi.export("sales_workflow", sales.workflow_name)
+if isinstance(sensor := pipelines.get("sensor-timeseries"), SensorTimeseriesPipeline):
+    pulumi.export("sensor_upload_to", s3_uri(raw, cfg.sensor.input_prefix))
+    pulumi.export("sensor_state_machine_arn", sensor.state_machine_arn)

@@ -277,6 +277,22 @@ class BatchCompute(pulumi.ComponentResource):
         )
 
 
+def glue_security_configuration(
+    name: str, kms_key_arn: pulumi.Input[str], parent: pulumi.Resource
+) -> aws.glue.SecurityConfiguration:
+    """Encrypts what a Glue job or crawler writes to S3, its logs and its bookmarks with the estate key."""
+    return aws.glue.SecurityConfiguration(
+        f"{name}-security",
+        name=naming.physical(f"{name}-security", 255),
+        encryption_configuration={
+            "cloudwatch_encryption": {"cloudwatch_encryption_mode": "SSE-KMS", "kms_key_arn": kms_key_arn},
+            "job_bookmarks_encryption": {"job_bookmarks_encryption_mode": "CSE-KMS", "kms_key_arn": kms_key_arn},
+            "s3_encryption": {"s3_encryption_mode": "SSE-KMS", "kms_key_arn": kms_key_arn},
+        },
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class GlueJobArgs:
     account_id: pulumi.Input[str]
@@ -286,6 +302,8 @@ class GlueJobArgs:
     script_path: str
     scripts_bucket: pulumi.Input[str]
     scripts_bucket_arn: pulumi.Input[str]
+    # Local modules the script imports (e.g. glue_scripts/glue_common.py), shipped via --extra-py-files.
+    extra_py_files: tuple[str, ...] = ()
     # What the job may do besides reading its script and logging (least privilege is the caller's).
     role_statements: list[dict[str, Any]]
     # Job arguments ("--name": value) every run receives.
@@ -325,20 +343,29 @@ class GlueJob(pulumi.ComponentResource):
             opts=child,
         )
         self.script_location = pulumi.Output.concat("s3://", script_object.bucket, "/", script_object.key)
+        # Each module keeps its file name (that is what the script imports) under a content-hashed folder.
+        module_keys = [
+            f"glue/{script.stem}/lib/{content_hash(Path(module))[:16]}/{Path(module).name}"
+            for module in args.extra_py_files
+        ]
+        module_locations = [
+            pulumi.Output.concat(
+                "s3://",
+                aws.s3.BucketObjectv2(
+                    f"{name}-lib-{Path(module).stem.replace('_', '-')}",
+                    bucket=args.scripts_bucket,
+                    key=module_key,
+                    source=pulumi.FileAsset(module),
+                    content_type="text/x-python",
+                    opts=child,
+                ).bucket,
+                "/",
+                module_key,
+            )
+            for module, module_key in zip(args.extra_py_files, module_keys, strict=True)
+        ]
 
-        security = aws.glue.SecurityConfiguration(
-            f"{name}-security",
-            name=naming.physical(f"{name}-security", 255),
-            encryption_configuration={
-                "cloudwatch_encryption": {"cloudwatch_encryption_mode": "SSE-KMS", "kms_key_arn": args.kms_key_arn},
-                "job_bookmarks_encryption": {
-                    "job_bookmarks_encryption_mode": "CSE-KMS",
-                    "kms_key_arn": args.kms_key_arn,
-                },
-                "s3_encryption": {"s3_encryption_mode": "SSE-KMS", "kms_key_arn": args.kms_key_arn},
-            },
-            opts=child,
-        )
+        security = glue_security_configuration(name, args.kms_key_arn, self)
         glue_logs = pulumi.Output.concat("arn:aws:logs:", args.region, ":", args.account_id, ":log-group:/aws-glue/*")
         temp_prefix = f"glue-temp/{script.stem}/"
         role = service_role(
@@ -347,7 +374,10 @@ class GlueJob(pulumi.ComponentResource):
             "glue.amazonaws.com",
             args.account_id,
             [
-                statement(["s3:GetObject"], [pulumi.Output.concat(args.scripts_bucket_arn, "/", key)]),
+                statement(
+                    ["s3:GetObject"],
+                    [pulumi.Output.concat(args.scripts_bucket_arn, "/", k) for k in (key, *module_keys)],
+                ),
                 statement(
                     ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
                     [pulumi.Output.concat(args.scripts_bucket_arn, "/", temp_prefix, "*")],
@@ -360,6 +390,9 @@ class GlueJob(pulumi.ComponentResource):
                 *args.role_statements,
             ],
             parent=self,
+        )
+        extra_py_files = (
+            {"--extra-py-files": pulumi.Output.all(*module_locations).apply(",".join)} if module_locations else {}
         )
         job = aws.glue.Job(
             f"{name}-job",
@@ -374,6 +407,7 @@ class GlueJob(pulumi.ComponentResource):
                 "--enable-observability-metrics": "true",
                 "--job-bookmark-option": "job-bookmark-enable" if args.bookmarks else "job-bookmark-disable",
                 "--TempDir": pulumi.Output.concat("s3://", args.scripts_bucket, "/", temp_prefix),
+                **extra_py_files,
                 **args.arguments,
             },
             worker_type=args.worker_type,

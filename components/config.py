@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -19,7 +20,23 @@ from typing import Any
 import yaml
 
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
-KNOWN_PIPELINES = ("render-logs",)
+KNOWN_PIPELINES = ("render-logs", "sales", "sensor-timeseries")
+# The sales job's typed schema (glue_scripts/sales_csv_to_parquet.py; a test keeps the two equal).
+SALES_COLUMNS = (
+    "order_id",
+    "order_date",
+    "customer_id",
+    "product_id",
+    "product_name",
+    "category",
+    "region",
+    "quantity",
+    "unit_price",
+    "discount",
+    "sales_rep",
+    "notes",
+)
+GLUE_WORKER_TYPES = ("G.1X", "G.2X", "G.4X", "G.8X")
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (
     1,
@@ -78,6 +95,28 @@ class RenderLogsConfig:
 
 
 @dataclass(frozen=True)
+class GlueConfig:
+    worker_type: str
+    workers: int
+    timeout_minutes: int
+
+
+@dataclass(frozen=True)
+class SalesConfig:
+    input_prefix: str
+    columns: tuple[str, ...]
+    table: str
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    input_prefix: str
+    schedule: str
+    schedule_timezone: str
+    frequency: str
+
+
+@dataclass(frozen=True)
 class StackConfig:
     project: str
     stack: str
@@ -97,6 +136,9 @@ class StackConfig:
     batch_max_vcpus: int
     batch_use_spot: bool
     render_logs: RenderLogsConfig
+    glue: GlueConfig
+    sales: SalesConfig
+    sensor: SensorConfig
 
     @property
     def tags(self) -> dict[str, str]:
@@ -201,10 +243,23 @@ def load_config(raw: Mapping[str, str], project: str, stack: str, region: str | 
         "must be 0 (no cap) or a multiple of 8 from redshiftBaseCapacity to 5632",
     )
     check(1 <= values["batchMaxVcpus"] <= 4096, "batchMaxVcpus", "must be 1 to 4096")
+    for key, example in (
+        ("renderLogsPrefix", "render-logs/"),
+        ("salesInputPrefix", "sales/input/"),
+        ("sensorInputPrefix", "sensor/raw/"),
+    ):
+        check(
+            re.fullmatch(r"([a-z0-9][a-z0-9_.-]*/)+", values[key]) is not None,
+            key,
+            f"must be an S3 key prefix of lower-case path segments ending in '/', e.g. {example}",
+        )
+    prefixes = [values[k] for k in ("renderLogsPrefix", "salesInputPrefix", "sensorInputPrefix")]
+    overlapping = any(a != b and b.startswith(a) for a in prefixes for b in prefixes) or len(set(prefixes)) < 3
     check(
-        re.fullmatch(r"([a-z0-9][a-z0-9_.-]*/)+", values["renderLogsPrefix"]) is not None,
-        "renderLogsPrefix",
-        "must be an S3 key prefix of lower-case path segments ending in '/', e.g. render-logs/",
+        not overlapping,
+        "salesInputPrefix",
+        "renderLogsPrefix, salesInputPrefix and sensorInputPrefix must not contain one another "
+        "(an upload would start two pipelines)",
     )
     vcpu = _parse_vcpu(values["renderLogsVcpu"])
     check(vcpu in FARGATE_MEMORY_MIB, "renderLogsVcpu", f"Fargate allows {', '.join(map(_fmt, FARGATE_MEMORY_MIB))}")
@@ -218,10 +273,37 @@ def load_config(raw: Mapping[str, str], project: str, stack: str, region: str | 
         )
     check(1 <= values["renderLogsTimeoutMinutes"] <= 1440, "renderLogsTimeoutMinutes", "must be 1 to 1440")
     check(1 <= values["renderLogsRetryAttempts"] <= 10, "renderLogsRetryAttempts", "Batch allows 1 to 10 attempts")
+    for key in ("renderLogsTable", "salesTable"):
+        check(
+            re.fullmatch(r"[a-z_][a-z0-9_]{0,126}", values[key]) is not None, key, "must be a lower-case SQL identifier"
+        )
     check(
-        re.fullmatch(r"[a-z_][a-z0-9_]{0,126}", values["renderLogsTable"]) is not None,
-        "renderLogsTable",
-        "must be a lower-case SQL identifier",
+        values["glueWorkerType"] in GLUE_WORKER_TYPES,
+        "glueWorkerType",
+        f"Glue 5.0 Spark jobs run on {', '.join(GLUE_WORKER_TYPES)}",
+    )
+    check(2 <= values["glueWorkers"] <= 100, "glueWorkers", "must be 2 to 100")
+    check(1 <= values["glueTimeoutMinutes"] <= 2880, "glueTimeoutMinutes", "Glue allows 1 to 2880 minutes")
+    columns = values["salesColumns"]
+    unknown_columns = [c for c in columns if c not in SALES_COLUMNS]
+    check(
+        not unknown_columns and len(set(columns)) == len(columns) and {"order_id", "order_date"} <= set(columns),
+        "salesColumns",
+        "must list each column once, include order_id and order_date, and use only "
+        + ", ".join(SALES_COLUMNS)
+        + (f" (unknown: {', '.join(unknown_columns)})" if unknown_columns else ""),
+    )
+    schedule_problem = schedule_expression_problem(values["sensorSchedule"])
+    check(schedule_problem is None, "sensorSchedule", schedule_problem or "")
+    check(
+        values["sensorScheduleTimezone"] in zoneinfo.available_timezones(),
+        "sensorScheduleTimezone",
+        "must be an IANA time zone name such as UTC or Europe/Berlin",
+    )
+    check(
+        frequency_seconds(values["sensorFrequency"]) is not None,
+        "sensorFrequency",
+        "must be <n>s, <n>min or <n>h with n >= 1 and divide a day evenly (e.g. 30s, 1min, 15min, 1h)",
     )
     if problems:
         raise ConfigError(problems)
@@ -252,7 +334,31 @@ def load_config(raw: Mapping[str, str], project: str, stack: str, region: str | 
             retry_attempts=values["renderLogsRetryAttempts"],
             table=values["renderLogsTable"],
         ),
+        glue=GlueConfig(
+            worker_type=values["glueWorkerType"],
+            workers=values["glueWorkers"],
+            timeout_minutes=values["glueTimeoutMinutes"],
+        ),
+        sales=SalesConfig(input_prefix=values["salesInputPrefix"], columns=columns, table=values["salesTable"]),
+        sensor=SensorConfig(
+            input_prefix=values["sensorInputPrefix"],
+            schedule=values["sensorSchedule"],
+            schedule_timezone=values["sensorScheduleTimezone"],
+            frequency=values["sensorFrequency"],
+        ),
     )
+
+
+_FREQUENCY = re.compile(r"^([1-9][0-9]*)(s|min|h)$")
+
+
+def frequency_seconds(text: str) -> int | None:
+    """Seconds of a time-series step such as 30s, 15min or 1h; None unless it divides a day."""
+    match = _FREQUENCY.match(text)
+    if not match:
+        return None
+    seconds = int(match.group(1)) * {"s": 1, "min": 60, "h": 3600}[match.group(2)]
+    return seconds if 86400 % seconds == 0 else None
 
 
 def _parse_vcpu(text: str) -> float:

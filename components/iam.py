@@ -87,3 +87,15 @@ def service_role(
         opts=pulumi.ResourceOptions(parent=role),
     )
     return role
+
+
+def objects(bucket_arn: pulumi.Input[str], *prefixes: str) -> list[pulumi.Output[str]]:
+    """Object ARNs under each key prefix of a bucket."""
+    return [pulumi.Output.concat(bucket_arn, "/", prefix, "*") for prefix in prefixes]
+
+
+def list_buckets(*bucket_arns: pulumi.Input[str]) -> dict[str, Any]:
+    """ListBucket for Spark/Glue readers and writers. Not narrowed by s3:prefix: Hadoop also HEADs
+    and lists parent "folders", and S3 answers a missing key with 403 (not 404) to a caller
+    without ListBucket on it, which fails the job."""
+    return statement(["s3:ListBucket"], list(bucket_arns))

@@ -6,6 +6,8 @@ be written without Retry and without a Catch that routes to the failure notifica
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,7 +89,7 @@ def _dead_letter_queue(name: str, kms_key_arn: pulumi.Input[str], parent: pulumi
     )
 
 
-def _allow_delivery(name: str, queue: aws.sqs.Queue, service: str, source_arn: pulumi.Input[str]) -> None:
+def _allow_delivery(name: str, queue: aws.sqs.Queue, service: str, source_arns: list[pulumi.Input[str]]) -> None:
     aws.sqs.QueuePolicy(
         f"{name}-dlq-policy",
         queue_url=queue.url,
@@ -98,7 +100,7 @@ def _allow_delivery(name: str, queue: aws.sqs.Queue, service: str, source_arn: p
                     "Principal": {"Service": service},
                     "Action": "sqs:SendMessage",
                     "Resource": queue.arn,
-                    "Condition": {"ArnEquals": {"aws:SourceArn": source_arn}},
+                    "Condition": {"ArnEquals": {"aws:SourceArn": source_arns}},
                 }
             ]
         ),
@@ -114,7 +116,9 @@ class ObjectCreatedRuleArgs:
     # Only objects under this key prefix (and with one of the suffixes, if given) match.
     key_prefix: str
     key_suffixes: tuple[str, ...] = ()
-    state_machine_arn: pulumi.Input[str]
+    # What the rule starts: a state machine (states:StartExecution) or a Glue workflow (glue:notifyEvent).
+    target_arn: pulumi.Input[str]
+    target_action: str = "states:StartExecution"
     # How long and how often EventBridge keeps trying to start the target before dead-lettering.
     maximum_event_age_seconds: int = 3600
     maximum_retry_attempts: int = 10
@@ -134,8 +138,8 @@ def object_created_pattern(bucket: Any, key_prefix: str, key_suffixes: tuple[str
 
 
 class ObjectCreatedRule(pulumi.ComponentResource):
-    """An EventBridge rule for objects created under a prefix that starts a state machine, with a
-    retry policy and a KMS-encrypted dead-letter queue so no event is silently lost."""
+    """An EventBridge rule for objects created under a prefix that starts a state machine or a Glue
+    workflow, with a retry policy and a KMS-encrypted dead-letter queue so no event is silently lost."""
 
     rule_arn: pulumi.Output[str]
     dead_letter_queue_arn: pulumi.Output[str]
@@ -156,15 +160,15 @@ class ObjectCreatedRule(pulumi.ComponentResource):
             f"{name}-events",
             "events.amazonaws.com",
             args.account_id,
-            [statement(["states:StartExecution"], [args.state_machine_arn])],
+            [statement([args.target_action], [args.target_arn])],
             parent=self,
         )
         dlq = _dead_letter_queue(name, args.kms_key_arn, self)
-        _allow_delivery(name, dlq, "events.amazonaws.com", rule.arn)
+        _allow_delivery(name, dlq, "events.amazonaws.com", [rule.arn])
         aws.cloudwatch.EventTarget(
             f"{name}-target",
             rule=rule.name,
-            arn=args.state_machine_arn,
+            arn=args.target_arn,
             role_arn=role.arn,
             dead_letter_config={"arn": dlq.arn},
             retry_policy={
@@ -233,7 +237,7 @@ class Schedule(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self),
         )
-        _allow_delivery(name, dlq, "scheduler.amazonaws.com", schedule.arn)
+        _allow_delivery(name, dlq, "scheduler.amazonaws.com", [schedule.arn])
         self.schedule_arn = schedule.arn
         self.register_outputs({"schedule_arn": self.schedule_arn})
 
@@ -259,10 +263,30 @@ def _notify(topic_arn: Any, subject: str, message: dict[str, Any]) -> dict[str, 
     }
 
 
-def pipeline_definition(pipeline: str, steps: list[TaskStep], topic_arn: Any) -> dict[str, Any]:
+def pipeline_definition(
+    pipeline: str, steps: list[TaskStep], topic_arn: Any, input_defaults: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """ASL for steps run in order; each has Retry, and a Catch to NotifyFailure, which publishes
-    which step failed and why, then fails the execution. Success publishes NotifySuccess."""
+    which step failed and why, then fails the execution. Success publishes NotifySuccess.
+
+    `input_defaults` fills keys the execution input lacks (a missing path would otherwise be a
+    States.Runtime error, which no Catch can route to the failure notification)."""
     states: dict[str, Any] = {}
+    start = steps[0].name
+    if input_defaults:
+        start = "ApplyInputDefaults"
+        states[start] = {
+            "Type": "Pass",
+            "Result": input_defaults,
+            "ResultPath": "$.defaults",
+            "Next": "MergeInputDefaults",
+        }
+        states["MergeInputDefaults"] = {
+            "Type": "Pass",
+            "Parameters": {"merged.$": "States.JsonMerge($.defaults, $$.Execution.Input, false)"},
+            "OutputPath": "$.merged",
+            "Next": steps[0].name,
+        }
     for i, step in enumerate(steps):
         states[step.name] = {
             "Type": "Task",
@@ -309,7 +333,7 @@ def pipeline_definition(pipeline: str, steps: list[TaskStep], topic_arn: Any) ->
         "Error": "NotificationFailed",
         "Cause": "could not publish to the notification topic",
     }
-    return {"Comment": f"{pipeline} pipeline", "StartAt": steps[0].name, "States": states}
+    return {"Comment": f"{pipeline} pipeline", "StartAt": start, "States": states}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -387,3 +411,186 @@ class StateMachine(pulumi.ComponentResource):
         self.state_machine_arn = machine.arn
         self.role_arn = role.arn
         self.register_outputs({"state_machine_arn": self.state_machine_arn})
+
+
+@dataclass(frozen=True)
+class WorkflowStep:
+    """A Glue crawler or job in a workflow, by its physical name."""
+
+    kind: str  # "crawler" or "job"
+    name: pulumi.Input[str]
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("crawler", "job"):
+            raise ValueError(f"WorkflowStep kind must be 'crawler' or 'job', got {self.kind!r}")
+
+    def action(self) -> aws.glue.TriggerActionArgsDict:
+        return {"crawler_name": self.name} if self.kind == "crawler" else {"job_name": self.name}
+
+    def succeeded(self) -> aws.glue.TriggerPredicateConditionArgsDict:
+        if self.kind == "crawler":
+            return {"crawler_name": self.name, "crawl_state": "SUCCEEDED", "logical_operator": "EQUALS"}
+        return {"job_name": self.name, "state": "SUCCEEDED", "logical_operator": "EQUALS"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class GlueWorkflowArgs:
+    account_id: pulumi.Input[str]
+    region: pulumi.Input[str]
+    # Run in this order; each starts only when the one before it succeeded.
+    steps: tuple[WorkflowStep, ...]
+    # EventBridge events start a run once this many arrived or the window (seconds) passed, so a
+    # burst of uploads is one run (the jobs pick up every new file, not just the event's).
+    batch_size: int = 100
+    batch_window_seconds: int = 300
+    # One run at a time: two runs would write the same outputs concurrently.
+    max_concurrent_runs: int = 1
+
+
+class GlueWorkflow(pulumi.ComponentResource):
+    """A Glue workflow started by EventBridge events (an EVENT trigger) whose steps run in a chain of
+    conditional triggers: a step starts only when the previous one SUCCEEDED."""
+
+    workflow_name: pulumi.Output[str]
+    workflow_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: GlueWorkflowArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dataplatform:orchestration:GlueWorkflow", name, None, opts)
+        if not args.steps:
+            raise ValueError(f"GlueWorkflow {name}: needs at least one step")
+        if not 1 <= args.batch_size <= 100 or not 1 <= args.batch_window_seconds <= 900:
+            raise ValueError(f"GlueWorkflow {name}: Glue allows batch sizes 1-100 and windows of 1-900 seconds")
+        workflow = aws.glue.Workflow(
+            f"{name}-workflow",
+            name=naming.physical(name, 255),
+            description=f"{name}: " + " -> ".join(f"{s.kind}" for s in args.steps),
+            max_concurrent_runs=args.max_concurrent_runs,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        child = pulumi.ResourceOptions(parent=workflow)
+        aws.glue.Trigger(
+            f"{name}-start",
+            name=naming.physical(f"{name}-start", 255),
+            workflow_name=workflow.name,
+            type="EVENT",
+            event_batching_conditions=[{"batch_size": args.batch_size, "batch_window": args.batch_window_seconds}],
+            actions=[args.steps[0].action()],
+            opts=child,
+        )
+        for i, (before, step) in enumerate(zip(args.steps, args.steps[1:], strict=False), start=2):
+            aws.glue.Trigger(
+                f"{name}-step-{i}",
+                name=naming.physical(f"{name}-step-{i}", 255),
+                workflow_name=workflow.name,
+                type="CONDITIONAL",
+                start_on_creation=True,
+                predicate={"conditions": [before.succeeded()]},
+                actions=[step.action()],
+                opts=child,
+            )
+        self.workflow_name = workflow.name
+        self.workflow_arn = pulumi.Output.concat(
+            "arn:aws:glue:", args.region, ":", args.account_id, ":workflow/", workflow.name
+        )
+        self.register_outputs({"workflow_name": self.workflow_name, "workflow_arn": self.workflow_arn})
+
+
+@dataclass(frozen=True)
+class WatchedStep:
+    """A Glue job or crawler whose every finish is announced, with what a reader needs to act."""
+
+    kind: str  # "crawler" or "job"
+    name: pulumi.Input[str]
+    # What the step does and where to look, e.g. "converts new CSVs; rejected rows under s3://...".
+    hint: pulumi.Input[str]
+
+
+_GLUE_FINISHES = {
+    "job": ("Glue Job State Change", "jobName", ["SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED", "ERROR"]),
+    "crawler": ("Glue Crawler State Change", "crawlerName", ["Succeeded", "Failed"]),
+}
+
+
+def glue_state_pattern(kind: str, name: Any) -> dict[str, Any]:
+    """EventBridge pattern for the end of one Glue job's or crawler's runs, successful or not."""
+    detail_type, name_field, states = _GLUE_FINISHES[kind]
+    return {"source": ["aws.glue"], "detail-type": [detail_type], "detail": {name_field: [name], "state": states}}
+
+
+def glue_state_message(pipeline: str, position: str, kind: str, hint: str) -> str:
+    """Input-transformer template (a JSON string) naming the pipeline, the step, its state and error."""
+    if kind == "job":
+        text = (
+            f"[{pipeline}] step {position}: Glue job <name> <state> at <time> (run <run>). Message: <message>. "
+            f"{hint} Logs: CloudWatch log group /aws-glue/jobs/error, stream <run>."
+        )
+    else:
+        text = (
+            f"[{pipeline}] step {position}: Glue crawler <name> <state> at <time>. Message: <message> <error>. "
+            f"{hint} Logs: CloudWatch log group /aws-glue/crawlers, stream <name>."
+        )
+    return json.dumps(text)
+
+
+_INPUT_PATHS: dict[str, dict[str, str]] = {
+    "job": {
+        "name": "$.detail.jobName",
+        "state": "$.detail.state",
+        "run": "$.detail.jobRunId",
+        "message": "$.detail.message",
+        "time": "$.time",
+    },
+    "crawler": {
+        "name": "$.detail.crawlerName",
+        "state": "$.detail.state",
+        "message": "$.detail.message",
+        "error": "$.detail.errorMessage",
+        "time": "$.time",
+    },
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class GlueStateNotificationsArgs:
+    pipeline: str
+    kms_key_arn: pulumi.Input[str]
+    topic_arn: pulumi.Input[str]
+    steps: tuple[WatchedStep, ...]
+
+
+class GlueStateNotifications(pulumi.ComponentResource):
+    """One EventBridge rule per Glue job or crawler that publishes each success and failure to the
+    topic as a sentence a person can act on (pipeline, step, state, error, where to look), with a
+    retry policy and a KMS-encrypted dead-letter queue."""
+
+    rule_arns: list[pulumi.Output[str]]
+
+    def __init__(self, name: str, args: GlueStateNotificationsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dataplatform:orchestration:GlueStateNotifications", name, None, opts)
+        dlq = _dead_letter_queue(name, args.kms_key_arn, self)
+        rules = []
+        for i, step in enumerate(args.steps, start=1):
+            rule = aws.cloudwatch.EventRule(
+                f"{name}-{i}",
+                name_prefix=naming.physical_prefix(f"{name}-{i}", 64),
+                description=f"Announce every finish of step {i} of {args.pipeline}",
+                event_pattern=pulumi.Output.json_dumps(glue_state_pattern(step.kind, step.name)),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            template = pulumi.Output.from_input(step.hint).apply(
+                functools.partial(glue_state_message, args.pipeline, f"{i}/{len(args.steps)}", step.kind)
+            )
+            aws.cloudwatch.EventTarget(
+                f"{name}-{i}-target",
+                rule=rule.name,
+                arn=args.topic_arn,
+                input_transformer={"input_paths": _INPUT_PATHS[step.kind], "input_template": template},
+                dead_letter_config={"arn": dlq.arn},
+                retry_policy={"maximum_event_age_in_seconds": 3600, "maximum_retry_attempts": 10},
+                opts=pulumi.ResourceOptions(parent=rule),
+            )
+            rules.append(rule)
+        # One queue for all the rules: the policy names each of them.
+        _allow_delivery(name, dlq, "events.amazonaws.com", [rule.arn for rule in rules])
+        self.rule_arns = [rule.arn for rule in rules]
+        self.register_outputs({"rule_arns": self.rule_arns})

@@ -13,6 +13,11 @@ from components.iam import document
 ZONES = ("raw", "processed", "curated", "scripts", "query-results")
 
 
+def s3_uri(bucket: pulumi.Input[str], prefix: str) -> pulumi.Output[str]:
+    """s3://bucket/prefix, the form Glue job arguments and crawler targets take."""
+    return pulumi.Output.concat("s3://", bucket, "/", prefix)
+
+
 @dataclass(frozen=True, kw_only=True)
 class DataLakeArgs:
     account_id: pulumi.Input[str]

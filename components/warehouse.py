@@ -1,7 +1,8 @@
-"""Warehouse: Redshift Serverless for loaded tables; Glue Data Catalog + Athena for the lake."""
+"""Warehouse: Redshift Serverless for loaded tables; Glue Data Catalog, crawlers and Athena for the lake."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,7 +11,9 @@ import pulumi
 import pulumi_aws as aws
 
 from components import naming
-from components.iam import service_role
+from components.compute import glue_security_configuration
+from components.iam import list_buckets, objects, service_role, statement
+from components.storage import s3_uri
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,3 +142,116 @@ class QueryCatalog(pulumi.ComponentResource):
         self.database_name = database.name
         self.workgroup_name = workgroup.name
         self.register_outputs({"database_name": self.database_name, "workgroup_name": self.workgroup_name})
+
+
+@dataclass(frozen=True, kw_only=True)
+class CrawlerArgs:
+    account_id: pulumi.Input[str]
+    region: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    database_name: pulumi.Input[str]
+    bucket_name: pulumi.Input[str]
+    bucket_arn: pulumi.Input[str]
+    # The dataset's root folder ("sales/parquet/"): one table there, its subfolders are partitions.
+    prefix: str
+    table_prefix: str
+    # Glob patterns (relative to the prefix) the crawler skips.
+    exclusions: tuple[str, ...] = ()
+
+
+def crawler_configuration(prefix: str) -> str:
+    """One table at the dataset root however many files or folders arrive, its partitions
+    following the table, and new columns merged rather than a second table made."""
+    return json.dumps(
+        {
+            "Version": 1.0,
+            "Grouping": {
+                "TableGroupingPolicy": "CombineCompatibleSchemas",
+                # Absolute level below the bucket: "sales/parquet/" is level 2.
+                "TableLevelConfiguration": len(prefix.strip("/").split("/")),
+            },
+            "CrawlerOutput": {
+                "Partitions": {"AddOrUpdateBehavior": "InheritFromTable"},
+                "Tables": {"AddOrUpdateBehavior": "MergeNewColumns"},
+            },
+            "CreatePartitionIndex": True,
+        },
+        sort_keys=True,
+    )
+
+
+class Crawler(pulumi.ComponentResource):
+    """A Glue crawler over one S3 dataset that does not fight the jobs: it crawls new folders only,
+    logs (never applies) schema changes and deletions, keeps one table per dataset, and encrypts
+    its logs with the estate key. Started by a workflow trigger, never on a schedule."""
+
+    crawler_name: pulumi.Output[str]
+    crawler_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: CrawlerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dataplatform:warehouse:Crawler", name, None, opts)
+        if not args.prefix.endswith("/") or args.prefix.startswith("/"):
+            raise ValueError(f"Crawler {name}: prefix must be a folder like 'sales/parquet/', got {args.prefix!r}")
+        account, region = pulumi.Output.from_input(args.account_id), pulumi.Output.from_input(args.region)
+        catalog = pulumi.Output.concat("arn:aws:glue:", region, ":", account, ":")
+        security = glue_security_configuration(name, args.kms_key_arn, self)
+        role = service_role(
+            f"{name}-role",
+            f"{name}-crawler",
+            "glue.amazonaws.com",
+            args.account_id,
+            [
+                statement(["s3:GetObject"], objects(args.bucket_arn, args.prefix)),
+                list_buckets(args.bucket_arn),
+                statement(["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], [args.kms_key_arn]),
+                statement(
+                    [
+                        "glue:BatchCreatePartition",
+                        "glue:BatchGetPartition",
+                        "glue:BatchUpdatePartition",
+                        "glue:CreatePartition",
+                        "glue:CreatePartitionIndex",
+                        "glue:CreateTable",
+                        "glue:GetDatabase",
+                        "glue:GetPartition",
+                        "glue:GetPartitions",
+                        "glue:GetTable",
+                        "glue:GetTables",
+                        "glue:UpdatePartition",
+                        "glue:UpdateTable",
+                    ],
+                    [
+                        pulumi.Output.concat(catalog, "catalog"),
+                        pulumi.Output.concat(catalog, "database/", args.database_name),
+                        pulumi.Output.concat(catalog, "table/", args.database_name, "/", args.table_prefix, "*"),
+                    ],
+                ),
+                statement(
+                    ["logs:AssociateKmsKey", "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                    [pulumi.Output.concat("arn:aws:logs:", region, ":", account, ":log-group:/aws-glue/crawlers*")],
+                ),
+            ],
+            parent=self,
+        )
+        crawler = aws.glue.Crawler(
+            f"{name}-crawler",
+            name=naming.physical(name, 255),
+            role=role.arn,
+            database_name=args.database_name,
+            table_prefix=args.table_prefix,
+            s3_targets=[
+                {
+                    "path": s3_uri(args.bucket_name, args.prefix),
+                    "exclusions": list(args.exclusions),
+                }
+            ],
+            # Recrawling only new folders requires that schema changes and deletions are only logged.
+            recrawl_policy={"recrawl_behavior": "CRAWL_NEW_FOLDERS_ONLY"},
+            schema_change_policy={"update_behavior": "LOG", "delete_behavior": "LOG"},
+            configuration=crawler_configuration(args.prefix),
+            security_configuration=security.name,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.crawler_name = crawler.name
+        self.crawler_arn = crawler.arn
+        self.register_outputs({"crawler_name": self.crawler_name, "crawler_arn": self.crawler_arn})

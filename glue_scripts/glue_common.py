@@ -12,7 +12,8 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,3 +146,107 @@ def log_summary(job: str, **figures: Any) -> dict[str, Any]:
 
 def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(message)s")
+
+
+# --- helpers added for the sales jobs (generic: any job may use them) ------------------------------
+
+EXIT_BAD_INPUT = 3  # the input or the arguments are wrong: running again cannot help
+
+
+def run(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None) -> int:
+    """A job's process exit code: 0, or EXIT_BAD_INPUT when `main` raises BadInput (message logged).
+
+    On AWS Glue the BadInput propagates instead: Glue records an uncaught exception's message as
+    the job run's error message, which is what the failure notification shows; an exit code is
+    not (and Glue does not retry by exit code anyway).
+    """
+    try:
+        main(argv)
+    except BadInput as exc:
+        log.error("bad input: %s", exc)
+        try:
+            import awsglue  # type: ignore[import-not-found]  # noqa: F401
+        except ImportError:
+            return EXIT_BAD_INPUT
+        raise  # pragma: no cover - only on AWS Glue
+    return 0
+
+
+def qualify(spark, uri: str) -> str:
+    """The fully qualified form of a path, as `list_files` reports URIs (e.g. `file:/tmp/x`, `s3://b/k`)."""
+    path, fs = _path(spark, uri)
+    return str(fs.makeQualified(path).toString())
+
+
+def exists(spark, uri: str) -> bool:
+    path, fs = _path(spark, uri)
+    return bool(fs.exists(path))
+
+
+def delete_path(spark, uri: str) -> bool:
+    """Delete one file or directory (recursively), taking the name literally (no glob)."""
+    path, fs = _path(spark, uri)
+    return bool(fs.delete(path, True))
+
+
+def partition_dir(spark, column: str, value: str) -> str:
+    """The directory name Spark writes for a partition value (`col=escaped`), e.g. `source_file=a%2Fb.csv`.
+
+    Spark's own escaping, so deleting or filtering a partition names exactly what a write produced;
+    the escaped value holds none of `* ? [ { \\ ^`, so it is also a literal in a Hadoop glob.
+    """
+    utils = spark.sparkContext._jvm.org.apache.spark.sql.catalyst.catalog.ExternalCatalogUtils
+    return f"{column}={utils.escapePathName(value)}"
+
+
+def read_small_files(spark, uris: Sequence[str]) -> list[str]:
+    """The UTF-8 text of many small files (state markers) in one Spark job instead of one GET each."""
+    if not uris:
+        return []
+    rows = spark.read.text(list(uris), wholetext=True).collect()
+    return [row.value for row in rows]
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse rejected or did not finish a transaction; the message carries its error text."""
+
+
+def run_redshift_transaction(
+    sqls: Sequence[str],
+    *,
+    workgroup: str,
+    database: str,
+    client=None,
+    name: str = "glue-job",
+    poll_seconds: float = 2.0,
+    timeout_seconds: float = 1800.0,
+) -> str:
+    """Run statements as ONE transaction on Redshift Serverless through the Data API; returns the statement id.
+
+    BatchExecuteStatement runs its SQL list in a single transaction (all or nothing), with the
+    caller's IAM identity (no passwords). Polls DescribeStatement until FINISHED; FAILED/ABORTED
+    raise with Redshift's error text; past the timeout the statement is cancelled and this raises.
+    """
+    if client is None:
+        import boto3
+        from botocore.config import Config
+
+        client = boto3.client("redshift-data", config=Config(retries={"mode": "standard", "max_attempts": 5}))
+    statement_id = client.batch_execute_statement(
+        WorkgroupName=workgroup, Database=database, Sqls=list(sqls), StatementName=name
+    )["Id"]
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        described = client.describe_statement(Id=statement_id)
+        status = described["Status"]
+        if status == "FINISHED":
+            return statement_id
+        if status in ("FAILED", "ABORTED"):
+            error = described.get("Error", "(no error text)")
+            raise WarehouseError(f"Redshift transaction {statement_id} {status}: {error}")
+        if time.monotonic() >= deadline:
+            client.cancel_statement(Id=statement_id)
+            raise WarehouseError(
+                f"Redshift transaction {statement_id} still {status} after {timeout_seconds:g}s: cancelled"
+            )
+        time.sleep(poll_seconds)

@@ -180,7 +180,7 @@ class RenderLogsPipeline(pulumi.ComponentResource):
                 bucket_name=args.raw_bucket,
                 key_prefix=s.prefix,
                 key_suffixes=(".csv",),
-                state_machine_arn=machine.state_machine_arn,
+                target_arn=machine.state_machine_arn,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

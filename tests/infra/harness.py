@@ -109,6 +109,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         outputs.update(extra.get(args.typ, {}))
         if args.typ == "aws:s3/bucketObjectv2:BucketObjectv2":
             outputs.pop("source", None)  # assets are not plain values
+            inputs["source"] = {"file": inputs["source"].path}  # recorded as the file it uploads
         self.estate.resources.append(
             Recorded(type=args.typ, name=args.name, inputs=inputs, provider=args.provider or "")
         )

@@ -5,9 +5,14 @@ from __future__ import annotations
 import pytest
 
 from components.config import (
+    SALES_COLUMNS,
     ConfigError,
+    GlueConfig,
     RenderLogsConfig,
+    SalesConfig,
+    SensorConfig,
     StackConfig,
+    frequency_seconds,
     load_config,
     schedule_expression_problem,
     schema,
@@ -18,7 +23,7 @@ DEFAULTS = StackConfig(
     project="dataplatform",
     stack="dev",
     region="eu-west-1",
-    pipelines=("render-logs",),
+    pipelines=("render-logs", "sales", "sensor-timeseries"),
     remove_data_on_destroy=False,
     owner="data-platform",
     cost_center="unassigned",
@@ -39,6 +44,25 @@ DEFAULTS = StackConfig(
         timeout_minutes=60,
         retry_attempts=3,
         table="performance_summary",
+    ),
+    glue=GlueConfig(worker_type="G.1X", workers=2, timeout_minutes=60),
+    sales=SalesConfig(
+        input_prefix="sales/input/",
+        columns=(
+            "order_id",
+            "order_date",
+            "customer_id",
+            "product_id",
+            "category",
+            "region",
+            "quantity",
+            "unit_price",
+            "discount",
+        ),
+        table="sales",
+    ),
+    sensor=SensorConfig(
+        input_prefix="sensor/raw/", schedule="cron(0 2 1 * ? *)", schedule_timezone="UTC", frequency="1min"
     ),
 )
 
@@ -86,7 +110,7 @@ def test_prod_example_keeps_data() -> None:
         (
             {"pipelines": '["render-logs", "salse"]'},
             'dataplatform:pipelines = ["render-logs", "salse"] is invalid: unknown pipeline(s) salse; '
-            "known: render-logs",
+            "known: render-logs, sales, sensor-timeseries",
         ),
         (
             {"pipelines": '["render-logs", "render-logs"]'},
@@ -166,11 +190,58 @@ def test_prod_example_keeps_data() -> None:
             {"removeDataOnDestory": "true"},
             "dataplatform:removeDataOnDestory is not a known setting (known: "
             "availabilityZoneCount, batchMaxVcpus, batchUseSpot, costCenter, "
-            "logRetentionDays, natGateway, notificationEmails, owner, pipelines, "
+            "glueTimeoutMinutes, glueWorkerType, glueWorkers, logRetentionDays, natGateway, "
+            "notificationEmails, owner, pipelines, "
             "redshiftBaseCapacity, redshiftDatabase, redshiftMaxCapacity, "
             "removeDataOnDestroy, renderLogsMemoryMib, renderLogsPrefix, "
             "renderLogsRetryAttempts, renderLogsTable, renderLogsTimeoutMinutes, "
-            "renderLogsVcpu, vpcCidr)",
+            "renderLogsVcpu, salesColumns, salesInputPrefix, salesTable, "
+            "sensorFrequency, sensorInputPrefix, sensorSchedule, sensorScheduleTimezone, "
+            "vpcCidr)",
+        ),
+        (
+            {"salesInputPrefix": "render-logs/sales/"},
+            "dataplatform:salesInputPrefix = 'render-logs/sales/' is invalid: renderLogsPrefix, salesInputPrefix "
+            "and sensorInputPrefix must not contain one another (an upload would start two pipelines)",
+        ),
+        (
+            {"sensorInputPrefix": "Sensor Data/"},
+            "dataplatform:sensorInputPrefix = 'Sensor Data/' is invalid: must be an S3 "
+            "key prefix of lower-case path segments ending in '/', e.g. sensor/raw/",
+        ),
+        (
+            {"salesColumns": '["order_id", "customer_id", "colour"]'},
+            'dataplatform:salesColumns = ["order_id", "customer_id", "colour"] is invalid: must list each column '
+            "once, include order_id and order_date, and use only order_id, order_date, customer_id, product_id, "
+            "product_name, category, region, quantity, unit_price, discount, sales_rep, notes (unknown: colour)",
+        ),
+        (
+            {"salesTable": "sales-data"},
+            "dataplatform:salesTable = 'sales-data' is invalid: must be a lower-case SQL identifier",
+        ),
+        (
+            {"glueWorkerType": "Standard"},
+            "dataplatform:glueWorkerType = 'Standard' is invalid: Glue 5.0 Spark jobs run on G.1X, G.2X, G.4X, G.8X",
+        ),
+        ({"glueWorkers": "1"}, "dataplatform:glueWorkers = 1 is invalid: must be 2 to 100"),
+        (
+            {"glueTimeoutMinutes": "3000"},
+            "dataplatform:glueTimeoutMinutes = 3000 is invalid: Glue allows 1 to 2880 minutes",
+        ),
+        (
+            {"sensorSchedule": "cron(0 2 1 * *)"},
+            "dataplatform:sensorSchedule = 'cron(0 2 1 * *)' is invalid: cron() needs 6 fields "
+            "(minutes hours day-of-month month day-of-week year), found 5",
+        ),
+        (
+            {"sensorScheduleTimezone": "Mars/Olympus"},
+            "dataplatform:sensorScheduleTimezone = 'Mars/Olympus' is invalid: must be an IANA time zone name "
+            "such as UTC or Europe/Berlin",
+        ),
+        (
+            {"sensorFrequency": "7min"},
+            "dataplatform:sensorFrequency = '7min' is invalid: must be <n>s, <n>min or <n>h with n >= 1 and "
+            "divide a day evenly (e.g. 30s, 1min, 15min, 1h)",
         ),
     ],
 )
@@ -221,3 +292,21 @@ def test_the_program_fails_the_preview_on_bad_config() -> None:
 )
 def test_schedule_expressions(expression: str, problem: str | None) -> None:
     assert schedule_expression_problem(expression) == problem
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        *[("30s", 30), ("1min", 60), ("15min", 900), ("1h", 3600), ("24h", 86400)],
+        *[("7min", None), ("0s", None), ("1 min", None), ("1m", None), ("abc", None), ("", None), ("48h", None)],
+    ],
+)
+def test_sensor_frequency(text: str, seconds: int | None) -> None:
+    assert frequency_seconds(text) == seconds
+
+
+def test_sales_columns_setting_knows_exactly_the_jobs_schema() -> None:
+    import sales_csv_to_parquet  # the Glue script (glue_scripts/ is on the test path)
+
+    assert [f.name for f in sales_csv_to_parquet.SCHEMA] == list(SALES_COLUMNS)
+    assert DEFAULTS.sales.columns == sales_csv_to_parquet.parse_columns(sales_csv_to_parquet.DEFAULT_COLUMNS)

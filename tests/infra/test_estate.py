@@ -81,6 +81,14 @@ def test_dev_estate_has_every_resource_family(dev: Estate) -> None:
         "aws:redshiftserverless/workgroup:Workgroup": 1,
         "aws:glue/catalogDatabase:CatalogDatabase": 1,
         "aws:athena/workgroup:Workgroup": 1,
+        # Glue: 3 jobs (each script + glue_common uploaded), 2 crawlers, a security configuration each
+        "aws:glue/job:Job": 3,
+        "aws:glue/crawler:Crawler": 2,
+        "aws:glue/securityConfiguration:SecurityConfiguration": 5,
+        "aws:s3/bucketObjectv2:BucketObjectv2": 6,
+        # sales workflow: event start + 3 conditional triggers
+        "aws:glue/workflow:Workflow": 1,
+        "aws:glue/trigger:Trigger": 4,
         # compute: Spot + on-demand fallback in dev
         "aws:ecr/repository:Repository": 1,
         "aws:ecr/lifecyclePolicy:LifecyclePolicy": 1,
@@ -91,15 +99,18 @@ def test_dev_estate_has_every_resource_family(dev: Estate) -> None:
         # orchestration
         "aws:sns/topic:Topic": 1,
         "aws:sns/topicPolicy:TopicPolicy": 1,
-        "aws:sfn/stateMachine:StateMachine": 1,
-        "aws:cloudwatch/eventRule:EventRule": 1,
-        "aws:cloudwatch/eventTarget:EventTarget": 1,
-        "aws:sqs/queue:Queue": 1,
-        "aws:sqs/queuePolicy:QueuePolicy": 1,
+        "aws:sfn/stateMachine:StateMachine": 2,  # render-logs, sensor
+        "aws:scheduler/schedule:Schedule": 1,  # sensor, monthly
+        # rules: 2 S3 uploads (render-logs, sales) + 4 Glue state-change notifications (sales)
+        "aws:cloudwatch/eventRule:EventRule": 6,
+        "aws:cloudwatch/eventTarget:EventTarget": 6,
+        # dead-letter queues: render-logs trigger, sales trigger, sales notifications, sensor schedule
+        "aws:sqs/queue:Queue": 4,
+        "aws:sqs/queuePolicy:QueuePolicy": 4,
         # shared
-        "aws:cloudwatch/logGroup:LogGroup": 3,
-        "aws:iam/role:Role": 6,
-        "aws:iam/rolePolicy:RolePolicy": 6,
+        "aws:cloudwatch/logGroup:LogGroup": 4,
+        "aws:iam/role:Role": 14,
+        "aws:iam/rolePolicy:RolePolicy": 14,
     }
 
 
@@ -116,7 +127,8 @@ def test_prod_differs_from_dev_only_where_its_config_says(dev: Estate, prod: Est
 
 def test_components_parent_their_children(dev: Estate) -> None:
     top_level = {name for (typ, name), o in dev.options.items() if o.parent_type == "pulumi:pulumi:Stack"}
-    assert top_level == {"aws", "lake", "net", "warehouse", "catalog", "notifications", "render-logs"}
+    platform = {"aws", "lake", "net", "warehouse", "catalog", "notifications"}
+    assert top_level == platform | {"render-logs", "sales", "sensor"}
     for (typ, name), o in dev.options.items():
         if typ.startswith(("aws:", "docker:")) and typ != "pulumi:providers:aws":
             assert o.parent_type and o.parent_type != "pulumi:pulumi:Stack", f"{name} ({typ}) is not inside a component"
@@ -140,7 +152,7 @@ def test_every_aws_resource_carries_the_estate_tags_through_the_provider(dev: Es
 
 def test_batch_jobs_inherit_tags(dev: Estate) -> None:
     assert dev.one("aws:batch/jobDefinition:JobDefinition").inputs["propagateTags"] is True
-    definition = policy(dev.one("aws:sfn/stateMachine:StateMachine").inputs["definition"])
+    definition = policy(dev.one("aws:sfn/stateMachine:StateMachine", "render-logs").inputs["definition"])
     assert definition["States"]["SummarizeRenderLogs"]["Parameters"]["PropagateTags"] is True
 
 
@@ -202,6 +214,14 @@ def test_roles_trust_one_service_of_this_account_only(estate: Estate) -> None:
         "render-logs-batch-job-role": "ecs-tasks.amazonaws.com",
         "render-logs-flow-role": "states.amazonaws.com",
         "render-logs-trigger-role": "events.amazonaws.com",
+        "sales-input-crawler-role": "glue.amazonaws.com",
+        "sales-convert-role": "glue.amazonaws.com",
+        "sales-parquet-crawler-role": "glue.amazonaws.com",
+        "sales-load-role": "glue.amazonaws.com",
+        "sales-trigger-role": "events.amazonaws.com",
+        "sensor-job-role": "glue.amazonaws.com",
+        "sensor-flow-role": "states.amazonaws.com",
+        "sensor-schedule-role": "scheduler.amazonaws.com",
     }
     roles = {r.name: r for r in estate.of_type("aws:iam/role:Role")}
     assert set(roles) == set(expected_services)
@@ -269,6 +289,12 @@ NAME_LIMITS: dict[tuple[str, str], tuple[int, str]] = {
     ("aws:batch/jobDefinition:JobDefinition", "name"): (128, r"[a-zA-Z0-9_-]+"),
     ("aws:sfn/stateMachine:StateMachine", "namePrefix"): (80, r"[a-zA-Z0-9_-]+"),
     ("aws:cloudwatch/eventRule:EventRule", "namePrefix"): (64, r"[.\-_A-Za-z0-9]+"),
+    ("aws:scheduler/schedule:Schedule", "namePrefix"): (64, r"[0-9a-zA-Z-_.]+"),
+    ("aws:glue/job:Job", "name"): (255, r"[\w.-]+"),
+    ("aws:glue/crawler:Crawler", "name"): (255, r"[\w.-]+"),
+    ("aws:glue/workflow:Workflow", "name"): (255, r"[\w.-]+"),
+    ("aws:glue/trigger:Trigger", "name"): (255, r"[\w.-]+"),
+    ("aws:glue/securityConfiguration:SecurityConfiguration", "name"): (255, r"[\w.-]+"),
 }
 
 
@@ -431,10 +457,12 @@ def test_logs_topics_queues_and_state_machines_use_the_estate_key(dev: Estate) -
     for group in dev.of_type("aws:cloudwatch/logGroup:LogGroup"):
         assert group.inputs["kmsKeyId"] == key and group.inputs["retentionInDays"] == 7, group.name
     assert dev.one("aws:sns/topic:Topic").inputs["kmsMasterKeyId"] == key
-    assert dev.one("aws:sqs/queue:Queue").inputs["kmsMasterKeyId"] == key
-    machine = dev.one("aws:sfn/stateMachine:StateMachine").inputs
-    assert machine["encryptionConfiguration"]["kmsKeyId"] == key
-    assert machine["loggingConfiguration"]["includeExecutionData"] is False
+    for queue in dev.of_type("aws:sqs/queue:Queue"):
+        assert queue.inputs["kmsMasterKeyId"] == key, queue.name
+    for machine in dev.of_type("aws:sfn/stateMachine:StateMachine"):
+        assert machine.inputs["encryptionConfiguration"]["kmsKeyId"] == key, machine.name
+        assert machine.inputs["loggingConfiguration"]["includeExecutionData"] is False, machine.name
+    assert dev.one("aws:scheduler/schedule:Schedule").inputs["kmsKeyArn"] == key
     assert dev.one("aws:ecr/repository:Repository").inputs["encryptionConfigurations"] == [
         {"encryptionType": "KMS", "kmsKey": key}
     ]
@@ -509,7 +537,7 @@ def test_compute_environments_spot_first_then_on_demand(dev: Estate) -> None:
 
 
 def test_state_machine_every_task_retries_and_catches_to_a_notification(estate: Estate) -> None:
-    definition = policy(estate.one("aws:sfn/stateMachine:StateMachine").inputs["definition"])
+    definition = policy(estate.one("aws:sfn/stateMachine:StateMachine", "render-logs").inputs["definition"])
     states = definition["States"]
     tasks = {name: s for name, s in states.items() if s["Type"] == "Task"}
     assert set(tasks) == {"SummarizeRenderLogs", "NotifySuccess", "NotifyFailure"}
@@ -538,7 +566,7 @@ def s3_event(bucket: str, key: str) -> dict:
 
 
 def test_rule_starts_the_pipeline_for_csv_under_the_prefix_only(dev: Estate) -> None:
-    rule = dev.one("aws:cloudwatch/eventRule:EventRule").inputs
+    rule = dev.one("aws:cloudwatch/eventRule:EventRule", "render-logs-trigger").inputs
     raw = dev.one("aws:s3/bucket:Bucket", "lake-raw").inputs["bucketPrefix"] + "20260101000000000000000001"
     pattern = EventPattern.load(rule["eventPattern"])  # moto's independent EventBridge matcher
     assert pattern.matches_event(s3_event(raw, "render-logs/2025/10/06/render_logs.csv"))
@@ -547,7 +575,7 @@ def test_rule_starts_the_pipeline_for_csv_under_the_prefix_only(dev: Estate) -> 
     assert not pattern.matches_event(s3_event(raw, "sales/input/render_logs.csv"))
     assert not pattern.matches_event(s3_event("someone-elses-bucket", "render-logs/a.csv"))
     assert not pattern.matches_event({**s3_event(raw, "render-logs/a.csv"), "detail-type": "Object Deleted"})
-    target = dev.one("aws:cloudwatch/eventTarget:EventTarget").inputs
+    target = dev.one("aws:cloudwatch/eventTarget:EventTarget", "render-logs-trigger").inputs
     assert target["arn"].startswith(f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:dataplatform-dev-render-logs")
     assert target["retryPolicy"] == {"maximumEventAgeInSeconds": 3600, "maximumRetryAttempts": 10}
     assert target["deadLetterConfig"]["arn"].startswith(f"arn:aws:sqs:{REGION}:{ACCOUNT}:dataplatform-dev")

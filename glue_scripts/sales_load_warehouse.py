@@ -1,0 +1,305 @@
+"""Glue job `sales_load_warehouse`: converted sales Parquet -> the warehouse table, idempotently.
+
+Driven by state markers like the converter: a source (CSV) needs a load when
+`<state>/converted/<rel>.json` exists and `<state>/loaded/<rel>.json` is missing or records another
+size/modified time. Per batch of such sources, in one transaction:
+
+  CREATE TABLE IF NOT EXISTS; CREATE TEMP TABLE stage (LIKE target); fill the stage;
+  DELETE the batch sources' rows the stage no longer has (a corrected file dropped them);
+  MERGE stage into the table on order_id; DROP the stage.
+
+Redshift (default): the batch is staged as plain Parquet under `<stage_path>/<run id>/`, COPYed
+by the cluster's IAM role, and the statements run through the Redshift Data API
+(BatchExecuteStatement = one transaction). PostgreSQL (local runs, tests): the same statements
+over psycopg, the client filling the stage from the staged Parquet with COPY FROM STDIN.
+A rerun of the same input leaves the same table; only after a commit are `loaded/` markers written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+from urllib.parse import unquote, urlparse
+
+import glue_common
+from glue_common import BadInput
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+JOB = "sales_load_warehouse"
+SOURCE_FILE = "source_file"
+MAX_SOURCES_PER_LOAD = 500  # keeps the DELETE's IN list far below the Data API's 100 KB statement limit
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,120}$")
+_IAM_ROLE = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$")
+
+# The warehouse side of the sales schema (sales_csv_to_parquet.SCHEMA; tests keep the two in step):
+# column -> (Spark type of the converted Parquet, SQL type, NOT NULL). VARCHAR sizes are in bytes,
+# matching the converter's length checks.
+COLUMNS: dict[str, tuple[str, str, bool]] = {
+    "order_id": ("string", "VARCHAR(64)", True),
+    "order_date": ("date", "DATE", True),
+    "customer_id": ("string", "VARCHAR(64)", True),
+    "product_id": ("string", "VARCHAR(64)", True),
+    "product_name": ("string", "VARCHAR(256)", False),
+    "category": ("string", "VARCHAR(256)", False),
+    "region": ("string", "VARCHAR(256)", False),
+    "quantity": ("int", "INTEGER", True),
+    "unit_price": ("decimal(12,2)", "DECIMAL(12,2)", True),
+    "discount": ("decimal(5,4)", "DECIMAL(5,4)", False),
+    "sales_rep": ("string", "VARCHAR(256)", False),
+    "notes": ("string", "VARCHAR(4096)", False),
+}
+SOURCE_FILE_SQL = "VARCHAR(1024)"
+
+
+def identifier(name: str, what: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise BadInput(f"{what} {name!r} is not a plain lower-case SQL identifier")
+    return name
+
+
+def literal(value: str) -> str:
+    """A string literal Redshift and PostgreSQL read alike: no backslashes or control characters
+    (the two disagree on backslashes), quotes doubled."""
+    if "\\" in value or any(ord(c) < 32 for c in value):
+        raise BadInput(f"refusing to embed a string with a backslash or control character in SQL: {value!r}")
+    return "'" + value.replace("'", "''") + "'"
+
+
+def table_columns(selected: Sequence[str]) -> list[str]:
+    """The table's columns: the selected sales columns in schema order, then source_file."""
+    unknown = sorted(set(selected) - set(COLUMNS))
+    if unknown or "order_id" not in selected or "order_date" not in selected:
+        raise BadInput(f"converted columns {list(selected)} are not a valid sales selection (unknown: {unknown})")
+    return [c for c in COLUMNS if c in selected] + [SOURCE_FILE]
+
+
+def load_statements(
+    selected: Sequence[str],
+    sources: Sequence[str],
+    *,
+    schema: str,
+    table: str,
+    stage_uri: str | None = None,
+    iam_role: str | None = None,
+) -> list[str]:
+    """The SQL of one load transaction.
+
+    With stage_uri + iam_role (Redshift) the stage is filled by COPY from the staged Parquet, whose
+    columns are the table's in the same order (Parquet COPY maps by position). Without them
+    (PostgreSQL) the fill is `COPY stage (...) FROM STDIN`, fed by the client.
+    """
+    schema, table = identifier(schema, "schema"), identifier(table, "table")
+    target, stage = f"{schema}.{table}", f"{table}_stage"
+    columns = table_columns(selected)
+    definitions = [f"{c} {COLUMNS[c][1]}" + (" NOT NULL" if COLUMNS[c][2] else "") for c in columns[:-1]]
+    definitions.append(f"{SOURCE_FILE} {SOURCE_FILE_SQL} NOT NULL")
+    if stage_uri is not None:
+        if not stage_uri.startswith("s3://") or not iam_role or not _IAM_ROLE.match(iam_role):
+            raise BadInput(f"Redshift COPY needs an s3:// stage and an IAM role ARN, got {stage_uri!r}, {iam_role!r}")
+        fill = f"COPY {stage} FROM {literal(stage_uri)} IAM_ROLE {literal(iam_role)} FORMAT AS PARQUET"
+    else:
+        fill = f"COPY {stage} ({', '.join(columns)}) FROM STDIN"
+    if not sources:
+        raise ValueError("a load needs at least one source")
+    return [
+        f"CREATE TABLE IF NOT EXISTS {target} ({', '.join(definitions)}, PRIMARY KEY (order_id))",
+        f"CREATE TEMP TABLE {stage} (LIKE {target})",
+        fill,
+        # Redshift's MERGE has no WHEN NOT MATCHED BY SOURCE: delete what these sources no longer hold first.
+        f"DELETE FROM {target} WHERE {SOURCE_FILE} IN ({', '.join(literal(s) for s in sources)}) "
+        f"AND order_id NOT IN (SELECT order_id FROM {stage})",
+        f"MERGE INTO {target} USING {stage} s ON {target}.order_id = s.order_id"
+        " WHEN MATCHED THEN UPDATE SET "
+        + ", ".join(f"{c} = s.{c}" for c in columns if c != "order_id")
+        + f" WHEN NOT MATCHED THEN INSERT ({', '.join(columns)}) VALUES ({', '.join(f's.{c}' for c in columns)})",
+        f"DROP TABLE {stage}",
+    ]
+
+
+def transform_batch(parquet_df: DataFrame, modified_ms: dict[str, int], selected: Sequence[str]) -> DataFrame:
+    """One row per order_id across the batch, in table column order.
+
+    Redshift does not enforce primary keys and MERGE rejects duplicate source keys, so an order_id
+    in several sources keeps the row of the most recently modified source (ties: the greater
+    source_file name) - deterministic, and the same rule a later upload follows across runs.
+    """
+    columns = table_columns(selected)
+    pairs = [F.lit(x) for rel, ms in sorted(modified_ms.items()) for x in (rel, ms)]
+    source_ms = F.create_map(*pairs)[F.col(SOURCE_FILE)]
+    newest_first = Window.partitionBy("order_id").orderBy(source_ms.desc(), F.col(SOURCE_FILE).desc())
+    ranked = parquet_df.withColumn("_rank", F.row_number().over(newest_first))
+    return ranked.where(F.col("_rank") == 1).select(*columns)
+
+
+# --- warehouses --------------------------------------------------------------------------------------
+
+
+class Warehouse(Protocol):
+    def run_transaction(self, statements: Sequence[str], stage_uri: str) -> None: ...
+
+
+class RedshiftDataWarehouse:
+    def __init__(self, workgroup: str, database: str, client=None, **polling: float) -> None:
+        self.workgroup, self.database, self.client, self.polling = workgroup, database, client, polling
+
+    def run_transaction(self, statements: Sequence[str], stage_uri: str) -> None:
+        glue_common.run_redshift_transaction(
+            statements, workgroup=self.workgroup, database=self.database, client=self.client, name=JOB, **self.polling
+        )
+
+
+def _arrow_location(uri: str) -> str:
+    """pyarrow's name for a staged dataset: a plain local path for file: URIs, s3:// as is."""
+    return unquote(urlparse(uri).path) if uri.startswith("file:") else uri
+
+
+class PostgresWarehouse:
+    """Local stand-in for Redshift: the same statements in one psycopg transaction."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+
+    def run_transaction(self, statements: Sequence[str], stage_uri: str) -> None:
+        import psycopg
+        import pyarrow.dataset as ds
+
+        with psycopg.connect(self.dsn, connect_timeout=10) as conn, conn.transaction(), conn.cursor() as cur:
+            for sql in statements:
+                if not sql.endswith("FROM STDIN"):
+                    cur.execute(sql)
+                    continue
+                with cur.copy(sql) as copy:
+                    for batch in ds.dataset(_arrow_location(stage_uri), format="parquet").to_batches():
+                        for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
+                            copy.write_row(row)
+
+
+def make_warehouse(args: dict[str, str]) -> Warehouse:
+    kind = args["warehouse"]
+    if kind == "redshift-data":
+        missing = [n for n in ("workgroup", "database", "iam_role") if not args.get(n)]
+        if missing:
+            raise BadInput(f"--warehouse redshift-data needs {', '.join('--' + n for n in missing)}")
+        return RedshiftDataWarehouse(args["workgroup"], args["database"])
+    if kind == "postgres":
+        if not args.get("dsn"):
+            raise BadInput("--warehouse postgres needs --dsn")
+        return PostgresWarehouse(args["dsn"])
+    raise BadInput(f"--warehouse must be redshift-data or postgres, got {kind!r}")
+
+
+# --- job ---------------------------------------------------------------------------------------------
+
+
+def read_markers(spark, directory: str) -> dict[str, dict]:
+    uris = [f.uri for f in glue_common.list_files(spark, directory, ".json")]
+    markers = [json.loads(text) for text in glue_common.read_small_files(spark, uris)]
+    return {m["source_file"]: m for m in markers}
+
+
+def pending_sources(converted: dict[str, dict], loaded: dict[str, dict]) -> list[dict]:
+    """Converted markers not yet loaded in their current version, oldest upload first."""
+
+    def version(marker: dict | None):
+        return None if marker is None else (marker.get("size"), marker.get("modified_ms"))
+
+    todo = [m for rel, m in converted.items() if version(loaded.get(rel)) != version(m)]
+    return sorted(todo, key=lambda m: (m["modified_ms"], m["source_file"]))
+
+
+def read_batch(spark, parquet_path: str, selected: Sequence[str], sources: Sequence[str]) -> DataFrame:
+    """The sources' converted rows; partition columns typed by the schema given (no type inference)."""
+    columns = table_columns(selected)
+    ddl = ", ".join(f"{c} {COLUMNS[c][0]}" for c in columns if c not in ("order_date", SOURCE_FILE))
+    ddl += f", order_date date, {SOURCE_FILE} string"
+    if not glue_common.exists(spark, parquet_path):  # every source so far had only quarantined rows
+        return spark.createDataFrame([], ddl)
+    return spark.read.schema(ddl).parquet(parquet_path).where(F.col(SOURCE_FILE).isin(list(sources)))
+
+
+def load_batch(spark, batch: list[dict], args: dict[str, str], warehouse: Warehouse) -> dict[str, int]:
+    """Stage, load in one transaction, then mark each source loaded; returns staged rows per source."""
+    selected = [c for c in COLUMNS if any(c in m.get("columns", COLUMNS) for m in batch)]
+    sources = [m["source_file"] for m in batch]
+    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    stage_uri = f"{args['stage_path'].rstrip('/')}/{run_id}/"
+    rows = transform_batch(
+        read_batch(spark, args["parquet_path"], selected, sources),
+        {m["source_file"]: m["modified_ms"] for m in batch},
+        selected,
+    )
+    try:
+        # Decimals as fixed-length byte arrays, the Hive-style layout Redshift's Parquet COPY reads.
+        legacy = spark.conf.get("spark.sql.parquet.writeLegacyFormat")
+        spark.conf.set("spark.sql.parquet.writeLegacyFormat", "true")
+        try:
+            rows.write.mode("overwrite").parquet(stage_uri)
+        finally:
+            spark.conf.set("spark.sql.parquet.writeLegacyFormat", legacy)
+        staged = {
+            r[SOURCE_FILE]: r["count"] for r in spark.read.parquet(stage_uri).groupBy(SOURCE_FILE).count().collect()
+        }
+        redshift = args["warehouse"] == "redshift-data"
+        statements = load_statements(
+            selected,
+            sources,
+            schema=args["schema"],
+            table=args["table"],
+            stage_uri=stage_uri if redshift else None,
+            iam_role=args["iam_role"] if redshift else None,
+        )
+        warehouse.run_transaction(statements, stage_uri)
+    finally:
+        glue_common.delete_path(spark, stage_uri)
+    target = f"{args['schema']}.{args['table']}"
+    for marker in batch:
+        rel = marker["source_file"]
+        done = {**marker, "table": target, "run_id": run_id, "rows_staged": staged.get(rel, 0)}
+        glue_common.write_text(
+            spark, f"{args['state_path'].rstrip('/')}/loaded/{rel}.json", json.dumps(done, sort_keys=True)
+        )
+    return {rel: staged.get(rel, 0) for rel in sources}
+
+
+def main(argv: Sequence[str] | None = None, warehouse: Warehouse | None = None) -> dict:
+    args = glue_common.resolve_args(
+        sys.argv[1:] if argv is None else argv,
+        ["parquet_path", "stage_path", "state_path"],
+        {
+            "table": "sales",
+            "warehouse": "redshift-data",
+            "workgroup": "",
+            "database": "",
+            "iam_role": "",
+            "dsn": "",
+            "schema": "public",
+        },
+    )
+    identifier(args["schema"], "--schema")
+    identifier(args["table"], "--table")
+    warehouse = warehouse or make_warehouse(args)
+    spark = glue_common.spark_session(JOB)
+    state = args["state_path"].rstrip("/")
+    pending = pending_sources(read_markers(spark, f"{state}/converted"), read_markers(spark, f"{state}/loaded"))
+    loaded: dict[str, int] = {}
+    # Oldest uploads first, so across batches too a later upload's version of an order wins.
+    for start in range(0, len(pending), MAX_SOURCES_PER_LOAD):
+        loaded.update(load_batch(spark, pending[start : start + MAX_SOURCES_PER_LOAD], args, warehouse))
+    return glue_common.log_summary(
+        JOB,
+        sources=list(loaded),
+        rows_loaded=sum(loaded.values()),
+        table=f"{args['schema']}.{args['table']}",
+        warehouse=args["warehouse"],
+    )
+
+
+if __name__ == "__main__":
+    glue_common.setup_logging()
+    sys.exit(glue_common.run(main))

@@ -1,0 +1,442 @@
+"""Monthly sensor time series: constant-value intervals -> one row per sensor and grid point of a month.
+
+Input: CSV files (with header) under `--input_path`, columns `sensor_id,start_time,end_time,value[,readings]`.
+Each row says the sensor's value did not change over [start_time, end_time] (both inclusive); uploads
+repeat older rows, so the same interval may appear many times. Output: Parquet partitioned by
+`month=YYYY-MM` with every grid point of the month for every sensor seen in it; points no interval
+covers are gaps (value null, is_gap true), never interpolated. Bad rows go to
+`<quarantine_path>/month=YYYY-MM/` as CSV with the reasons.
+
+Arguments: --input_path --output_path --quarantine_path [--month YYYY-MM|previous] [--frequency 1min]
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import glue_common
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
+
+JOB = "sensor_timeseries"
+
+REQUIRED_COLUMNS = ("sensor_id", "start_time", "end_time", "value")
+READINGS = "readings"  # optional: absent means one reading per interval
+SOURCE_FILE = "source_file"
+CORRUPT_RECORD = "_corrupt_record"  # Spark fills it with the raw line when a row has too few/many fields
+
+MICROS_PER_SECOND = 1_000_000
+SECONDS_PER_DAY = 86_400
+ROWS_PER_FILE = 5_000_000  # about 20-40 MB of snappy Parquet: few files, none tiny
+
+# ISO-8601 date and time: seconds optional, fraction and offset only after seconds (what Spark's cast
+# parses); without this check a bare "2024" or "2024-03-01" would cast to midnight.
+ISO_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}(:?\d{2})?)?)?$"
+POSITIVE_INTEGER = r"^[0-9]{1,18}$"
+FREQUENCY = re.compile(r"(\d+)(s|min|h)")
+FREQUENCY_UNITS = {"s": 1, "min": 60, "h": 3600}
+MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# --- arguments -------------------------------------------------------------------------------------
+
+
+def parse_frequency(text: str) -> int:
+    """`30s`, `15min`, `1h` -> seconds; the step must divide a day so every month starts on the grid."""
+    match = FREQUENCY.fullmatch(text.strip())
+    if not match:
+        raise glue_common.BadInput(f"--frequency {text!r} is not <n>s, <n>min or <n>h (e.g. 30s, 1min, 1h)")
+    seconds = int(match.group(1)) * FREQUENCY_UNITS[match.group(2)]
+    if seconds < 1:
+        raise glue_common.BadInput(f"--frequency {text!r} must be at least 1s")
+    if SECONDS_PER_DAY % seconds:
+        raise glue_common.BadInput(f"--frequency {text!r} does not divide 24h evenly ({SECONDS_PER_DAY} s)")
+    return seconds
+
+
+def resolve_month(text: str, today: date) -> str:
+    """`YYYY-MM` as given, or `previous`: the calendar month before `today` (UTC)."""
+    text = text.strip()
+    if text == "previous":
+        last_day_of_previous = today.replace(day=1) - timedelta(days=1)
+        return last_day_of_previous.strftime("%Y-%m")
+    if not MONTH.fullmatch(text):
+        raise glue_common.BadInput(f"--month {text!r} is not YYYY-MM or 'previous'")
+    return text
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Regular time points start, start+step, ... before end (end exclusive), all UTC."""
+
+    start: datetime
+    end: datetime
+    step_seconds: int
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("Grid bounds must be timezone-aware")
+        span = int((self.end - self.start).total_seconds())
+        if span <= 0 or self.step_seconds < 1 or span % self.step_seconds:
+            raise ValueError(f"Grid {self.start}..{self.end} is not a whole number of {self.step_seconds}s steps")
+
+    @classmethod
+    def for_month(cls, month: str, step_seconds: int) -> Grid:
+        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
+        end = (start + timedelta(days=31)).replace(day=1)
+        return cls(start, end, step_seconds)
+
+    @property
+    def month(self) -> str:
+        """The partition value: the month the grid starts in."""
+        return self.start.strftime("%Y-%m")
+
+    @property
+    def points(self) -> int:
+        return int((self.end - self.start).total_seconds()) // self.step_seconds
+
+    @property
+    def start_micros(self) -> int:
+        return (self.start - EPOCH) // timedelta(microseconds=1)
+
+    @property
+    def end_micros(self) -> int:
+        return (self.end - EPOCH) // timedelta(microseconds=1)
+
+    @property
+    def step_micros(self) -> int:
+        return self.step_seconds * MICROS_PER_SECOND
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+
+def _strings(names: Sequence[str]) -> StructType:
+    return StructType([StructField(name, StringType()) for name in names])
+
+
+def read_intervals(spark: SparkSession, input_path: str) -> DataFrame:
+    """Every non-empty `*.csv` under input_path, all columns as strings, plus `source_file`.
+
+    Columns come from the first file's header; `enforceSchema=false` makes Spark check every other
+    file's header against them, so a file with reordered or different columns fails the run
+    (see `header_mismatch`) instead of shifting values into the wrong columns.
+    """
+    files = [f.uri for f in glue_common.list_files(spark, input_path, ".csv") if f.size > 0]
+    if not files:
+        return spark.createDataFrame([], _strings([*REQUIRED_COLUMNS, SOURCE_FILE]))
+    header = spark.read.option("header", True).csv(files[:1]).columns
+    return (
+        spark.read.options(
+            header=True, enforceSchema=False, mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT_RECORD
+        )
+        .schema(_strings([*header, CORRUPT_RECORD]))
+        .csv(files)
+        .withColumn(SOURCE_FILE, F.input_file_name())
+    )
+
+
+def header_mismatch(error: Exception) -> str | None:
+    """Spark's message when a file's header differs from the first file's, else None."""
+    text = str(error)
+    start = text.find("CSV header does not conform to the schema")
+    if start < 0:
+        return None
+    lines = text[start:].splitlines()
+    return "; ".join(line.strip() for line in lines[:5] if line.strip() and not line.startswith("\tat "))
+
+
+# --- validation ------------------------------------------------------------------------------------
+
+
+def _try_cast(column: str, sql_type: str) -> Column:
+    # try_cast returns null on failure whatever spark.sql.ansi.enabled says.
+    return F.expr(f"try_cast(`{column}` AS {sql_type})")
+
+
+def _blank(column: Column) -> Column:
+    return column.isNull() | (column == "")
+
+
+def _reasons(*checks: tuple[Column, str]) -> Column:
+    """'; '-joined texts of the failed checks, or null when none failed (concat_ws skips nulls)."""
+    joined = F.concat_ws("; ", *(F.when(failed, F.lit(reason)) for failed, reason in checks))
+    return F.when(joined != "", joined)
+
+
+def transform_check(raw: DataFrame) -> DataFrame:
+    """Raw string rows + typed columns (`_sensor_id`, `_start`, `_end`, `_value`, `_readings`) + `reason`.
+
+    `reason` is null for a valid row and otherwise lists every problem found.
+    """
+    missing = [name for name in REQUIRED_COLUMNS if name not in raw.columns]
+    if missing:
+        found = [name for name in raw.columns if name not in (SOURCE_FILE, CORRUPT_RECORD)]
+        raise glue_common.BadInput(
+            f"input is missing required column(s) {', '.join(missing)}; columns found: {', '.join(found) or 'none'}"
+        )
+    has_readings = READINGS in raw.columns
+    raw_columns = [*REQUIRED_COLUMNS, *([READINGS] if has_readings else [])]
+    trimmed = raw.select(
+        *raw_columns,
+        (F.col(SOURCE_FILE) if SOURCE_FILE in raw.columns else F.lit(None).cast("string")).alias(SOURCE_FILE),
+        (F.col(CORRUPT_RECORD) if CORRUPT_RECORD in raw.columns else F.lit(None).cast("string")).alias("_corrupt"),
+        *(F.trim(name).alias(f"_{name}_text") for name in raw_columns),
+    )
+    typed = trimmed.select(
+        "*",
+        F.col("_sensor_id_text").alias("_sensor_id"),
+        F.when(F.col("_start_time_text").rlike(ISO_TIMESTAMP), _try_cast("_start_time_text", "TIMESTAMP")).alias(
+            "_start"
+        ),
+        F.when(F.col("_end_time_text").rlike(ISO_TIMESTAMP), _try_cast("_end_time_text", "TIMESTAMP")).alias("_end"),
+        _try_cast("_value_text", "DOUBLE").alias("_value"),
+        (
+            F.when(F.col("_readings_text").rlike(POSITIVE_INTEGER), _try_cast("_readings_text", "BIGINT"))
+            if has_readings
+            else F.lit(1).cast("bigint")
+        ).alias("_readings"),
+    )
+    value = F.col("_value")
+    checks = [
+        (F.col("_corrupt").isNotNull(), "wrong number of fields"),
+        (_blank(F.col("_sensor_id")), "sensor_id is missing"),
+        (_blank(F.col("_start_time_text")), "start_time is missing"),
+        (~_blank(F.col("_start_time_text")) & F.col("_start").isNull(), "start_time is not a timestamp"),
+        (_blank(F.col("_end_time_text")), "end_time is missing"),
+        (~_blank(F.col("_end_time_text")) & F.col("_end").isNull(), "end_time is not a timestamp"),
+        (F.col("_end") < F.col("_start"), "end_time before start_time"),
+        (_blank(F.col("_value_text")), "value is missing"),
+        (~_blank(F.col("_value_text")) & value.isNull(), "value is not a number"),
+        (F.isnan(value) | value.isin(float("inf"), float("-inf")), "value is not a finite number"),
+    ]
+    if has_readings:
+        checks += [
+            (_blank(F.col("_readings_text")), "readings is missing"),
+            (
+                ~_blank(F.col("_readings_text")) & F.coalesce(F.col("_readings") < 1, F.lit(True)),
+                "readings is not a positive integer",
+            ),
+        ]
+    return typed.select(
+        *raw_columns,
+        SOURCE_FILE,
+        "_sensor_id",
+        "_start",
+        "_end",
+        "_value",
+        "_readings",
+        _reasons(*checks).alias("reason"),
+    )
+
+
+def split_checked(checked: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(valid intervals, typed) and (quarantined rows: raw strings, source_file, reason)."""
+    valid = checked.where(F.col("reason").isNull()).select(
+        F.col("_sensor_id").alias("sensor_id"),
+        F.col("_start").alias("start_time"),
+        F.col("_end").alias("end_time"),
+        F.col("_value").alias("value"),
+        F.col("_readings").alias("readings"),
+    )
+    raw_columns = [c for c in checked.columns if c in (*REQUIRED_COLUMNS, READINGS)]
+    quarantined = checked.where(F.col("reason").isNotNull()).select(*raw_columns, SOURCE_FILE, "reason")
+    return valid, quarantined
+
+
+def transform_validate(raw: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """Raw string rows -> (valid typed intervals, quarantined rows with reasons). Raises BadInput on missing columns."""
+    return split_checked(transform_check(raw))
+
+
+# --- expansion -------------------------------------------------------------------------------------
+
+
+def transform_grid_intervals(valid: DataFrame, grid: Grid) -> DataFrame:
+    """Valid intervals overlapping the grid window, with the first and last grid index each one covers.
+
+    An interval lying between two grid points gets first_k > last_k: it covers no point, but its
+    sensor is still in the window and gets a (gap) row for every point.
+    """
+    step = grid.step_micros
+    start_us = F.unix_micros("start_time")
+    end_us = F.unix_micros("end_time")
+    overlapping = valid.where((start_us < grid.end_micros) & (end_us >= grid.start_micros)).select(
+        "sensor_id",
+        "start_time",
+        "end_time",
+        "value",
+        # Offsets from the grid start after clipping to the window, so both are >= 0 and `div` is floor.
+        (F.greatest(start_us, F.lit(grid.start_micros)) - grid.start_micros).alias("_start_offset"),
+        (F.least(end_us, F.lit(grid.end_micros - 1)) - grid.start_micros).alias("_end_offset"),
+    )
+    return overlapping.select(
+        "sensor_id",
+        "start_time",
+        "end_time",
+        "value",
+        F.expr(f"(_start_offset + {step - 1}) div {step}").alias("first_k"),  # first point at or after start
+        F.expr(f"_end_offset div {step}").alias("last_k"),  # last point at or before end
+    )
+
+
+def transform_to_timeseries(valid: DataFrame, grid: Grid, files: int = 1) -> DataFrame:
+    """Every grid point for every sensor with an interval in the window, value from the winning interval.
+
+    Covering intervals compete per (sensor, point) through max(struct(covered, start, end, value)):
+    the latest start wins, then the latest end, then the larger value; one `(covered=false)` candidate
+    per sensor spans the whole grid, so a point nothing covers survives as a gap (value null).
+    Intervals, not points, are shuffled (once, by sensor, besides the small distinct of sensor ids)
+    and exploded afterwards: the aggregation by (sensor, point) then needs no second shuffle and
+    each of the `files` partitions becomes one output file.
+    """
+    intervals = transform_grid_intervals(valid, grid)
+    covering = intervals.where(F.col("first_k") <= F.col("last_k")).select(
+        "sensor_id",
+        F.col("first_k").cast("bigint").alias("first_k"),
+        F.col("last_k").cast("bigint").alias("last_k"),
+        F.struct(
+            F.lit(True).alias("covered"),
+            F.col("start_time").alias("start_time"),
+            F.col("end_time").alias("end_time"),
+            F.col("value").alias("value"),
+        ).alias("candidate"),
+    )
+    whole_grid = (
+        intervals.select("sensor_id")
+        .distinct()
+        .select(
+            "sensor_id",
+            F.lit(0).cast("bigint").alias("first_k"),
+            F.lit(grid.points - 1).cast("bigint").alias("last_k"),
+            F.struct(
+                F.lit(False).alias("covered"),
+                F.lit(None).cast("timestamp").alias("start_time"),
+                F.lit(None).cast("timestamp").alias("end_time"),
+                F.lit(None).cast("double").alias("value"),
+            ).alias("candidate"),
+        )
+    )
+    winners = (
+        covering.unionByName(whole_grid)
+        .repartition(files, "sensor_id")
+        .select("sensor_id", F.explode(F.sequence("first_k", "last_k")).alias("k"), "candidate")
+        .groupBy("sensor_id", "k")
+        .agg(F.max("candidate").alias("winner"))
+        # Rows ordered by time within each file compress well and give tight row-group statistics;
+        # the sort-based aggregation already produces this order, so Spark drops the sort as redundant.
+        .sortWithinPartitions("sensor_id", "k")
+    )
+    return winners.select(
+        F.col("sensor_id").cast("string").alias("sensor_id"),
+        F.timestamp_micros(F.lit(grid.start_micros) + F.col("k") * grid.step_micros).alias("ts"),
+        F.col("winner.value").cast("double").alias("value"),
+        (~F.col("winner.covered")).alias("is_gap"),
+        F.lit(grid.month).alias("month"),
+    )
+
+
+# --- the job ---------------------------------------------------------------------------------------
+
+
+def _utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _month_dir(root: str, month: str) -> str:
+    return f"{root.rstrip('/')}/month={month}"
+
+
+def run(spark: SparkSession, grid: Grid, input_path: str, output_path: str, quarantine_path: str) -> dict[str, Any]:
+    """The whole job for one month's grid; returns the logged summary."""
+    # TIMESTAMP_MICROS (UTC-adjusted) rather than Spark's legacy INT96: what Athena, Redshift and pyarrow expect.
+    spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+    checked = transform_check(read_intervals(spark, input_path)).cache()
+    try:
+        return _process(checked, grid, output_path, quarantine_path)
+    finally:
+        checked.unpersist()
+
+
+def _process(checked: DataFrame, grid: Grid, output_path: str, quarantine_path: str) -> dict[str, Any]:
+    try:
+        # The first action reads every file once; everything after works on the cached rows.
+        totals = checked.agg(
+            F.count(F.lit(1)).alias("rows_in"), F.count(F.when(F.col("reason").isNull(), 1)).alias("rows_valid")
+        ).first()
+    except Exception as error:  # Py4JJavaError wrapping the header check's IllegalArgumentException
+        message = header_mismatch(error)
+        if message is None:
+            raise
+        raise glue_common.BadInput(message) from None
+    assert totals is not None
+    rows_in, rows_valid = int(totals["rows_in"]), int(totals["rows_valid"])
+    valid, quarantined = split_checked(checked)
+
+    in_window = (
+        transform_grid_intervals(valid, grid)
+        .agg(F.count(F.lit(1)).alias("intervals"), F.countDistinct("sensor_id").alias("sensors"))
+        .first()
+    )
+    assert in_window is not None
+    sensors = int(in_window["sensors"])
+    points = sensors * grid.points
+    gap_points = 0
+
+    # Nothing is written for a side that has nothing: an empty or missing upload must not wipe a month
+    # processed before (overwriting the partition with no rows would delete it).
+    if rows_in:
+        # The month's quarantine is replaced as a whole (header only when all rows are valid): reruns never
+        # accumulate. Bad rows cannot all be dated, so it holds every bad row of the input read.
+        quarantined.coalesce(1).write.mode("overwrite").option("header", True).csv(
+            _month_dir(quarantine_path, grid.month)
+        )
+    if sensors:
+        figures = Observation("sensor_timeseries_output")
+        series = transform_to_timeseries(valid, grid, files=max(1, -(-points // ROWS_PER_FILE))).observe(
+            figures, F.count(F.lit(1)).alias("points"), F.count(F.when(F.col("is_gap"), 1)).alias("gap_points")
+        )
+        # Dynamic partition overwrite (glue_common.configure): only month=<month> is replaced.
+        series.write.mode("overwrite").partitionBy("month").parquet(output_path)
+        observed = figures.get  # filled in by the write itself: no second pass over the output
+        assert observed["points"] == points, f"wrote {observed['points']} points, expected {sensors} x {grid.points}"
+        gap_points = int(observed["gap_points"])
+
+    return glue_common.log_summary(
+        JOB,
+        month=grid.month,
+        frequency_seconds=grid.step_seconds,
+        rows_in=rows_in,
+        rows_valid=rows_valid,
+        rows_quarantined=rows_in - rows_valid,
+        intervals_in_month=int(in_window["intervals"]),
+        sensors=sensors,
+        points=points,
+        gap_points=gap_points,
+    )
+
+
+def main(argv: Sequence[str] | None = None, today: Callable[[], date] = _utc_today) -> dict[str, Any]:
+    """Entry point; bad input (arguments, columns, headers) raises BadInput (see glue_common.run)."""
+    glue_common.setup_logging()
+    # Glue's getResolvedOptions skips argv[0], so on Glue this must be the whole sys.argv.
+    args = glue_common.resolve_args(
+        sys.argv if argv is None else argv,
+        required=("input_path", "output_path", "quarantine_path"),
+        optional={"month": "previous", "frequency": "1min"},
+    )
+    # Arguments are checked before Spark starts.
+    grid = Grid.for_month(resolve_month(args["month"], today()), parse_frequency(args["frequency"]))
+    spark = glue_common.spark_session(JOB)
+    return run(spark, grid, args["input_path"], args["output_path"], args["quarantine_path"])
+
+
+if __name__ == "__main__":
+    sys.exit(glue_common.run(main))

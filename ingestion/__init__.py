@@ -1,0 +1,1 @@
+"""Ingestion: programs that bring source data into the platform's raw bucket."""

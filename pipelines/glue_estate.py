@@ -1,0 +1,48 @@
+"""What every Glue pipeline shares: the lake it reads and writes, where scripts go, and who hears."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+from components.compute import GlueJobArgs
+from components.config import GlueConfig
+
+GLUE_SCRIPTS = Path(__file__).resolve().parent.parent / "glue_scripts"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GlueEstate:
+    glue: GlueConfig
+    account_id: pulumi.Input[str]
+    region: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    raw_bucket: pulumi.Input[str]
+    raw_bucket_arn: pulumi.Input[str]
+    processed_bucket: pulumi.Input[str]
+    processed_bucket_arn: pulumi.Input[str]
+    scripts_bucket: pulumi.Input[str]
+    scripts_bucket_arn: pulumi.Input[str]
+    topic_arn: pulumi.Input[str]
+
+    def job(
+        self, script: str, arguments: dict[str, pulumi.Input[str]], role_statements: list[dict[str, Any]]
+    ) -> GlueJobArgs:
+        """A Glue job running glue_scripts/<script> (with glue_common.py) at the stack's Glue size."""
+        return GlueJobArgs(
+            account_id=self.account_id,
+            region=self.region,
+            kms_key_arn=self.kms_key_arn,
+            script_path=str(GLUE_SCRIPTS / script),
+            extra_py_files=(str(GLUE_SCRIPTS / "glue_common.py"),),
+            scripts_bucket=self.scripts_bucket,
+            scripts_bucket_arn=self.scripts_bucket_arn,
+            arguments=arguments,
+            role_statements=role_statements,
+            worker_type=self.glue.worker_type,
+            number_of_workers=self.glue.workers,
+            timeout_minutes=self.glue.timeout_minutes,
+        )

@@ -1,0 +1,401 @@
+"""The sales (seed 001) and sensor (seed 002) pipelines under Pulumi mocks, checked with independent
+tools where one exists: moto's EventBridge pattern matcher and the npm `asl-validator`."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto.events.models import EventPattern
+
+from components.compute import content_hash
+from components.warehouse import crawler_configuration
+from pipelines.glue_estate import GLUE_SCRIPTS
+from tests.infra.harness import ACCOUNT, REGION, ROOT, Estate, build_estate
+
+KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/lake-key"
+SUFFIX = "20260101000000000000000001"  # the mocks' stand-in for the provider's random name suffix
+ASL_VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"
+
+
+@pytest.fixture(scope="module")
+def dev() -> Estate:
+    return build_estate("dev", "Pulumi.dev.yaml")
+
+
+@pytest.fixture(scope="module")
+def prod() -> Estate:
+    return build_estate("prod", "Pulumi.prod.example.yaml")
+
+
+def bucket(estate: Estate, zone: str) -> str:
+    return estate.one("aws:s3/bucket:Bucket", f"lake-{zone}").inputs["bucketPrefix"] + SUFFIX
+
+
+def glue_name(estate: Estate, typ: str, resource: str) -> str:
+    return estate.named(resource).inputs["name"]
+
+
+# --- the sales workflow ---------------------------------------------------------------------------
+
+
+def test_sales_workflow_runs_crawl_convert_crawl_load_each_only_after_the_previous_succeeded(dev: Estate) -> None:
+    workflow = dev.one("aws:glue/workflow:Workflow").inputs
+    assert workflow["name"] == "dataplatform-dev-sales-workflow"
+    assert workflow["maxConcurrentRuns"] == 1
+    triggers = dev.of_type("aws:glue/trigger:Trigger")
+    assert {t.inputs["workflowName"] for t in triggers} == {workflow["name"]}
+    start = [t.inputs for t in triggers if t.inputs["type"] == "EVENT"]
+    assert len(start) == 1
+    assert start[0]["eventBatchingConditions"] == [{"batchSize": 100, "batchWindow": 300}]
+
+    def started_by(trigger: dict[str, Any]) -> str:
+        (action,) = trigger["actions"]
+        return action.get("crawlerName") or action["jobName"]
+
+    # Walk the chain from the start trigger: each step's success is the only condition of the next.
+    chain = [started_by(start[0])]
+    conditional = [t.inputs for t in triggers if t.inputs["type"] == "CONDITIONAL"]
+    assert all(t["startOnCreation"] is True for t in conditional)
+    while True:
+        following = [t for t in conditional if any(chain[-1] in c.values() for c in t["predicate"]["conditions"])]
+        if not following:
+            break
+        (trigger,) = following
+        (condition,) = trigger["predicate"]["conditions"]
+        assert condition["logicalOperator"] == "EQUALS"
+        assert condition.get("crawlState", condition.get("state")) == "SUCCEEDED"
+        chain.append(started_by(trigger))
+    assert chain == [
+        "dataplatform-dev-sales-input-crawler",
+        "dataplatform-dev-sales-convert",
+        "dataplatform-dev-sales-parquet-crawler",
+        "dataplatform-dev-sales-load",
+    ]
+    assert len(conditional) == 3  # every trigger is on the chain: nothing runs outside it
+    crawlers = {c.inputs["name"] for c in dev.of_type("aws:glue/crawler:Crawler")}
+    jobs = {j.inputs["name"] for j in dev.of_type("aws:glue/job:Job") if "sales" in j.name}
+    assert set(chain) == crawlers | jobs
+
+
+def s3_event(bucket_name: str, key: str) -> dict[str, Any]:
+    return {
+        "source": "aws.s3",
+        "detail-type": "Object Created",
+        "detail": {"bucket": {"name": bucket_name}, "object": {"key": key, "size": 10}},
+    }
+
+
+def test_an_upload_under_input_starts_the_workflow_and_nothing_else_does(dev: Estate) -> None:
+    raw = bucket(dev, "raw")
+    pattern = EventPattern.load(dev.named("sales-trigger-rule").inputs["eventPattern"])  # moto's matcher
+    assert pattern.matches_event(s3_event(raw, "sales/input/sample_sales_data.csv"))
+    assert pattern.matches_event(s3_event(raw, "sales/input/2024/03/day.csv"))
+    assert not pattern.matches_event(s3_event(raw, "sales/output/part-0000.csv"))
+    assert not pattern.matches_event(s3_event(raw, "sales/input/readme.txt"))
+    assert not pattern.matches_event(s3_event(raw, "render-logs/a.csv"))
+    assert not pattern.matches_event(s3_event(bucket(dev, "processed"), "sales/input/a.csv"))
+    assert not pattern.matches_event({**s3_event(raw, "sales/input/a.csv"), "detail-type": "Object Deleted"})
+    # ...and the render-log rule ignores sales uploads.
+    render = EventPattern.load(dev.named("render-logs-trigger-rule").inputs["eventPattern"])
+    assert not render.matches_event(s3_event(raw, "sales/input/a.csv"))
+
+    workflow_arn = f"arn:aws:glue:{REGION}:{ACCOUNT}:workflow/dataplatform-dev-sales-workflow"
+    target = dev.named("sales-trigger-target").inputs
+    assert target["arn"] == workflow_arn
+    assert target["retryPolicy"] == {"maximumEventAgeInSeconds": 3600, "maximumRetryAttempts": 10}
+    assert json.loads(dev.named("sales-trigger-role-policy").inputs["policy"])["Statement"] == [
+        {"Effect": "Allow", "Action": ["glue:notifyEvent"], "Resource": [workflow_arn]}
+    ]
+
+
+def glue_event(kind: str, name: str, state: str, **detail: str) -> dict[str, Any]:
+    field = "jobName" if kind == "job" else "crawlerName"
+    return {
+        "version": "0",
+        "id": "5b0e4f0a",
+        "source": "aws.glue",
+        "detail-type": "Glue Job State Change" if kind == "job" else "Glue Crawler State Change",
+        "time": "2026-11-22T10:00:00Z",
+        "region": REGION,
+        "account": ACCOUNT,
+        "detail": {field: name, "state": state, **detail},
+    }
+
+
+def transform(target: dict[str, Any], event: dict[str, Any]) -> str:
+    """EventBridge's input transformer, for the `$.a.b` paths used here."""
+    values = {}
+    for placeholder, path in target["inputTransformer"]["inputPaths"].items():
+        value: Any = event
+        for part in path.removeprefix("$.").split("."):
+            value = value.get(part, "") if isinstance(value, dict) else ""
+        values[placeholder] = value
+    template = target["inputTransformer"]["inputTemplate"]
+    return json.loads(re.sub(r"<(\w+)>", lambda m: str(values[m.group(1)]), template))
+
+
+def test_every_sales_crawler_and_job_announces_success_and_failure_with_an_actionable_message(dev: Estate) -> None:
+    steps = [
+        ("crawler", "dataplatform-dev-sales-input-crawler", "Succeeded", "Failed"),
+        ("job", "dataplatform-dev-sales-convert", "SUCCEEDED", "FAILED"),
+        ("crawler", "dataplatform-dev-sales-parquet-crawler", "Succeeded", "Failed"),
+        ("job", "dataplatform-dev-sales-load", "SUCCEEDED", "FAILED"),
+    ]
+    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:" + dev.one("aws:sns/topic:Topic").inputs["namePrefix"] + SUFFIX
+    for i, (kind, name, ok, failed) in enumerate(steps, start=1):
+        pattern = EventPattern.load(dev.named(f"sales-notify-{i}").inputs["eventPattern"])
+        assert pattern.matches_event(glue_event(kind, name, ok)), name
+        assert pattern.matches_event(glue_event(kind, name, failed)), name
+        assert not pattern.matches_event(glue_event(kind, name, "RUNNING" if kind == "job" else "Started")), name
+        others = [n for _, n, _, _ in steps if n != name]
+        assert not any(pattern.matches_event(glue_event(kind, other, failed)) for other in others), name
+        target = dev.named(f"sales-notify-{i}-target").inputs
+        assert target["arn"] == topic
+        assert target["deadLetterConfig"]["arn"].startswith(f"arn:aws:sqs:{REGION}:{ACCOUNT}:dataplatform-dev")
+    raw, processed = bucket(dev, "raw"), bucket(dev, "processed")
+    failure = glue_event(
+        "job",
+        "dataplatform-dev-sales-convert",
+        "FAILED",
+        jobRunId="jr_42",
+        message="1 of 2 files rejected: s3://raw/sales/input/bad.csv: missing columns quantity",
+    )
+    assert transform(dev.named("sales-notify-2-target").inputs, failure) == (
+        "[sales] step 2/4: Glue job dataplatform-dev-sales-convert FAILED at 2026-11-22T10:00:00Z (run jr_42). "
+        "Message: 1 of 2 files rejected: s3://raw/sales/input/bad.csv: missing columns quantity. "
+        f"It converts new CSVs from s3://{raw}/sales/input/ (a failure names each rejected file and why); "
+        f"rejected rows with reasons are under s3://{processed}/quarantine/sales/, per-file results under "
+        f"s3://{processed}/sales/state/converted/ and rejected/. "
+        "Logs: CloudWatch log group /aws-glue/jobs/error, stream jr_42."
+    )
+    crawler_failure = glue_event(
+        "crawler", "dataplatform-dev-sales-input-crawler", "Failed", message="Crawler Failed", errorMessage="denied"
+    )
+    assert transform(dev.named("sales-notify-1-target").inputs, crawler_failure) == (
+        "[sales] step 1/4: Glue crawler dataplatform-dev-sales-input-crawler Failed at 2026-11-22T10:00:00Z. "
+        f"Message: Crawler Failed denied. It catalogs the CSVs in s3://{raw}/sales/input/ "
+        "Logs: CloudWatch log group /aws-glue/crawlers, stream dataplatform-dev-sales-input-crawler."
+    )
+    queue_policy = json.loads(dev.named("sales-notify-dlq-policy").inputs["policy"])["Statement"][0]
+    assert queue_policy["Condition"]["ArnEquals"]["aws:SourceArn"] == [
+        f"arn:aws:events:{REGION}:{ACCOUNT}:rule/" + dev.named(f"sales-notify-{i}").inputs["namePrefix"] + SUFFIX
+        for i in range(1, 5)
+    ]
+
+
+def test_crawlers_do_not_fight_the_jobs(dev: Estate) -> None:
+    raw, processed = bucket(dev, "raw"), bucket(dev, "processed")
+    database = dev.one("aws:glue/catalogDatabase:CatalogDatabase").inputs["name"]
+    crawlers = {c.name: c.inputs for c in dev.of_type("aws:glue/crawler:Crawler")}
+    assert {name: c["s3Targets"] for name, c in crawlers.items()} == {
+        "sales-input-crawler-crawler": [{"path": f"s3://{raw}/sales/input/", "exclusions": []}],
+        "sales-parquet-crawler-crawler": [{"path": f"s3://{processed}/sales/parquet/", "exclusions": []}],
+    }
+    for name, crawler in crawlers.items():
+        assert crawler["recrawlPolicy"] == {"recrawlBehavior": "CRAWL_NEW_FOLDERS_ONLY"}, name
+        assert crawler["schemaChangePolicy"] == {"updateBehavior": "LOG", "deleteBehavior": "LOG"}, name
+        assert crawler["databaseName"] == database and crawler["tablePrefix"] == "sales_", name
+        assert "schedule" not in crawler, name  # the workflow starts it
+        security = dev.named(name.removesuffix("-crawler") + "-security").inputs
+        assert crawler["securityConfiguration"] == security["name"]
+        assert security["encryptionConfiguration"]["cloudwatchEncryption"]["kmsKeyArn"] == KEY
+    assert json.loads(crawlers["sales-parquet-crawler-crawler"]["configuration"]) == {
+        "Version": 1.0,
+        "Grouping": {"TableGroupingPolicy": "CombineCompatibleSchemas", "TableLevelConfiguration": 2},
+        "CrawlerOutput": {
+            "Partitions": {"AddOrUpdateBehavior": "InheritFromTable"},
+            "Tables": {"AddOrUpdateBehavior": "MergeNewColumns"},
+        },
+        "CreatePartitionIndex": True,
+    }
+    assert json.loads(crawler_configuration("a/b/c/"))["Grouping"]["TableLevelConfiguration"] == 3
+
+
+# --- the Glue jobs --------------------------------------------------------------------------------
+
+
+def test_every_glue_job_runs_the_script_and_module_its_component_uploaded(dev: Estate) -> None:
+    scripts = bucket(dev, "scripts")
+    uploads = dev.of_type("aws:s3/bucketObjectv2:BucketObjectv2")
+    objects = {f"s3://{o.inputs['bucket']}/{o.inputs['key']}": o for o in uploads}
+    expected_scripts = {
+        "dataplatform-dev-sales-convert": "sales_csv_to_parquet.py",
+        "dataplatform-dev-sales-load": "sales_load_warehouse.py",
+        "dataplatform-dev-sensor-job": "sensor_timeseries.py",
+    }
+    jobs = {j.inputs["name"]: j.inputs for j in dev.of_type("aws:glue/job:Job")}
+    assert set(jobs) == set(expected_scripts)
+    used = set()
+    for name, job in jobs.items():
+        script = GLUE_SCRIPTS / expected_scripts[name]
+        location = job["command"]["scriptLocation"]
+        assert location == f"s3://{scripts}/glue/{script.stem}/{content_hash(script)[:16]}.py", name
+        assert objects[location].inputs["source"] == {"file": str(script)}, name
+        common = GLUE_SCRIPTS / "glue_common.py"
+        module = f"s3://{scripts}/glue/{script.stem}/lib/{content_hash(common)[:16]}/glue_common.py"
+        assert job["defaultArguments"]["--extra-py-files"] == module, name
+        assert objects[module].inputs["source"] == {"file": str(common)}, name
+        assert job["glueVersion"] == "5.0" and job["command"]["name"] == "glueetl", name
+        assert (job["timeout"], job["maxRetries"], job["workerType"], job["numberOfWorkers"]) == (60, 1, "G.1X", 2)
+        assert job["securityConfiguration"] == f"{name}-security", name
+        used |= {location, module}
+    assert used == set(objects)  # nothing uploaded that no job runs
+
+
+def test_glue_job_arguments_point_at_the_lake(dev: Estate) -> None:
+    raw, processed = bucket(dev, "raw"), bucket(dev, "processed")
+    args = {j.inputs["name"]: j.inputs["defaultArguments"] for j in dev.of_type("aws:glue/job:Job")}
+    own = {
+        name: {k: v for k, v in a.items() if k not in ("--extra-py-files", "--TempDir") and not k.startswith("--job")}
+        for name, a in args.items()
+    }
+    common = {"--enable-continuous-cloudwatch-log": "true", "--enable-metrics": "true"}
+    common |= {"--enable-observability-metrics": "true"}
+    assert own == {
+        "dataplatform-dev-sales-convert": {
+            **common,
+            "--input_path": f"s3://{raw}/sales/input/",
+            "--output_path": f"s3://{processed}/sales/parquet/",
+            "--quarantine_path": f"s3://{processed}/quarantine/sales/",
+            "--state_path": f"s3://{processed}/sales/state/",
+            "--columns": "order_id,order_date,customer_id,product_id,category,region,quantity,unit_price,discount",
+        },
+        "dataplatform-dev-sales-load": {
+            **common,
+            "--parquet_path": f"s3://{processed}/sales/parquet/",
+            "--stage_path": f"s3://{processed}/sales/stage/",
+            "--state_path": f"s3://{processed}/sales/state/",
+            "--table": "sales",
+            "--warehouse": "redshift-data",
+            "--workgroup": "dataplatform-dev-warehouse",
+            "--database": "analytics",
+            "--iam_role": f"arn:aws:iam::{ACCOUNT}:role/dataplatform-dev-warehouse-copy-{SUFFIX}",
+        },
+        "dataplatform-dev-sensor-job": {
+            **common,
+            "--input_path": f"s3://{raw}/sensor/raw/",
+            "--output_path": f"s3://{processed}/sensor/timeseries/",
+            "--quarantine_path": f"s3://{processed}/quarantine/sensor/",
+            "--frequency": "1min",
+            "--month": "previous",
+        },
+    }
+
+
+def test_sales_convert_role_reads_the_input_and_writes_only_its_own_prefixes(dev: Estate) -> None:
+    raw, processed, scripts = bucket(dev, "raw"), bucket(dev, "processed"), bucket(dev, "scripts")
+    statements = json.loads(dev.named("sales-convert-role-policy").inputs["policy"])["Statement"]
+    script, common = GLUE_SCRIPTS / "sales_csv_to_parquet.py", GLUE_SCRIPTS / "glue_common.py"
+    assert statements == [
+        {
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": [
+                f"arn:aws:s3:::{scripts}/glue/sales_csv_to_parquet/{content_hash(script)[:16]}.py",
+                f"arn:aws:s3:::{scripts}/glue/sales_csv_to_parquet/lib/{content_hash(common)[:16]}/glue_common.py",
+            ],
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+            "Resource": [f"arn:aws:s3:::{scripts}/glue-temp/sales_csv_to_parquet/*"],
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["logs:AssociateKmsKey", "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws-glue/*"],
+        },
+        {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], "Resource": [KEY]},
+        {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [f"arn:aws:s3:::{raw}/sales/input/*"]},
+        {
+            "Effect": "Allow",
+            "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+            "Resource": [
+                f"arn:aws:s3:::{processed}/sales/parquet/*",
+                f"arn:aws:s3:::{processed}/sales/state/*",
+                f"arn:aws:s3:::{processed}/quarantine/sales/*",
+            ],
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": [f"arn:aws:s3:::{raw}", f"arn:aws:s3:::{processed}"],
+        },
+    ]
+
+
+# --- the sensor pipeline --------------------------------------------------------------------------
+
+
+def test_sensor_runs_monthly_through_a_state_machine_that_runs_the_glue_job(dev: Estate) -> None:
+    schedule = dev.one("aws:scheduler/schedule:Schedule").inputs
+    assert schedule["scheduleExpression"] == "cron(0 2 1 * ? *)"
+    assert schedule["scheduleExpressionTimezone"] == "UTC"
+    assert schedule["flexibleTimeWindow"] == {"mode": "OFF"}
+    machine = dev.one("aws:sfn/stateMachine:StateMachine", "sensor")
+    machine_arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:" + machine.inputs["namePrefix"] + SUFFIX
+    assert schedule["target"]["arn"] == machine_arn
+    assert json.loads(schedule["target"]["input"]) == {"month": "previous"}
+    states = json.loads(machine.inputs["definition"])["States"]
+    assert json.loads(machine.inputs["definition"])["StartAt"] == "ApplyInputDefaults"
+    assert states["ApplyInputDefaults"]["Result"] == {"month": "previous"}
+    task = states["BuildMonthlyTimeSeries"]
+    assert task["Resource"] == "arn:aws:states:::glue:startJobRun.sync"
+    assert task["Parameters"] == {"JobName": "dataplatform-dev-sensor-job", "Arguments": {"--month.$": "$.month"}}
+    job_arn = f"arn:aws:glue:{REGION}:{ACCOUNT}:job/dataplatform-dev-sensor-job"
+    statements = json.loads(dev.named("sensor-flow-role-policy").inputs["policy"])["Statement"]
+    assert statements[-1] == {
+        "Effect": "Allow",
+        "Action": ["glue:BatchStopJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:StartJobRun"],
+        "Resource": [job_arn],
+    }
+
+
+# --- every state machine --------------------------------------------------------------------------
+
+
+def definitions(estate: Estate) -> dict[str, dict[str, Any]]:
+    return {m.name: json.loads(m.inputs["definition"]) for m in estate.of_type("aws:sfn/stateMachine:StateMachine")}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_state_machine_is_valid_asl(stack: str, dev: Estate, prod: Estate, tmp_path: Path) -> None:
+    assert ASL_VALIDATOR.exists(), "run `make setup` (npm ci) to install asl-validator"
+    found = definitions(dev if stack == "dev" else prod)
+    assert set(found) == {"render-logs-flow-machine", "sensor-flow-machine"}
+    for name, definition in found.items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(definition))
+        result = subprocess.run(
+            [str(ASL_VALIDATOR), "--json-path", str(path)], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 0, f"{name}: {result.stdout}{result.stderr}"
+
+
+def test_asl_validator_rejects_a_broken_definition(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps({"StartAt": "Missing", "States": {"Only": {"Type": "Task", "End": True}}}))
+    result = subprocess.run(
+        [str(ASL_VALIDATOR), "--json-path", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode != 0, result.stdout
+
+
+def test_every_task_of_every_state_machine_retries_and_catches_to_the_failure_notification(dev: Estate) -> None:
+    for name, definition in definitions(dev).items():
+        states = definition["States"]
+        tasks = {n: s for n, s in states.items() if s["Type"] == "Task"}
+        work = {n: s for n, s in tasks.items() if n not in ("NotifySuccess", "NotifyFailure")}
+        assert work, name
+        for task_name, task in tasks.items():
+            assert task["Retry"] and all(r["MaxAttempts"] >= 1 for r in task["Retry"]), (name, task_name)
+            assert [c["ErrorEquals"] for c in task["Catch"]] == [["States.ALL"]], (name, task_name)
+        for task_name, task in work.items():
+            assert task["Catch"][0]["Next"] == "NotifyFailure", (name, task_name)
+            assert "States.ALL" not in task["Retry"][0]["ErrorEquals"], (name, task_name)  # bad input is not retried
+        assert states["NotifyFailure"]["Next"] == "Failed", name
