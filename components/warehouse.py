@@ -100,6 +100,20 @@ class Warehouse(pulumi.ComponentResource):
         )
 
 
+def data_api_statements(workgroup_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
+    """What a job needs to run SQL on the workgroup through the Redshift Data API as its own IAM
+    identity (no password): run, follow and cancel statements, and get temporary credentials."""
+    return [
+        statement(["redshift-data:BatchExecuteStatement", "redshift-data:ExecuteStatement"], [workgroup_arn]),
+        # The Data API does not scope these to a resource; a caller only sees its own statements.
+        statement(
+            ["redshift-data:CancelStatement", "redshift-data:DescribeStatement", "redshift-data:GetStatementResult"],
+            ["*"],
+        ),
+        statement(["redshift-serverless:GetCredentials"], [workgroup_arn]),
+    ]
+
+
 @dataclass(frozen=True, kw_only=True)
 class QueryCatalogArgs:
     kms_key_arn: pulumi.Input[str]

@@ -145,7 +145,12 @@ def log_summary(job: str, **figures: Any) -> dict[str, Any]:
 
 
 def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(message)s")
+    """The jobs' own INFO lines on stdout (CloudWatch on Glue); other libraries' loggers keep their level."""
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
 
 
 # --- helpers added for the sales jobs (generic: any job may use them) ------------------------------

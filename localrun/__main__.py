@@ -1,8 +1,9 @@
-"""`python -m localrun`: the render-log pipeline on this machine, end to end.
+"""`python -m localrun`: the render-log, sales and sensor pipelines on this machine, end to end.
 
-The lake is a local folder (.local/lake), the warehouse a throwaway PostgreSQL, and the job the same
-`render-summary` command the Batch image runs, as a separate process per file: what EventBridge and
-Step Functions do in AWS for each uploaded CSV.
+The lake is a local folder (.local/lake) and the warehouse a throwaway PostgreSQL. Render logs: the
+same `render-summary` command the Batch image runs, one process per file, as Step Functions does
+per upload. Sales and sensor: the very Glue scripts, on local Spark (the Glue 5.0 engine), in the
+order the Glue workflow and the state machine run them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from localrun.sample_data import write_render_logs
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_data" / "render_logs"
+# On Glue, each script and glue_common.py are top-level modules; the same here.
+sys.path.insert(0, str(ROOT / "glue_scripts"))
 
 
 def run_render_logs(lake: Path, dsn: str, generated_rows: int) -> list[dict]:
@@ -71,6 +74,77 @@ def print_table(dsn: str) -> None:
         print(f"{file:>28} | {device:>14} | {fps:>14.6f} | {gpu:>14.6f} | {latency:>14} | {count:>14}")
 
 
+def run_sales(lake: Path, dsn: str) -> dict:
+    """Crawlers aside (they only catalog), the sales workflow's steps in order: convert, then load."""
+    import glue_common
+    import sales_csv_to_parquet
+    import sales_load_warehouse
+
+    inputs = lake / "raw" / "sales" / "input"
+    inputs.mkdir(parents=True, exist_ok=True)
+    for sample in sorted((ROOT / "sample_data" / "sales").glob("*.csv")):
+        shutil.copy(sample, inputs / sample.name)
+    processed = lake / "processed"
+    glue_common.spark_session("localrun").sparkContext.setLogLevel("ERROR")
+    print(f"\n$ sales_csv_to_parquet.py --input_path {inputs}", flush=True)
+    converted = sales_csv_to_parquet.main(
+        [
+            *("--input_path", str(inputs), "--output_path", str(processed / "sales" / "parquet")),
+            *("--quarantine_path", str(processed / "quarantine" / "sales")),
+            *("--state_path", str(processed / "sales" / "state")),
+        ]
+    )
+    print(json.dumps(converted, indent=2))
+    print("\n$ sales_load_warehouse.py --warehouse postgres", flush=True)
+    loaded = sales_load_warehouse.main(
+        [
+            *("--parquet_path", str(processed / "sales" / "parquet")),
+            *("--stage_path", str(processed / "sales" / "stage")),
+            *("--state_path", str(processed / "sales" / "state")),
+            *("--warehouse", "postgres", "--dsn", dsn),
+        ]
+    )
+    print(json.dumps(loaded, indent=2))
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT order_date, count(*), sum(quantity), sum(quantity * unit_price * (1 - coalesce(discount, 0))) "
+            "FROM public.sales GROUP BY order_date ORDER BY order_date"
+        ).fetchall()
+    print("\npublic.sales per day: order_date | orders | units | net revenue")
+    for day, orders, units, revenue in rows:
+        print(f"  {day} | {orders:>6} | {units:>5} | {revenue:>11.2f}")
+    return converted
+
+
+def run_sensor(lake: Path) -> dict:
+    """The monthly state machine's one step: the time series for March 2024 at one-minute steps."""
+    import pyarrow.dataset as ds
+    import sensor_timeseries
+
+    raw = lake / "raw" / "sensor" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for sample in sorted((ROOT / "sample_data" / "sensor").glob("*.csv")):
+        shutil.copy(sample, raw / sample.name)
+    output = lake / "processed" / "sensor" / "timeseries"
+    print(f"\n$ sensor_timeseries.py --input_path {raw} --month 2024-03 --frequency 1min", flush=True)
+    summary = sensor_timeseries.main(
+        [
+            *("--input_path", str(raw), "--output_path", str(output)),
+            *("--quarantine_path", str(lake / "processed" / "quarantine" / "sensor")),
+            *("--month", "2024-03", "--frequency", "1min"),
+        ]
+    )
+    print(json.dumps(summary, indent=2))
+    table = ds.dataset(output / "month=2024-03", format="parquet").to_table(columns=["sensor_id", "is_gap"])
+    print(f"\n{output / 'month=2024-03'}: sensor_id | points | gap points")
+    for row in sorted(
+        table.group_by("sensor_id").aggregate([("is_gap", "count"), ("is_gap", "sum")]).to_pylist(),
+        key=lambda r: r["sensor_id"],
+    ):
+        print(f"  {row['sensor_id']:>10} | {row['is_gap_count']:>6} | {row['is_gap_sum']:>6}")
+    return summary
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m localrun", description=__doc__.splitlines()[0])
     parser.add_argument("--lake", type=Path, default=ROOT / ".local" / "lake", help="local lake folder (recreated)")
@@ -80,10 +154,18 @@ def main() -> int:
     with temporary_postgres() as dsn:
         summaries = run_render_logs(args.lake, dsn, args.generated_rows)
         print_table(dsn)
+        sales = run_sales(args.lake, dsn)
+        sensor = run_sensor(args.lake)
     rows_in = sum(s["rows_in"] for s in summaries)
     quarantined = sum(s["rows_quarantined"] for s in summaries)
     print(
-        f"\n{len(summaries)} file(s), {rows_in} row(s) in, {rows_in - quarantined} loaded, {quarantined} quarantined "
+        f"\nrender-logs: {len(summaries)} file(s), {rows_in} row(s) in, {rows_in - quarantined} loaded, "
+        f"{quarantined} quarantined\n"
+        f"sales: {sales['files']} file(s), {sales['rows_in']} row(s) in, {sales['rows_loaded']} loaded, "
+        f"{sales['rows_quarantined']} quarantined\n"
+        f"sensor-timeseries: {sensor['rows_in']} interval(s) in, {sensor['rows_valid']} valid, "
+        f"{sensor['rows_quarantined']} quarantined; {sensor['points']} points for {sensor['sensors']} sensor(s) "
+        f"in {sensor['month']}, {sensor['gap_points']} of them gaps\n"
         f"(rejected rows with reasons under {args.lake / 'processed' / 'quarantine'})"
     )
     return 0

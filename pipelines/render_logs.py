@@ -25,6 +25,7 @@ from components.orchestration import (
     TaskStep,
     pipeline_definition,
 )
+from components.warehouse import data_api_statements
 
 BATCH_IMAGE = Path(__file__).resolve().parent.parent / "batch_image"
 QUARANTINE_PREFIX = "quarantine/render-logs"
@@ -90,18 +91,7 @@ class RenderLogsPipeline(pulumi.ComponentResource):
                         [pulumi.Output.concat(args.processed_bucket_arn, "/", QUARANTINE_PREFIX, "/*")],
                     ),
                     statement(["kms:Decrypt", "kms:GenerateDataKey"], [args.kms_key_arn]),
-                    statement(
-                        ["redshift-data:BatchExecuteStatement", "redshift-data:ExecuteStatement"], [args.workgroup_arn]
-                    ),
-                    statement(
-                        [
-                            "redshift-data:CancelStatement",
-                            "redshift-data:DescribeStatement",
-                            "redshift-data:GetStatementResult",
-                        ],
-                        ["*"],
-                    ),
-                    statement(["redshift-serverless:GetCredentials"], [args.workgroup_arn]),
+                    *data_api_statements(args.workgroup_arn),
                 ],
                 subnet_ids=args.subnet_ids,
                 security_group_ids=args.security_group_ids,

@@ -29,7 +29,7 @@ from components.orchestration import (
     WorkflowStep,
 )
 from components.storage import s3_uri
-from components.warehouse import Crawler, CrawlerArgs
+from components.warehouse import Crawler, CrawlerArgs, data_api_statements
 from pipelines.glue_estate import GlueEstate
 
 # Layout in the processed bucket.
@@ -132,18 +132,7 @@ class SalesPipeline(pulumi.ComponentResource):
                         objects(e.processed_bucket_arn, STATE_PREFIX, STAGE_PREFIX),
                     ),
                     list_buckets(e.processed_bucket_arn),
-                    statement(
-                        ["redshift-data:BatchExecuteStatement", "redshift-data:ExecuteStatement"], [args.workgroup_arn]
-                    ),
-                    statement(
-                        [
-                            "redshift-data:CancelStatement",
-                            "redshift-data:DescribeStatement",
-                            "redshift-data:GetStatementResult",
-                        ],
-                        ["*"],
-                    ),
-                    statement(["redshift-serverless:GetCredentials"], [args.workgroup_arn]),
+                    *data_api_statements(args.workgroup_arn),
                 ],
             ),
             opts=child,

@@ -19,11 +19,17 @@ def test_local_run_loads_every_sample_and_prints_the_table(tmp_path: Path) -> No
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    # The seed's 13 rows, the bad-rows sample (8 rows, 6 rejected) and the generated 1000 rows.
+    # Render logs: the seed's 13 rows, the bad-rows sample (8 rows, 6 rejected) and 1000 generated rows.
+    # Sales: 24 rows, 5 bad. Sensor: 28 intervals, 4 bad; 3 sensors x 44,640 minutes of March 2024.
     assert out.rstrip().endswith(
-        f"3 file(s), 1021 row(s) in, 1015 loaded, 6 quarantined (rejected rows with reasons under "
-        f"{tmp_path / 'lake' / 'processed' / 'quarantine'})"
+        "render-logs: 3 file(s), 1021 row(s) in, 1015 loaded, 6 quarantined\n"
+        "sales: 1 file(s), 24 row(s) in, 19 loaded, 5 quarantined\n"
+        "sensor-timeseries: 28 interval(s) in, 24 valid, 4 quarantined; 133920 points for 3 sensor(s) in "
+        "2024-03, 240 of them gaps\n"
+        f"(rejected rows with reasons under {tmp_path / 'lake' / 'processed' / 'quarantine'})"
     )
+    assert "\npublic.sales per day: order_date | orders | units | net revenue\n  2024-03-01 |      2 |     3 |" in out
+    assert "    temp-lab |  44640 |    240\n" in out
     table = out[out.index("\npublic.performance_summary\n") + 1 :].splitlines()
     assert (
         "render_logs.csv |        iac-vx1 |      59.750411 |      88.059120 |             24 |              5"
