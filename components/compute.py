@@ -14,7 +14,8 @@ import pulumi_docker as docker
 
 from components import naming
 from components.config import FARGATE_MEMORY_MIB
-from components.iam import service_role, statement
+from components.iam import objects, service_role, statement
+from components.storage import s3_uri
 
 # Mirrors batch_image/.dockerignore: local caches must not change the tag (that would be preview noise).
 _NOT_IMAGE_CONTENT = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".venv", ".git", "build", "dist"}
@@ -380,7 +381,7 @@ class GlueJob(pulumi.ComponentResource):
                 ),
                 statement(
                     ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                    [pulumi.Output.concat(args.scripts_bucket_arn, "/", temp_prefix, "*")],
+                    objects(args.scripts_bucket_arn, temp_prefix),
                 ),
                 statement(
                     ["logs:AssociateKmsKey", "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
@@ -406,7 +407,7 @@ class GlueJob(pulumi.ComponentResource):
                 "--enable-metrics": "true",
                 "--enable-observability-metrics": "true",
                 "--job-bookmark-option": "job-bookmark-enable" if args.bookmarks else "job-bookmark-disable",
-                "--TempDir": pulumi.Output.concat("s3://", args.scripts_bucket, "/", temp_prefix),
+                "--TempDir": s3_uri(args.scripts_bucket, temp_prefix),
                 **extra_py_files,
                 **args.arguments,
             },

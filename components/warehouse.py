@@ -147,7 +147,7 @@ class QueryCatalog(pulumi.ComponentResource):
                 "publish_cloudwatch_metrics_enabled": True,
                 "bytes_scanned_cutoff_per_query": args.bytes_scanned_cutoff_per_query,
                 "result_configuration": {
-                    "output_location": pulumi.Output.concat("s3://", args.results_bucket, "/athena/"),
+                    "output_location": s3_uri(args.results_bucket, "athena/"),
                     "encryption_configuration": {"encryption_option": "SSE_KMS", "kms_key_arn": args.kms_key_arn},
                 },
             },

@@ -16,7 +16,7 @@ import pulumi
 
 from components.compute import BatchCompute, BatchComputeArgs
 from components.config import RenderLogsConfig
-from components.iam import statement
+from components.iam import objects, statement
 from components.orchestration import (
     ObjectCreatedRule,
     ObjectCreatedRuleArgs,
@@ -25,6 +25,7 @@ from components.orchestration import (
     TaskStep,
     pipeline_definition,
 )
+from components.storage import s3_uri
 from components.warehouse import data_api_statements
 
 BATCH_IMAGE = Path(__file__).resolve().parent.parent / "batch_image"
@@ -76,19 +77,17 @@ class RenderLogsPipeline(pulumi.ComponentResource):
                 image_context=str(BATCH_IMAGE),
                 command=["--input", "Ref::input"],
                 environment={
-                    "RENDER_SUMMARY_QUARANTINE": pulumi.Output.concat(
-                        "s3://", args.processed_bucket, "/", QUARANTINE_PREFIX
-                    ),
+                    "RENDER_SUMMARY_QUARANTINE": s3_uri(args.processed_bucket, QUARANTINE_PREFIX),
                     "WAREHOUSE_BACKEND": "redshift-data",
                     "REDSHIFT_WORKGROUP": args.workgroup_name,
                     "REDSHIFT_DATABASE": args.database,
                     "SUMMARY_TABLE": s.table,
                 },
                 job_role_statements=[
-                    statement(["s3:GetObject"], [pulumi.Output.concat(args.raw_bucket_arn, "/", s.prefix, "*")]),
+                    statement(["s3:GetObject"], objects(args.raw_bucket_arn, s.prefix)),
                     statement(
                         ["s3:DeleteObject", "s3:PutObject"],
-                        [pulumi.Output.concat(args.processed_bucket_arn, "/", QUARANTINE_PREFIX, "/*")],
+                        objects(args.processed_bucket_arn, f"{QUARANTINE_PREFIX}/"),
                     ),
                     statement(["kms:Decrypt", "kms:GenerateDataKey"], [args.kms_key_arn]),
                     *data_api_statements(args.workgroup_arn),
