@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pulumi
 import pulumi_aws as aws
 from pulumi.runtime import config as runtime_config
 
+from components.compute import BatchCompute, BatchComputeArgs
 from components.config import load_config
 from components.iam import statement
 from components.network import Network, NetworkArgs
 from components.orchestration import NotificationTopic, NotificationTopicArgs
 from components.storage import DataLake, DataLakeArgs, s3_uri
 from components.warehouse import QueryCatalog, QueryCatalogArgs, Warehouse, WarehouseArgs
+from pipelines.covid import CovidArgs, CovidPipeline
+from pipelines.gharchive import GharchiveArgs, GharchivePipeline
 from pipelines.glue_estate import GlueEstate
 from pipelines.render_logs import RenderLogsArgs, RenderLogsPipeline
 from pipelines.sales import SalesArgs, SalesPipeline
@@ -81,7 +86,26 @@ notifications = NotificationTopic(
 )
 
 pipelines: dict[str, pulumi.ComponentResource] = {}
-if "render-logs" in cfg.pipelines:
+# One jobs image, queue and log group for every Batch job (render-summary, gharchive-ingest, copy-datasets).
+batch: BatchCompute | None = None
+if {"render-logs", "gharchive", "covid19"} & set(cfg.pipelines):
+    batch = BatchCompute(
+        "batch",
+        BatchComputeArgs(
+            account_id=account_id,
+            region=region,
+            kms_key_arn=lake.key_arn,
+            image_context=str(Path(__file__).resolve().parent / "batch_image"),
+            subnet_ids=network.job_subnet_ids,
+            security_group_ids=[network.jobs_security_group_id],
+            max_vcpus=cfg.batch_max_vcpus,
+            use_spot=cfg.batch_use_spot,
+            log_retention_days=cfg.log_retention_days,
+            remove_data_on_destroy=removal,
+        ),
+        opts=platform,
+    )
+if "render-logs" in cfg.pipelines and batch:
     pipelines["render-logs"] = RenderLogsPipeline(
         "render-logs",
         RenderLogsArgs(
@@ -97,13 +121,9 @@ if "render-logs" in cfg.pipelines:
             workgroup_arn=warehouse.workgroup_arn,
             database=warehouse.database,
             topic_arn=notifications.topic_arn,
-            subnet_ids=network.job_subnet_ids,
-            security_group_ids=[network.jobs_security_group_id],
+            batch=batch,
             assign_public_ip=network.assign_public_ip,
-            max_vcpus=cfg.batch_max_vcpus,
-            use_spot=cfg.batch_use_spot,
             log_retention_days=cfg.log_retention_days,
-            remove_data_on_destroy=removal,
         ),
         opts=platform,
     )
@@ -141,6 +161,42 @@ if "sensor-timeseries" in cfg.pipelines:
         SensorTimeseriesArgs(estate=glue_estate, settings=cfg.sensor, log_retention_days=cfg.log_retention_days),
         opts=platform,
     )
+if "gharchive" in cfg.pipelines and batch:
+    pipelines["gharchive"] = GharchivePipeline(
+        "gharchive",
+        GharchiveArgs(
+            estate=glue_estate,
+            batch=batch,
+            settings=cfg.gharchive,
+            catalog_database=catalog.database_name,
+            athena_workgroup=catalog.workgroup_name,
+            assign_public_ip=network.assign_public_ip,
+            log_retention_days=cfg.log_retention_days,
+            remove_data_on_destroy=removal,
+        ),
+        opts=platform,
+    )
+if "covid19" in cfg.pipelines and batch:
+    pipelines["covid19"] = CovidPipeline(
+        "covid",
+        CovidArgs(
+            estate=glue_estate,
+            batch=batch,
+            settings=cfg.covid,
+            curated_bucket=lake.bucket_names["curated"],
+            curated_bucket_arn=lake.bucket_arns["curated"],
+            query_results_bucket_arn=lake.bucket_arns["query-results"],
+            catalog_database=catalog.database_name,
+            athena_workgroup=catalog.workgroup_name,
+            workgroup_name=warehouse.workgroup_name,
+            workgroup_arn=warehouse.workgroup_arn,
+            database=warehouse.database,
+            copy_role_arn=warehouse.copy_role_arn,
+            assign_public_ip=network.assign_public_ip,
+            log_retention_days=cfg.log_retention_days,
+        ),
+        opts=platform,
+    )
 
 pulumi.export("buckets", lake.bucket_names)
 pulumi.export("kms_key_arn", lake.key_arn)
@@ -154,10 +210,19 @@ raw = lake.bucket_names["raw"]
 if isinstance(render_logs := pipelines.get("render-logs"), RenderLogsPipeline):
     pulumi.export("render_logs_upload_to", s3_uri(raw, cfg.render_logs.prefix))
     pulumi.export("render_logs_state_machine_arn", render_logs.state_machine_arn)
-    pulumi.export("render_logs_image", render_logs.image_uri)
 if isinstance(sales := pipelines.get("sales"), SalesPipeline):
     pulumi.export("sales_upload_to", s3_uri(raw, cfg.sales.input_prefix))
     pulumi.export("sales_workflow", sales.workflow_name)
 if isinstance(sensor := pipelines.get("sensor-timeseries"), SensorTimeseriesPipeline):
     pulumi.export("sensor_upload_to", s3_uri(raw, cfg.sensor.input_prefix))
     pulumi.export("sensor_state_machine_arn", sensor.state_machine_arn)
+if batch:
+    pulumi.export("batch_image", batch.image_uri)
+    pulumi.export("batch_job_queue_arn", batch.job_queue_arn)
+if isinstance(gharchive := pipelines.get("gharchive"), GharchivePipeline):
+    pulumi.export("gharchive_raw", s3_uri(raw, "gharchive/raw/"))
+    pulumi.export("gharchive_state_machine_arn", gharchive.state_machine_arn)
+    pulumi.export("gharchive_jobs_table", gharchive.jobs_table_name)
+    pulumi.export("gharchive_runs_table", gharchive.runs_table_name)
+if isinstance(covid := pipelines.get("covid19"), CovidPipeline):
+    pulumi.export("covid_state_machine_arn", covid.state_machine_arn)

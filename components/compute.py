@@ -49,21 +49,8 @@ class BatchComputeArgs:
     kms_key_arn: pulumi.Input[str]
     # Directory holding the Dockerfile; its content hash is the image tag.
     image_context: str
-    # What the job may do, as IAM statements (least privilege is the caller's to state).
-    job_role_statements: list[dict[str, Any]]
-    # Container command after the image's ENTRYPOINT; "Ref::x" takes the submitted parameter x.
-    command: list[str]
-    environment: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
-    # Public IP for tasks in public subnets (no NAT); the security group still admits nothing.
-    assign_public_ip: bool = False
-    vcpu: float = 1
-    memory_mib: int = 2048
-    timeout_minutes: int = 60
-    # Attempts in total; only `retry_exit_codes` and image-pull failures are retried.
-    retry_attempts: int = 3
-    retry_exit_codes: tuple[str, ...] = ("4",)
     max_vcpus: int = 16
     # Fargate Spot first, on-demand Fargate as the fallback.
     use_spot: bool = False
@@ -74,28 +61,19 @@ class BatchComputeArgs:
 
 
 class BatchCompute(pulumi.ComponentResource):
-    """Fargate compute environment(s) and job queue, an ECR repository (immutable tags, scan on
-    push, KMS, lifecycle), the job image built for linux/amd64 and tagged by content, an encrypted
-    log group, execution and job roles, and a job definition whose retry strategy retries transient
-    exit codes and never bad input."""
+    """What every Batch job of the estate shares: an ECR repository (immutable tags, scan on push,
+    KMS, lifecycle), the jobs image built for linux/amd64 and tagged by content, Fargate compute
+    environment(s) and one job queue, an encrypted log group and the tasks' execution role.
+    Each job adds a `BatchJob` (its own role and job definition) on top."""
 
     job_queue_arn: pulumi.Output[str]
-    job_definition_arn: pulumi.Output[str]
-    job_definition_name: pulumi.Output[str]
     repository_url: pulumi.Output[str]
     image_uri: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
-    job_role_arn: pulumi.Output[str]
+    execution_role_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: BatchComputeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:compute:BatchCompute", name, None, opts)
-        allowed = FARGATE_MEMORY_MIB.get(args.vcpu)
-        if not allowed or args.memory_mib not in allowed:
-            raise ValueError(
-                f"BatchCompute {name}: Fargate does not offer {args.vcpu:g} vCPU with {args.memory_mib} MiB"
-            )
-        if not 1 <= args.retry_attempts <= 10:
-            raise ValueError(f"BatchCompute {name}: retry_attempts must be 1 to 10, got {args.retry_attempts}")
         child = pulumi.ResourceOptions(parent=self)
         keep = not args.remove_data_on_destroy
 
@@ -182,14 +160,6 @@ class BatchCompute(pulumi.ComponentResource):
             ],
             parent=self,
         )
-        job_role = service_role(
-            f"{name}-job-role",
-            f"{name}-job",
-            "ecs-tasks.amazonaws.com",
-            args.account_id,
-            args.job_role_statements,
-            parent=self,
-        )
 
         capacity = ["FARGATE_SPOT", "FARGATE"] if args.use_spot else ["FARGATE"]
         environments = [
@@ -218,11 +188,70 @@ class BatchCompute(pulumi.ComponentResource):
             ],
             opts=child,
         )
+        self.job_queue_arn = queue.arn
+        self.repository_url = repo.repository_url
+        self.log_group_name = log_group.name
+        self.execution_role_arn = execution_role.arn
+        self.register_outputs(
+            {
+                "job_queue_arn": self.job_queue_arn,
+                "repository_url": self.repository_url,
+                "image_uri": self.image_uri,
+                "log_group_name": self.log_group_name,
+            }
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchJobArgs:
+    account_id: pulumi.Input[str]
+    region: pulumi.Input[str]
+    # The shared image, queue, logs and execution role.
+    compute: BatchCompute
+    # Container command: the image's console script and its flags; "Ref::x" takes the submitted parameter x.
+    command: list[str]
+    # What the job may do, as IAM statements (least privilege is the caller's to state).
+    job_role_statements: list[dict[str, Any]]
+    environment: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    # Public IP for tasks in public subnets (no NAT); the security group still admits nothing.
+    assign_public_ip: bool = False
+    vcpu: float = 1
+    memory_mib: int = 2048
+    timeout_minutes: int = 60
+    # Attempts in total; only `retry_exit_codes` and image-pull failures are retried.
+    retry_attempts: int = 3
+    retry_exit_codes: tuple[str, ...] = ("4",)
+
+
+class BatchJob(pulumi.ComponentResource):
+    """One job on the shared Batch compute: its own task role and a Fargate job definition (read-only
+    root file system, a timeout) whose retry strategy retries transient exit codes and never bad input."""
+
+    job_definition_arn: pulumi.Output[str]
+    job_definition_name: pulumi.Output[str]
+    job_role_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: BatchJobArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dataplatform:compute:BatchJob", name, None, opts)
+        allowed = FARGATE_MEMORY_MIB.get(args.vcpu)
+        if not allowed or args.memory_mib not in allowed:
+            raise ValueError(f"BatchJob {name}: Fargate does not offer {args.vcpu:g} vCPU with {args.memory_mib} MiB")
+        if not 1 <= args.retry_attempts <= 10:
+            raise ValueError(f"BatchJob {name}: retry_attempts must be 1 to 10, got {args.retry_attempts}")
+        child = pulumi.ResourceOptions(parent=self)
+        job_role = service_role(
+            f"{name}-role",
+            f"{name}-job",
+            "ecs-tasks.amazonaws.com",
+            args.account_id,
+            args.job_role_statements,
+            parent=self,
+        )
         container = {
-            "image": self.image_uri,
+            "image": args.compute.image_uri,
             "command": args.command,
             "jobRoleArn": job_role.arn,
-            "executionRoleArn": execution_role.arn,
+            "executionRoleArn": args.compute.execution_role_arn,
             "resourceRequirements": [
                 {"type": "VCPU", "value": f"{args.vcpu:g}"},
                 {"type": "MEMORY", "value": str(args.memory_mib)},
@@ -235,7 +264,7 @@ class BatchCompute(pulumi.ComponentResource):
             "logConfiguration": {
                 "logDriver": "awslogs",
                 "options": {
-                    "awslogs-group": log_group.name,
+                    "awslogs-group": args.compute.log_group_name,
                     "awslogs-region": args.region,
                     "awslogs-stream-prefix": name,
                 },
@@ -250,7 +279,7 @@ class BatchCompute(pulumi.ComponentResource):
             {"on_exit_code": "*", "action": "EXIT"},
         ]
         definition = aws.batch.JobDefinition(
-            f"{name}-job",
+            f"{name}-definition",
             name=naming.physical(name, 128),
             type="container",
             platform_capabilities=["FARGATE"],
@@ -260,21 +289,11 @@ class BatchCompute(pulumi.ComponentResource):
             propagate_tags=True,
             opts=child,
         )
-
-        self.job_queue_arn = queue.arn
         self.job_definition_arn = definition.arn
         self.job_definition_name = definition.name
-        self.repository_url = repo.repository_url
-        self.log_group_name = log_group.name
         self.job_role_arn = job_role.arn
         self.register_outputs(
-            {
-                "job_queue_arn": self.job_queue_arn,
-                "job_definition_arn": self.job_definition_arn,
-                "repository_url": self.repository_url,
-                "image_uri": self.image_uri,
-                "log_group_name": self.log_group_name,
-            }
+            {"job_definition_arn": self.job_definition_arn, "job_definition_name": self.job_definition_name}
         )
 
 

@@ -13,6 +13,7 @@ import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,15 @@ from typing import Any
 import yaml
 
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
-KNOWN_PIPELINES = ("render-logs", "sales", "sensor-timeseries")
+KNOWN_PIPELINES = ("render-logs", "sales", "sensor-timeseries", "gharchive", "covid19")
+# The COVID-19 datasets the clean job knows (pipelines/covid_staging.DATASETS; a test keeps them equal),
+# each with the Pulumi.yaml key naming its source prefix.
+COVID_DATASET_KEYS = {
+    "cases": "covidCasesPrefix",
+    "testing": "covidTestingPrefix",
+    "county_population": "covidCountyPopulationPrefix",
+    "state_abbreviations": "covidStateAbbreviationsPrefix",
+}
 # The sales job's typed schema (glue_scripts/sales_csv_to_parquet.py; a test keeps the two equal).
 SALES_COLUMNS = (
     "order_id",
@@ -117,6 +126,25 @@ class SensorConfig:
 
 
 @dataclass(frozen=True)
+class GharchiveConfig:
+    base_url: str
+    # YYYY-MM-DD, or "" for three days before the first run; only used before the first bookmark.
+    baseline_day: str
+    max_hours_per_run: int
+    schedule: str
+
+
+@dataclass(frozen=True)
+class CovidConfig:
+    source_bucket: str
+    source_region: str
+    # dataset name -> key prefix in the source bucket
+    datasets: dict[str, str]
+    schedule: str
+    warehouse_schema: str
+
+
+@dataclass(frozen=True)
 class StackConfig:
     project: str
     stack: str
@@ -139,6 +167,8 @@ class StackConfig:
     glue: GlueConfig
     sales: SalesConfig
     sensor: SensorConfig
+    gharchive: GharchiveConfig
+    covid: CovidConfig
 
     @property
     def tags(self) -> dict[str, str]:
@@ -293,8 +323,6 @@ def load_config(raw: Mapping[str, str], project: str, stack: str, region: str | 
         + ", ".join(SALES_COLUMNS)
         + (f" (unknown: {', '.join(unknown_columns)})" if unknown_columns else ""),
     )
-    schedule_problem = schedule_expression_problem(values["sensorSchedule"])
-    check(schedule_problem is None, "sensorSchedule", schedule_problem or "")
     check(
         values["sensorScheduleTimezone"] in zoneinfo.available_timezones(),
         "sensorScheduleTimezone",
@@ -304,6 +332,42 @@ def load_config(raw: Mapping[str, str], project: str, stack: str, region: str | 
         frequency_seconds(values["sensorFrequency"]) is not None,
         "sensorFrequency",
         "must be <n>s, <n>min or <n>h with n >= 1 and divide a day evenly (e.g. 30s, 1min, 15min, 1h)",
+    )
+    for key in ("sensorSchedule", "gharchiveSchedule", "covidSchedule"):
+        problem = schedule_expression_problem(values[key])
+        check(problem is None, key, problem or "")
+    check(
+        re.fullmatch(r"https://[a-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?", values["gharchiveBaseUrl"]) is not None
+        and not values["gharchiveBaseUrl"].endswith("/"),
+        "gharchiveBaseUrl",
+        "must be an https:// URL without a trailing slash, e.g. https://data.gharchive.org",
+    )
+    check(
+        values["gharchiveBaselineDay"] == "" or _is_date(values["gharchiveBaselineDay"]),
+        "gharchiveBaselineDay",
+        "must be a date YYYY-MM-DD, or empty for three days before the first run",
+    )
+    check(1 <= values["gharchiveMaxHoursPerRun"] <= 744, "gharchiveMaxHoursPerRun", "must be 1 to 744 (a month)")
+    check(
+        re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", values["covidSourceBucket"]) is not None,
+        "covidSourceBucket",
+        "must be an S3 bucket name",
+    )
+    check(
+        re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-[0-9]", values["covidSourceRegion"]) is not None,
+        "covidSourceRegion",
+        "must be an AWS region name such as us-east-2",
+    )
+    for key in COVID_DATASET_KEYS.values():
+        check(
+            re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9_.-]*/)+", values[key]) is not None,
+            key,
+            "must be a key prefix in the source bucket ending in '/', e.g. enigma-jhu/csv/",
+        )
+    check(
+        re.fullmatch(r"[a-z_][a-z0-9_]{0,126}", values["covidWarehouseSchema"]) is not None,
+        "covidWarehouseSchema",
+        "must be a lower-case SQL identifier",
     )
     if problems:
         raise ConfigError(problems)
@@ -346,7 +410,27 @@ def load_config(raw: Mapping[str, str], project: str, stack: str, region: str | 
             schedule_timezone=values["sensorScheduleTimezone"],
             frequency=values["sensorFrequency"],
         ),
+        gharchive=GharchiveConfig(
+            base_url=values["gharchiveBaseUrl"],
+            baseline_day=values["gharchiveBaselineDay"],
+            max_hours_per_run=values["gharchiveMaxHoursPerRun"],
+            schedule=values["gharchiveSchedule"],
+        ),
+        covid=CovidConfig(
+            source_bucket=values["covidSourceBucket"],
+            source_region=values["covidSourceRegion"],
+            datasets={name: values[key] for name, key in COVID_DATASET_KEYS.items()},
+            schedule=values["covidSchedule"],
+            warehouse_schema=values["covidWarehouseSchema"],
+        ),
     )
+
+
+def _is_date(text: str) -> bool:
+    try:
+        return re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) is not None and bool(date.fromisoformat(text))
+    except ValueError:
+        return False
 
 
 _FREQUENCY = re.compile(r"^([1-9][0-9]*)(s|min|h)$")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pulumi
@@ -254,6 +255,151 @@ class TaskStep:
     result_path: str | None = None
 
 
+@dataclass(frozen=True)
+class PollStep:
+    """Work without a `.sync` integration (a crawler run, a Redshift Data API statement): `start` it,
+    then every `wait_seconds` run `check` until the Choice rule `succeeded` (go on) or `failed` (notify
+    the failure with the check's result as the cause) holds on the check's result."""
+
+    name: str
+    start: TaskStep
+    check: TaskStep
+    succeeded: dict[str, Any]
+    failed: dict[str, Any]
+    wait_seconds: int = 30
+
+
+# Service errors worth retrying when calling the Batch and Glue APIs; a failed job itself is retried
+# by its own retry strategy (Batch exit codes, Glue max_retries).
+BATCH_API_ERRORS = ("Batch.AWSBatchException", "Batch.TooManyRequestsException", "Batch.ServerException")
+GLUE_API_ERRORS = (
+    "Glue.AWSGlueException",
+    "Glue.ConcurrentRunsExceededException",
+    "Glue.InternalServiceException",
+    "Glue.OperationTimeoutException",
+    "Glue.ThrottlingException",
+)
+
+
+def batch_job_step(
+    name: str, job_name: str, queue_arn: Any, definition_arn: Any, parameters: dict[str, Any] | None = None
+) -> TaskStep:
+    """Submit a Batch job and wait for its real outcome (`submitJob.sync`)."""
+    submit = {"JobName": job_name, "JobQueue": queue_arn, "JobDefinition": definition_arn, "PropagateTags": True}
+    if parameters:
+        submit["Parameters"] = parameters
+    return TaskStep(
+        name=name,
+        resource="arn:aws:states:::batch:submitJob.sync",
+        parameters=submit,
+        retry_on=BATCH_API_ERRORS,
+    )
+
+
+def batch_job_statements(
+    account_id: pulumi.Input[str], region: pulumi.Input[str], queue_arn: Any, definition_names: list[Any]
+) -> list[dict[str, Any]]:
+    """What a state machine needs to run `batch_job_step`s for these job definitions (any revision)."""
+    account, region = pulumi.Output.from_input(account_id), pulumi.Output.from_input(region)
+    batch = pulumi.Output.concat("arn:aws:batch:", region, ":", account, ":")
+    jobs = pulumi.Output.concat(batch, "job/*")
+    definitions = [pulumi.Output.concat(batch, "job-definition/", n, ":*") for n in definition_names]
+    return [
+        # SubmitJob is authorised on the queue, the definition and the new job.
+        statement(["batch:SubmitJob"], [queue_arn, *definitions, jobs]),
+        statement(["batch:TagResource", "batch:TerminateJob"], [jobs]),
+        statement(["batch:DescribeJobs"], ["*"]),
+        # submitJob.sync waits through this managed rule.
+        statement(
+            ["events:DescribeRule", "events:PutRule", "events:PutTargets"],
+            [
+                pulumi.Output.concat(
+                    "arn:aws:events:", region, ":", account, ":rule/StepFunctionsGetEventsForBatchJobsRule"
+                )
+            ],
+        ),
+    ]
+
+
+def glue_job_step(name: str, job_name: Any, arguments: dict[str, Any] | None = None) -> TaskStep:
+    """Start a Glue job run and wait for its outcome (`startJobRun.sync`)."""
+    parameters: dict[str, Any] = {"JobName": job_name}
+    if arguments:
+        parameters["Arguments"] = arguments
+    return TaskStep(
+        name=name,
+        resource="arn:aws:states:::glue:startJobRun.sync",
+        parameters=parameters,
+        retry_on=GLUE_API_ERRORS,
+    )
+
+
+def glue_job_statements(job_arns: list[Any]) -> list[dict[str, Any]]:
+    return [statement(["glue:BatchStopJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:StartJobRun"], job_arns)]
+
+
+def crawl_step(name: str, crawler_name: Any, wait_seconds: int = 30) -> PollStep:
+    """Run a Glue crawler and wait until it is READY again; a crawl that did not succeed fails the step."""
+    result = f"$.{name[0].lower()}{name[1:]}"
+    return PollStep(
+        name=name,
+        start=TaskStep(
+            name=name,
+            resource="arn:aws:states:::aws-sdk:glue:startCrawler",
+            parameters={"Name": crawler_name},
+            # A crawler already running (another execution) is retried until it is free.
+            retry_on=("Glue.CrawlerRunningException", "Glue.ThrottlingException", "Glue.InternalServiceException"),
+        ),
+        check=TaskStep(
+            name=f"{name}Check",
+            resource="arn:aws:states:::aws-sdk:glue:getCrawler",
+            parameters={"Name": crawler_name},
+            retry_on=("Glue.ThrottlingException", "Glue.InternalServiceException"),
+            result_path=result,
+        ),
+        succeeded={
+            "And": [
+                {"Variable": f"{result}.Crawler.State", "StringEquals": "READY"},
+                {"Variable": f"{result}.Crawler.LastCrawl.Status", "StringEquals": "SUCCEEDED"},
+            ]
+        },
+        failed={"Variable": f"{result}.Crawler.State", "StringEquals": "READY"},
+        wait_seconds=wait_seconds,
+    )
+
+
+def _task_state(step: TaskStep, next_state: str) -> dict[str, Any]:
+    return {
+        "Type": "Task",
+        "Resource": step.resource,
+        "Parameters": step.parameters,
+        "ResultPath": step.result_path,
+        "Retry": [{"ErrorEquals": list(step.retry_on), **DEFAULT_RETRY}],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "NotifyFailure"}],
+        "Next": next_state,
+    }
+
+
+def _poll_states(step: PollStep, next_state: str) -> dict[str, Any]:
+    wait, check, decide, failed = (f"{step.name}{s}" for s in ("Wait", "Check", "Decide", "Failed"))
+    return {
+        step.name: _task_state(step.start, wait),
+        wait: {"Type": "Wait", "Seconds": step.wait_seconds, "Next": check},
+        check: _task_state(replace(step.check, name=check), decide),
+        decide: {
+            "Type": "Choice",
+            "Choices": [{**step.succeeded, "Next": next_state}, {**step.failed, "Next": failed}],
+            "Default": wait,
+        },
+        failed: {
+            "Type": "Pass",
+            "Parameters": {"Error": f"{step.name}Failed", "Cause.$": f"States.JsonToString({step.check.result_path})"},
+            "ResultPath": "$.failure",
+            "Next": "NotifyFailure",
+        },
+    }
+
+
 def _notify(topic_arn: Any, subject: str, message: dict[str, Any]) -> dict[str, Any]:
     return {
         "Type": "Task",
@@ -264,9 +410,12 @@ def _notify(topic_arn: Any, subject: str, message: dict[str, Any]) -> dict[str, 
 
 
 def pipeline_definition(
-    pipeline: str, steps: list[TaskStep], topic_arn: Any, input_defaults: dict[str, Any] | None = None
+    pipeline: str,
+    steps: Sequence[TaskStep | PollStep],
+    topic_arn: Any,
+    input_defaults: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """ASL for steps run in order; each has Retry, and a Catch to NotifyFailure, which publishes
+    """ASL for steps run in order; each Task has Retry, and a Catch to NotifyFailure, which publishes
     which step failed and why, then fails the execution. Success publishes NotifySuccess.
 
     `input_defaults` fills keys the execution input lacks (a missing path would otherwise be a
@@ -288,15 +437,11 @@ def pipeline_definition(
             "Next": steps[0].name,
         }
     for i, step in enumerate(steps):
-        states[step.name] = {
-            "Type": "Task",
-            "Resource": step.resource,
-            "Parameters": step.parameters,
-            "ResultPath": step.result_path,
-            "Retry": [{"ErrorEquals": list(step.retry_on), **DEFAULT_RETRY}],
-            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "NotifyFailure"}],
-            "Next": steps[i + 1].name if i + 1 < len(steps) else "NotifySuccess",
-        }
+        next_state = steps[i + 1].name if i + 1 < len(steps) else "NotifySuccess"
+        if isinstance(step, PollStep):
+            states.update(_poll_states(step, next_state))
+        else:
+            states[step.name] = _task_state(step, next_state)
     states["NotifySuccess"] = {
         **_notify(
             topic_arn,

@@ -169,20 +169,25 @@ class CrawlerArgs:
     # The dataset's root folder ("sales/parquet/"): one table there, its subfolders are partitions.
     prefix: str
     table_prefix: str
+    # True: each folder directly under the prefix is its own table (several datasets under one root).
+    table_per_folder: bool = False
+    # True: CSV files always have a header row. Glue's default classifier guesses, and guesses
+    # "no header" when every column is a string (the header then becomes a data row named col0...).
+    csv_with_header: bool = False
     # Glob patterns (relative to the prefix) the crawler skips.
     exclusions: tuple[str, ...] = ()
 
 
-def crawler_configuration(prefix: str) -> str:
-    """One table at the dataset root however many files or folders arrive, its partitions
-    following the table, and new columns merged rather than a second table made."""
+def crawler_configuration(prefix: str, table_per_folder: bool = False) -> str:
+    """One table at the dataset root (or per folder under it) however many files or folders
+    arrive, its partitions following the table, and new columns merged rather than a second table made."""
     return json.dumps(
         {
             "Version": 1.0,
             "Grouping": {
                 "TableGroupingPolicy": "CombineCompatibleSchemas",
                 # Absolute level below the bucket: "sales/parquet/" is level 2.
-                "TableLevelConfiguration": len(prefix.strip("/").split("/")),
+                "TableLevelConfiguration": len(prefix.strip("/").split("/")) + int(table_per_folder),
             },
             "CrawlerOutput": {
                 "Partitions": {"AddOrUpdateBehavior": "InheritFromTable"},
@@ -247,6 +252,21 @@ class Crawler(pulumi.ComponentResource):
             ],
             parent=self,
         )
+        classifiers = []
+        if args.csv_with_header:
+            classifiers.append(
+                aws.glue.Classifier(
+                    f"{name}-csv",
+                    name=naming.physical(f"{name}-csv", 255),
+                    csv_classifier={
+                        "contains_header": "PRESENT",
+                        "delimiter": ",",
+                        "quote_symbol": '"',
+                        "allow_single_column": False,
+                    },
+                    opts=pulumi.ResourceOptions(parent=self),
+                ).name
+            )
         crawler = aws.glue.Crawler(
             f"{name}-crawler",
             name=naming.physical(name, 255),
@@ -262,7 +282,8 @@ class Crawler(pulumi.ComponentResource):
             # Recrawling only new folders requires that schema changes and deletions are only logged.
             recrawl_policy={"recrawl_behavior": "CRAWL_NEW_FOLDERS_ONLY"},
             schema_change_policy={"update_behavior": "LOG", "delete_behavior": "LOG"},
-            configuration=crawler_configuration(args.prefix),
+            classifiers=classifiers,
+            configuration=crawler_configuration(args.prefix, args.table_per_folder),
             security_configuration=security.name,
             opts=pulumi.ResourceOptions(parent=self),
         )

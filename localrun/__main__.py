@@ -1,9 +1,9 @@
-"""`python -m localrun`: the render-log, sales and sensor pipelines on this machine, end to end.
+"""`python -m localrun`: the estate's five pipelines on this machine, end to end.
 
 The lake is a local folder (.local/lake) and the warehouse a throwaway PostgreSQL. Render logs: the
 same `render-summary` command the Batch image runs, one process per file, as Step Functions does
 per upload. Sales and sensor: the very Glue scripts, on local Spark (the Glue 5.0 engine), in the
-order the Glue workflow and the state machine run them.
+order the Glue workflow and the state machine run them. GH Archive and COVID-19: see localrun/ingestion.py.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 
+from localrun.ingestion import moto_aws, run_covid, run_gharchive
 from localrun.postgres import temporary_postgres
 from localrun.sample_data import write_render_logs
 
@@ -156,6 +157,12 @@ def main() -> int:
         print_table(dsn)
         sales = run_sales(args.lake, dsn)
         sensor = run_sensor(args.lake)
+        import glue_common
+
+        spark = glue_common.spark_session("localrun")
+        with moto_aws():
+            gharchive = run_gharchive(args.lake, spark)
+            covid = run_covid(args.lake, spark, dsn)
     rows_in = sum(s["rows_in"] for s in summaries)
     quarantined = sum(s["rows_quarantined"] for s in summaries)
     print(
@@ -166,6 +173,13 @@ def main() -> int:
         f"sensor-timeseries: {sensor['rows_in']} interval(s) in, {sensor['rows_valid']} valid, "
         f"{sensor['rows_quarantined']} quarantined; {sensor['points']} points for {sensor['sensors']} sensor(s) "
         f"in {sensor['month']}, {sensor['gap_points']} of them gaps\n"
+        f"gharchive: {gharchive['hours_ingested']} hour(s) ingested (bookmark {gharchive['bookmark']}), "
+        f"{gharchive['rows_in']} event(s) in, {gharchive['rows_loaded']} loaded, "
+        f"{gharchive['rows_quarantined']} quarantined\n"
+        f"covid19: {covid['copied']} file(s) copied, {covid['rows_in']} row(s) in, {covid['rows_loaded']} loaded, "
+        f"{covid['rows_quarantined']} quarantined; star schema "
+        + ", ".join(f"{table} {rows}" for table, rows in covid["tables"].items())
+        + "\n"
         f"(rejected rows with reasons under {args.lake / 'processed' / 'quarantine'})"
     )
     return 0

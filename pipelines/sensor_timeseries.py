@@ -22,7 +22,8 @@ from components.orchestration import (
     ScheduleArgs,
     StateMachine,
     StateMachineArgs,
-    TaskStep,
+    glue_job_statements,
+    glue_job_step,
     pipeline_definition,
 )
 from components.storage import s3_uri
@@ -30,14 +31,6 @@ from pipelines.glue_estate import GlueEstate
 
 OUTPUT_PREFIX = "sensor/timeseries/"
 QUARANTINE_PREFIX = "quarantine/sensor/"
-# Glue API errors worth retrying; a failed job run is retried by Glue itself (max_retries).
-GLUE_API_ERRORS = (
-    "Glue.AWSGlueException",
-    "Glue.ConcurrentRunsExceededException",
-    "Glue.InternalServiceException",
-    "Glue.OperationTimeoutException",
-    "Glue.ThrottlingException",
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,13 +75,7 @@ class SensorTimeseriesPipeline(pulumi.ComponentResource):
         definition = pipeline_definition(
             "sensor-timeseries",
             [
-                TaskStep(
-                    name="BuildMonthlyTimeSeries",
-                    resource="arn:aws:states:::glue:startJobRun.sync",
-                    parameters={"JobName": job.job_name, "Arguments": {"--month.$": "$.month"}},
-                    retry_on=GLUE_API_ERRORS,
-                    result_path="$.jobRun",
-                )
+                glue_job_step("BuildMonthlyTimeSeries", job.job_name, {"--month.$": "$.month"}),
             ],
             e.topic_arn,
             input_defaults={"month": "previous"},
@@ -101,12 +88,7 @@ class SensorTimeseriesPipeline(pulumi.ComponentResource):
                 definition=definition,
                 topic_arn=e.topic_arn,
                 log_retention_days=args.log_retention_days,
-                role_statements=[
-                    statement(
-                        ["glue:BatchStopJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:StartJobRun"],
-                        [job.job_arn],
-                    )
-                ],
+                role_statements=glue_job_statements([job.job_arn]),
             ),
             opts=child,
         )

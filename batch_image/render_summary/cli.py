@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
+from job_errors import EXIT_OK, JobError
 
 from render_summary import storage, transform
-from render_summary.errors import EXIT_OK, JobError
 from render_summary.warehouse import PostgresWarehouse, RedshiftDataWarehouse, Warehouse, load_statements
 
 log = logging.getLogger("render_summary")

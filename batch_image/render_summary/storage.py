@@ -10,8 +10,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pandas as pd
-
-from render_summary.errors import BadInputError, JobError, TransientError
+from job_errors import BadInputError, JobError, TransientError
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from render_summary.errors import BadInputError
+from job_errors import BadInputError
 
 REQUIRED_COLUMNS = ("timestamp", "device_id", "frame_rate", "gpu_usage", "latency_ms")
 SUMMARY_COLUMNS = ("device_id", "avg_frame_rate", "avg_gpu_usage", "max_latency_ms", "log_count")

@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import pandas as pd
-
-from render_summary.errors import JobError, TransientError
+from job_errors import JobError, TransientError
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from components.compute import BatchCompute, BatchComputeArgs, GlueJob, GlueJobArgs, content_hash
+from components.compute import (
+    BatchCompute,
+    BatchComputeArgs,
+    BatchJob,
+    BatchJobArgs,
+    GlueJob,
+    GlueJobArgs,
+    content_hash,
+)
 from components.iam import statement
 from components.orchestration import Schedule, ScheduleArgs
 from components.storage import StateTable, StateTableArgs
@@ -185,23 +193,31 @@ def test_schedule_rejects_a_malformed_expression() -> None:
         schedule("cron(0 6 1 * *)")
 
 
-def test_batch_compute_rejects_a_size_fargate_does_not_offer() -> None:
+def test_batch_job_rejects_a_size_fargate_does_not_offer() -> None:
     def program() -> None:
-        BatchCompute(
-            "job",
+        compute = BatchCompute(
+            "batch",
             BatchComputeArgs(
                 account_id=ACCOUNT,
                 region=REGION,
                 kms_key_arn=KEY,
                 image_context="batch_image",
-                job_role_statements=[],
-                command=[],
                 subnet_ids=[],
                 security_group_ids=[],
+            ),
+        )
+        BatchJob(
+            "job",
+            BatchJobArgs(
+                account_id=ACCOUNT,
+                region=REGION,
+                compute=compute,
+                command=["render-summary"],
+                job_role_statements=[],
                 vcpu=2,
                 memory_mib=2048,
             ),
         )
 
-    with pytest.raises(ValueError, match="BatchCompute job: Fargate does not offer 2 vCPU with 2048 MiB"):
+    with pytest.raises(ValueError, match="BatchJob job: Fargate does not offer 2 vCPU with 2048 MiB"):
         run_under_mocks("dev", CONFIG, program)

@@ -7,6 +7,8 @@ import pytest
 from components.config import (
     SALES_COLUMNS,
     ConfigError,
+    CovidConfig,
+    GharchiveConfig,
     GlueConfig,
     RenderLogsConfig,
     SalesConfig,
@@ -23,7 +25,7 @@ DEFAULTS = StackConfig(
     project="dataplatform",
     stack="dev",
     region="eu-west-1",
-    pipelines=("render-logs", "sales", "sensor-timeseries"),
+    pipelines=("render-logs", "sales", "sensor-timeseries", "gharchive", "covid19"),
     remove_data_on_destroy=False,
     owner="data-platform",
     cost_center="unassigned",
@@ -63,6 +65,21 @@ DEFAULTS = StackConfig(
     ),
     sensor=SensorConfig(
         input_prefix="sensor/raw/", schedule="cron(0 2 1 * ? *)", schedule_timezone="UTC", frequency="1min"
+    ),
+    gharchive=GharchiveConfig(
+        base_url="https://data.gharchive.org", baseline_day="", max_hours_per_run=24, schedule="cron(15 * * * ? *)"
+    ),
+    covid=CovidConfig(
+        source_bucket="covid19-lake",
+        source_region="us-east-2",
+        datasets={
+            "cases": "enigma-jhu/csv/",
+            "testing": "rearc-covid-19-testing-data/csv/states_daily/",
+            "county_population": "static-datasets/csv/CountyPopulation/",
+            "state_abbreviations": "static-datasets/csv/state_abv/",
+        },
+        schedule="cron(0 6 ? * MON *)",
+        warehouse_schema="covid",
     ),
 )
 
@@ -110,7 +127,7 @@ def test_prod_example_keeps_data() -> None:
         (
             {"pipelines": '["render-logs", "salse"]'},
             'dataplatform:pipelines = ["render-logs", "salse"] is invalid: unknown pipeline(s) salse; '
-            "known: render-logs, sales, sensor-timeseries",
+            "known: render-logs, sales, sensor-timeseries, gharchive, covid19",
         ),
         (
             {"pipelines": '["render-logs", "render-logs"]'},
@@ -189,7 +206,10 @@ def test_prod_example_keeps_data() -> None:
         (
             {"removeDataOnDestory": "true"},
             "dataplatform:removeDataOnDestory is not a known setting (known: "
-            "availabilityZoneCount, batchMaxVcpus, batchUseSpot, costCenter, "
+            "availabilityZoneCount, batchMaxVcpus, batchUseSpot, costCenter, covidCasesPrefix, "
+            "covidCountyPopulationPrefix, covidSchedule, covidSourceBucket, covidSourceRegion, "
+            "covidStateAbbreviationsPrefix, covidTestingPrefix, covidWarehouseSchema, gharchiveBaseUrl, "
+            "gharchiveBaselineDay, gharchiveMaxHoursPerRun, gharchiveSchedule, "
             "glueTimeoutMinutes, glueWorkerType, glueWorkers, logRetentionDays, natGateway, "
             "notificationEmails, owner, pipelines, "
             "redshiftBaseCapacity, redshiftDatabase, redshiftMaxCapacity, "
@@ -237,6 +257,47 @@ def test_prod_example_keeps_data() -> None:
             {"sensorScheduleTimezone": "Mars/Olympus"},
             "dataplatform:sensorScheduleTimezone = 'Mars/Olympus' is invalid: must be an IANA time zone name "
             "such as UTC or Europe/Berlin",
+        ),
+        (
+            {"gharchiveBaseUrl": "http://data.gharchive.org"},
+            "dataplatform:gharchiveBaseUrl = 'http://data.gharchive.org' is invalid: must be an https:// URL "
+            "without a trailing slash, e.g. https://data.gharchive.org",
+        ),
+        (
+            {"gharchiveBaselineDay": "2024-02-30"},
+            "dataplatform:gharchiveBaselineDay = '2024-02-30' is invalid: must be a date YYYY-MM-DD, or empty "
+            "for three days before the first run",
+        ),
+        (
+            {"gharchiveMaxHoursPerRun": "0"},
+            "dataplatform:gharchiveMaxHoursPerRun = 0 is invalid: must be 1 to 744 (a month)",
+        ),
+        (
+            {"gharchiveSchedule": "rate(1 hours)"},
+            "dataplatform:gharchiveSchedule = 'rate(1 hours)' is invalid: rate(1 hours): use the singular unit "
+            "for 1 and the plural otherwise",
+        ),
+        (
+            {"covidSourceBucket": "Covid Lake"},
+            "dataplatform:covidSourceBucket = 'Covid Lake' is invalid: must be an S3 bucket name",
+        ),
+        (
+            {"covidSourceRegion": "ohio"},
+            "dataplatform:covidSourceRegion = 'ohio' is invalid: must be an AWS region name such as us-east-2",
+        ),
+        (
+            {"covidTestingPrefix": "/rearc/states_daily"},
+            "dataplatform:covidTestingPrefix = '/rearc/states_daily' is invalid: must be a key prefix in the "
+            "source bucket ending in '/', e.g. enigma-jhu/csv/",
+        ),
+        (
+            {"covidSchedule": "cron(0 6 * * MON *)"},
+            "dataplatform:covidSchedule = 'cron(0 6 * * MON *)' is invalid: cron(): exactly one of day-of-month "
+            "and day-of-week must be '?'",
+        ),
+        (
+            {"covidWarehouseSchema": "Covid-19"},
+            "dataplatform:covidWarehouseSchema = 'Covid-19' is invalid: must be a lower-case SQL identifier",
         ),
         (
             {"sensorFrequency": "7min"},
@@ -310,3 +371,11 @@ def test_sales_columns_setting_knows_exactly_the_jobs_schema() -> None:
 
     assert [f.name for f in sales_csv_to_parquet.SCHEMA] == list(SALES_COLUMNS)
     assert DEFAULTS.sales.columns == sales_csv_to_parquet.parse_columns(sales_csv_to_parquet.DEFAULT_COLUMNS)
+
+
+def test_covid_dataset_settings_name_exactly_the_datasets_the_clean_job_knows() -> None:
+    from components.config import COVID_DATASET_KEYS
+    from pipelines.covid_staging import DATASETS
+
+    assert tuple(COVID_DATASET_KEYS) == DATASETS
+    assert set(DEFAULTS.covid.datasets) == set(DATASETS)

@@ -13,8 +13,11 @@ from moto.events.models import EventPattern
 
 from components.compute import content_hash
 from components.iam import RESOURCE_STAR_ONLY
-from pipelines.render_logs import BATCH_IMAGE
-from tests.infra.harness import ACCOUNT, REGION, Estate, build_estate
+from pipelines.gharchive_queries import named_queries
+from tests.infra.harness import ACCOUNT, REGION, ROOT, Estate, build_estate
+
+BATCH_IMAGE = ROOT / "batch_image"
+NAMED_QUERIES = len(named_queries("gharchive_events"))
 
 DEV_TAGS = {
     "project": "dataplatform",
@@ -81,11 +84,13 @@ def test_dev_estate_has_every_resource_family(dev: Estate) -> None:
         "aws:redshiftserverless/workgroup:Workgroup": 1,
         "aws:glue/catalogDatabase:CatalogDatabase": 1,
         "aws:athena/workgroup:Workgroup": 1,
-        # Glue: 3 jobs (each script + glue_common uploaded), 2 crawlers, a security configuration each
-        "aws:glue/job:Job": 3,
-        "aws:glue/crawler:Crawler": 2,
-        "aws:glue/securityConfiguration:SecurityConfiguration": 5,
-        "aws:s3/bucketObjectv2:BucketObjectv2": 6,
+        # Glue: 5 jobs (each script + glue_common uploaded), 5 crawlers (one with a CSV classifier),
+        # a security configuration each
+        "aws:glue/job:Job": 5,
+        "aws:glue/crawler:Crawler": 5,
+        "aws:glue/classifier:Classifier": 1,
+        "aws:glue/securityConfiguration:SecurityConfiguration": 10,
+        "aws:s3/bucketObjectv2:BucketObjectv2": 10,
         # sales workflow: event start + 3 conditional triggers
         "aws:glue/workflow:Workflow": 1,
         "aws:glue/trigger:Trigger": 4,
@@ -95,22 +100,25 @@ def test_dev_estate_has_every_resource_family(dev: Estate) -> None:
         "docker:index/image:Image": 1,
         "aws:batch/computeEnvironment:ComputeEnvironment": 2,
         "aws:batch/jobQueue:JobQueue": 1,
-        "aws:batch/jobDefinition:JobDefinition": 1,
+        "aws:batch/jobDefinition:JobDefinition": 3,  # render-summary, gharchive-ingest, copy-datasets
+        # GH Archive: bookmark and run-log tables, Athena named queries
+        "aws:dynamodb/table:Table": 2,
+        "aws:athena/namedQuery:NamedQuery": NAMED_QUERIES,
         # orchestration
         "aws:sns/topic:Topic": 1,
         "aws:sns/topicPolicy:TopicPolicy": 1,
-        "aws:sfn/stateMachine:StateMachine": 2,  # render-logs, sensor
-        "aws:scheduler/schedule:Schedule": 1,  # sensor, monthly
+        "aws:sfn/stateMachine:StateMachine": 4,  # render-logs, sensor, gharchive, covid
+        "aws:scheduler/schedule:Schedule": 3,  # sensor monthly, gharchive hourly, covid weekly
         # rules: 2 S3 uploads (render-logs, sales) + 4 Glue state-change notifications (sales)
         "aws:cloudwatch/eventRule:EventRule": 6,
         "aws:cloudwatch/eventTarget:EventTarget": 6,
-        # dead-letter queues: render-logs trigger, sales trigger, sales notifications, sensor schedule
-        "aws:sqs/queue:Queue": 4,
-        "aws:sqs/queuePolicy:QueuePolicy": 4,
-        # shared
-        "aws:cloudwatch/logGroup:LogGroup": 4,
-        "aws:iam/role:Role": 14,
-        "aws:iam/rolePolicy:RolePolicy": 14,
+        # dead-letter queues: render-logs trigger, sales trigger, sales notifications, 3 schedules
+        "aws:sqs/queue:Queue": 6,
+        "aws:sqs/queuePolicy:QueuePolicy": 6,
+        # shared: flow logs, Batch, 4 state machines
+        "aws:cloudwatch/logGroup:LogGroup": 6,
+        "aws:iam/role:Role": 25,
+        "aws:iam/rolePolicy:RolePolicy": 25,
     }
 
 
@@ -128,7 +136,7 @@ def test_prod_differs_from_dev_only_where_its_config_says(dev: Estate, prod: Est
 def test_components_parent_their_children(dev: Estate) -> None:
     top_level = {name for (typ, name), o in dev.options.items() if o.parent_type == "pulumi:pulumi:Stack"}
     platform = {"aws", "lake", "net", "warehouse", "catalog", "notifications"}
-    assert top_level == platform | {"render-logs", "sales", "sensor"}
+    assert top_level == platform | {"batch", "render-logs", "sales", "sensor", "gharchive", "covid"}
     for (typ, name), o in dev.options.items():
         if typ.startswith(("aws:", "docker:")) and typ != "pulumi:providers:aws":
             assert o.parent_type and o.parent_type != "pulumi:pulumi:Stack", f"{name} ({typ}) is not inside a component"
@@ -151,9 +159,14 @@ def test_every_aws_resource_carries_the_estate_tags_through_the_provider(dev: Es
 
 
 def test_batch_jobs_inherit_tags(dev: Estate) -> None:
-    assert dev.one("aws:batch/jobDefinition:JobDefinition").inputs["propagateTags"] is True
-    definition = policy(dev.one("aws:sfn/stateMachine:StateMachine", "render-logs").inputs["definition"])
-    assert definition["States"]["SummarizeRenderLogs"]["Parameters"]["PropagateTags"] is True
+    assert all(r.inputs["propagateTags"] is True for r in dev.of_type("aws:batch/jobDefinition:JobDefinition"))
+    for machine, step in (
+        ("render-logs", "SummarizeRenderLogs"),
+        ("gharchive", "IngestHours"),
+        ("covid", "CopySources"),
+    ):
+        definition = policy(dev.one("aws:sfn/stateMachine:StateMachine", machine).inputs["definition"])
+        assert definition["States"][step]["Parameters"]["PropagateTags"] is True
 
 
 # --- IAM ----------------------------------------------------------------------------------------
@@ -210,8 +223,8 @@ def test_roles_trust_one_service_of_this_account_only(estate: Estate) -> None:
     expected_services = {
         "net-flow-logs-role": "vpc-flow-logs.amazonaws.com",
         "warehouse-copy-role": "redshift.amazonaws.com",
-        "render-logs-batch-execution-role": "ecs-tasks.amazonaws.com",
-        "render-logs-batch-job-role": "ecs-tasks.amazonaws.com",
+        "batch-execution-role": "ecs-tasks.amazonaws.com",
+        "render-logs-job-role": "ecs-tasks.amazonaws.com",
         "render-logs-flow-role": "states.amazonaws.com",
         "render-logs-trigger-role": "events.amazonaws.com",
         "sales-input-crawler-role": "glue.amazonaws.com",
@@ -222,6 +235,17 @@ def test_roles_trust_one_service_of_this_account_only(estate: Estate) -> None:
         "sensor-job-role": "glue.amazonaws.com",
         "sensor-flow-role": "states.amazonaws.com",
         "sensor-schedule-role": "scheduler.amazonaws.com",
+        "gharchive-ingest-role": "ecs-tasks.amazonaws.com",
+        "gharchive-events-role": "glue.amazonaws.com",
+        "gharchive-crawler-role": "glue.amazonaws.com",
+        "gharchive-flow-role": "states.amazonaws.com",
+        "gharchive-schedule-role": "scheduler.amazonaws.com",
+        "covid-copy-role": "ecs-tasks.amazonaws.com",
+        "covid-landing-crawler-role": "glue.amazonaws.com",
+        "covid-clean-role": "glue.amazonaws.com",
+        "covid-curated-crawler-role": "glue.amazonaws.com",
+        "covid-flow-role": "states.amazonaws.com",
+        "covid-schedule-role": "scheduler.amazonaws.com",
     }
     roles = {r.name: r for r in estate.of_type("aws:iam/role:Role")}
     assert set(roles) == set(expected_services)
@@ -241,7 +265,7 @@ def test_render_job_role_is_least_privilege(dev: Estate) -> None:
     processed = dev.one("aws:s3/bucket:Bucket", "lake-processed").inputs["bucketPrefix"] + "20260101000000000000000001"
     workgroup = f"arn:aws:redshift-serverless:{REGION}:{ACCOUNT}:workgroup/0b9f4c3e-dataplatform-dev-warehouse"
     key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/lake-key"
-    assert policy(dev.named("render-logs-batch-job-role-policy").inputs["policy"])["Statement"] == [
+    assert policy(dev.named("render-logs-job-role-policy").inputs["policy"])["Statement"] == [
         {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [f"arn:aws:s3:::{raw}/render-logs/*"]},
         {
             "Effect": "Allow",
@@ -295,6 +319,8 @@ NAME_LIMITS: dict[tuple[str, str], tuple[int, str]] = {
     ("aws:glue/workflow:Workflow", "name"): (255, r"[\w.-]+"),
     ("aws:glue/trigger:Trigger", "name"): (255, r"[\w.-]+"),
     ("aws:glue/securityConfiguration:SecurityConfiguration", "name"): (255, r"[\w.-]+"),
+    ("aws:glue/classifier:Classifier", "name"): (255, r"[\w.-]+"),
+    ("aws:dynamodb/table:Table", "name"): (255, r"[a-zA-Z0-9_.-]{3,}"),
 }
 
 
@@ -347,6 +373,7 @@ STATEFUL = (
     "aws:kms/key:Key",
     "aws:ecr/repository:Repository",
     "aws:redshiftserverless/namespace:Namespace",
+    "aws:dynamodb/table:Table",
 )
 
 
@@ -359,6 +386,7 @@ def test_dev_lets_destroy_remove_data(dev: Estate) -> None:
     assert dev.one("aws:ecr/repository:Repository").inputs["forceDelete"] is True
     assert dev.one("aws:athena/workgroup:Workgroup").inputs["forceDestroy"] is True
     assert dev.one("aws:kms/key:Key").inputs["deletionWindowInDays"] == 7
+    assert all(r.inputs["deletionProtectionEnabled"] is False for r in dev.of_type("aws:dynamodb/table:Table"))
     for typ in STATEFUL:
         for name, o in options(dev, typ):
             assert (o.protect, o.retain_on_delete) == (False, False), name
@@ -369,8 +397,9 @@ def test_prod_protects_and_retains_data(prod: Estate) -> None:
     assert prod.one("aws:ecr/repository:Repository").inputs["forceDelete"] is False
     assert prod.one("aws:athena/workgroup:Workgroup").inputs["forceDestroy"] is False
     assert prod.one("aws:kms/key:Key").inputs["deletionWindowInDays"] == 30
+    assert all(r.inputs["deletionProtectionEnabled"] is True for r in prod.of_type("aws:dynamodb/table:Table"))
     protected = [r for typ in STATEFUL for r in options(prod, typ)]
-    assert len(protected) == 9  # 6 buckets, key, repository, namespace
+    assert len(protected) == 11  # 6 buckets, key, repository, namespace, 2 GH Archive tables
     for name, o in protected:
         assert (o.protect, o.retain_on_delete) == (True, True), name
 
@@ -462,7 +491,10 @@ def test_logs_topics_queues_and_state_machines_use_the_estate_key(dev: Estate) -
     for machine in dev.of_type("aws:sfn/stateMachine:StateMachine"):
         assert machine.inputs["encryptionConfiguration"]["kmsKeyId"] == key, machine.name
         assert machine.inputs["loggingConfiguration"]["includeExecutionData"] is False, machine.name
-    assert dev.one("aws:scheduler/schedule:Schedule").inputs["kmsKeyArn"] == key
+    assert all(s.inputs["kmsKeyArn"] == key for s in dev.of_type("aws:scheduler/schedule:Schedule"))
+    for table in dev.of_type("aws:dynamodb/table:Table"):
+        assert table.inputs["serverSideEncryption"] == {"enabled": True, "kmsKeyArn": key}, table.name
+        assert table.inputs["pointInTimeRecovery"] == {"enabled": True}, table.name
     assert dev.one("aws:ecr/repository:Repository").inputs["encryptionConfigurations"] == [
         {"encryptionType": "KMS", "kmsKey": key}
     ]
@@ -479,15 +511,16 @@ def test_network_has_no_idle_cost_in_dev_and_admits_nothing_inbound_to_jobs(dev:
     assert dev.one("aws:ec2/flowLog:FlowLog").inputs["trafficType"] == "REJECT"
     # Tasks get public IPs without NAT (dev) and run in private subnets with it (prod).
     for estate, public_ip in ((dev, "ENABLED"), (prod, "DISABLED")):
-        container = policy(estate.one("aws:batch/jobDefinition:JobDefinition").inputs["containerProperties"])
-        assert container["networkConfiguration"] == {"assignPublicIp": public_ip}
+        for job in estate.of_type("aws:batch/jobDefinition:JobDefinition"):
+            container = policy(job.inputs["containerProperties"])
+            assert container["networkConfiguration"] == {"assignPublicIp": public_ip}, job.name
 
 
 # --- the render-log pipeline --------------------------------------------------------------------
 
 
 def test_render_job_definition(dev: Estate) -> None:
-    job = dev.one("aws:batch/jobDefinition:JobDefinition").inputs
+    job = dev.one("aws:batch/jobDefinition:JobDefinition", "render-logs").inputs
     assert job["platformCapabilities"] == ["FARGATE"] and job["type"] == "container"
     assert job["timeout"] == {"attemptDurationSeconds": 3600}
     assert job["retryStrategy"] == {
@@ -499,12 +532,12 @@ def test_render_job_definition(dev: Estate) -> None:
         ],
     }
     container = policy(job["containerProperties"])
-    repo = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/dataplatform-dev-render-logs-batch"
+    repo = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/dataplatform-dev-batch"
     assert container["image"] == f"{repo}:{content_hash(BATCH_IMAGE)[:16]}"
-    assert container["command"] == ["--input", "Ref::input"]
+    assert container["command"] == ["render-summary", "--input", "Ref::input"]
     assert container["resourceRequirements"] == [{"type": "VCPU", "value": "0.5"}, {"type": "MEMORY", "value": "1024"}]
     assert container["readonlyRootFilesystem"] is True
-    assert container["logConfiguration"]["options"]["awslogs-group"] == "/aws/batch/dataplatform-dev-render-logs-batch"
+    assert container["logConfiguration"]["options"]["awslogs-group"] == "/aws/batch/dataplatform-dev-batch"
     env = {e["name"]: e["value"] for e in container["environment"]}
     assert env == {
         "REDSHIFT_DATABASE": "analytics",

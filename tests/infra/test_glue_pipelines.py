@@ -77,7 +77,7 @@ def test_sales_workflow_runs_crawl_convert_crawl_load_each_only_after_the_previo
         "dataplatform-dev-sales-load",
     ]
     assert len(conditional) == 3  # every trigger is on the chain: nothing runs outside it
-    crawlers = {c.inputs["name"] for c in dev.of_type("aws:glue/crawler:Crawler")}
+    crawlers = {c.inputs["name"] for c in dev.of_type("aws:glue/crawler:Crawler") if "sales" in c.name}
     jobs = {j.inputs["name"] for j in dev.of_type("aws:glue/job:Job") if "sales" in j.name}
     assert set(chain) == crawlers | jobs
 
@@ -195,11 +195,16 @@ def test_crawlers_do_not_fight_the_jobs(dev: Estate) -> None:
     assert {name: c["s3Targets"] for name, c in crawlers.items()} == {
         "sales-input-crawler-crawler": [{"path": f"s3://{raw}/sales/input/", "exclusions": []}],
         "sales-parquet-crawler-crawler": [{"path": f"s3://{processed}/sales/parquet/", "exclusions": []}],
+        "gharchive-crawler-crawler": [{"path": f"s3://{processed}/gharchive/events/", "exclusions": []}],
+        "covid-landing-crawler-crawler": [{"path": f"s3://{raw}/covid/landing/", "exclusions": []}],
+        "covid-curated-crawler-crawler": [{"path": f"s3://{bucket(dev, 'curated')}/covid/curated/", "exclusions": []}],
     }
+    table_prefixes = {"sales": "sales_", "gharchive": "gharchive_", "covid-landing": "covid_landing_"}
     for name, crawler in crawlers.items():
         assert crawler["recrawlPolicy"] == {"recrawlBehavior": "CRAWL_NEW_FOLDERS_ONLY"}, name
         assert crawler["schemaChangePolicy"] == {"updateBehavior": "LOG", "deleteBehavior": "LOG"}, name
-        assert crawler["databaseName"] == database and crawler["tablePrefix"] == "sales_", name
+        prefix = next((v for k, v in table_prefixes.items() if name.startswith(k)), "covid_")
+        assert crawler["databaseName"] == database and crawler["tablePrefix"] == prefix, name
         assert "schedule" not in crawler, name  # the workflow starts it
         security = dev.named(name.removesuffix("-crawler") + "-security").inputs
         assert crawler["securityConfiguration"] == security["name"]
@@ -227,6 +232,8 @@ def test_every_glue_job_runs_the_script_and_module_its_component_uploaded(dev: E
         "dataplatform-dev-sales-convert": "sales_csv_to_parquet.py",
         "dataplatform-dev-sales-load": "sales_load_warehouse.py",
         "dataplatform-dev-sensor-job": "sensor_timeseries.py",
+        "dataplatform-dev-gharchive-events": "gharchive_events.py",
+        "dataplatform-dev-covid-clean": "covid_clean.py",
     }
     jobs = {j.inputs["name"]: j.inputs for j in dev.of_type("aws:glue/job:Job")}
     assert set(jobs) == set(expected_scripts)
@@ -284,6 +291,19 @@ def test_glue_job_arguments_point_at_the_lake(dev: Estate) -> None:
             "--frequency": "1min",
             "--month": "previous",
         },
+        "dataplatform-dev-gharchive-events": {
+            **common,
+            "--input_path": f"s3://{raw}/gharchive/raw/",
+            "--output_path": f"s3://{processed}/gharchive/events/",
+            "--quarantine_path": f"s3://{processed}/quarantine/gharchive/",
+            "--state_path": f"s3://{processed}/gharchive/state/",
+        },
+        # --staging_path comes from the state machine: a folder per execution
+        "dataplatform-dev-covid-clean": {
+            **common,
+            "--curated_path": f"s3://{bucket(dev, 'curated')}/covid/curated/",
+            "--quarantine_path": f"s3://{processed}/quarantine/covid/",
+        },
     }
 
 
@@ -333,7 +353,7 @@ def test_sales_convert_role_reads_the_input_and_writes_only_its_own_prefixes(dev
 
 
 def test_sensor_runs_monthly_through_a_state_machine_that_runs_the_glue_job(dev: Estate) -> None:
-    schedule = dev.one("aws:scheduler/schedule:Schedule").inputs
+    schedule = dev.one("aws:scheduler/schedule:Schedule", "sensor").inputs
     assert schedule["scheduleExpression"] == "cron(0 2 1 * ? *)"
     assert schedule["scheduleExpressionTimezone"] == "UTC"
     assert schedule["flexibleTimeWindow"] == {"mode": "OFF"}
@@ -367,7 +387,12 @@ def definitions(estate: Estate) -> dict[str, dict[str, Any]]:
 def test_every_state_machine_is_valid_asl(stack: str, dev: Estate, prod: Estate, tmp_path: Path) -> None:
     assert ASL_VALIDATOR.exists(), "run `make setup` (npm ci) to install asl-validator"
     found = definitions(dev if stack == "dev" else prod)
-    assert set(found) == {"render-logs-flow-machine", "sensor-flow-machine"}
+    assert set(found) == {
+        "render-logs-flow-machine",
+        "sensor-flow-machine",
+        "gharchive-flow-machine",
+        "covid-flow-machine",
+    }
     for name, definition in found.items():
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps(definition))

@@ -65,13 +65,20 @@ def test_hadolint_reports_nothing() -> None:
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
-def test_entrypoint_is_the_console_script() -> None:
-    entrypoints = only("ENTRYPOINT")
-    assert len(entrypoints) == 1
-    exec_form = json.loads(entrypoints[0])  # exec form: no shell between Batch and the job's exit code
-    assert exec_form == ["render-summary"]
+def test_no_entrypoint_every_job_names_its_console_script() -> None:
+    # Batch cannot override an ENTRYPOINT, so each job definition's command starts with its script.
+    assert only("ENTRYPOINT") == []
+    (cmd,) = only("CMD")
+    assert json.loads(cmd) == ["render-summary", "--help"]  # exec form: no shell between Batch and the exit code
     scripts = tomllib.loads((IMAGE_DIR / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts[exec_form[0]] == "render_summary.cli:main"
+    assert scripts == {
+        "render-summary": "render_summary.cli:main",
+        "gharchive-ingest": "lake_ingest.gharchive:main",
+        "copy-datasets": "lake_ingest.copy_datasets:main",
+    }
+    # The build fails if any script cannot start.
+    (install,) = [a for a in only("RUN") if "--no-deps" in a]
+    assert all(f"{script} --help > /dev/null" in install for script in scripts)
 
 
 def test_runs_as_a_non_root_user() -> None:
@@ -96,7 +103,7 @@ def test_base_image_and_layer_order() -> None:
 
     steps = [(k, a) for k, a in instructions() if k in ("COPY", "RUN")]
     copied = [a.split()[0] for k, a in steps if k == "COPY"]
-    assert copied == ["requirements.txt", "pyproject.toml", "render_summary/"]
+    assert copied == ["requirements.txt", "pyproject.toml", "job_errors.py", "render_summary/", "lake_ingest/"]
     # requirements are installed before the code is copied: code edits keep the dependency layer cached.
     requirement_install = next(i for i, (k, a) in enumerate(steps) if k == "RUN" and "--requirement" in a)
     first_code_copy = next(i for i, (k, a) in enumerate(steps) if k == "COPY" and a.startswith("pyproject.toml"))
@@ -191,6 +198,20 @@ def test_image_install_is_self_contained(image_venv: Path, tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
     assert Path(found["file"]).is_relative_to(image_venv)
-    assert {"render-summary", "pandas", "boto3", "numpy", "botocore"} <= set(found["dists"])
+    assert {"batch-jobs", "pandas", "boto3", "numpy", "botocore"} <= set(found["dists"])
     for dev_only in ("psycopg", "moto", "pytest", "pyspark", "pulumi"):
         assert dev_only not in found["dists"]
+
+
+@pytest.mark.parametrize("script", ["gharchive-ingest", "copy-datasets"])
+def test_image_install_starts_the_ingestion_scripts(image_venv: Path, tmp_path: Path, script: str) -> None:
+    result = subprocess.run(
+        [str(image_venv / "bin" / script), "--help"],
+        cwd=tmp_path,
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: {script}")

@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 import pytest
 import sqlglot
+from job_errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_TRANSIENT, BadInputError, JobError, TransientError
 from render_summary import cli, transform
-from render_summary.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_TRANSIENT, BadInputError, JobError, TransientError
 from render_summary.warehouse import RedshiftDataWarehouse, load_statements
 from sqlglot import exp
 

@@ -1,4 +1,5 @@
-"""Failure classes, each mapped to one exit code so AWS Batch knows whether a retry can help."""
+"""Exit codes shared by every job in the Batch image, one per failure class, so the Batch retry strategy
+knows whether a retry can help (it retries EXIT_TRANSIENT only)."""
 
 EXIT_OK = 0
 EXIT_USAGE = 2  # argparse's own code for bad flags; never retried

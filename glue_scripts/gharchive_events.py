@@ -1,0 +1,604 @@
+"""Glue job `gharchive_events`: raw GH Archive hour files -> flat, de-duplicated Snappy Parquet for Athena.
+
+Input: the hour files the ingestion job stores unchanged under --input_path as
+`date=YYYY-MM-DD/YYYY-MM-DD-H.json.gz` (gzip, one JSON event per line). Driven by state markers like
+the sales converter: a file is pending unless `<state>/transformed/<rel>.json` (or
+`<state>/rejected/<rel>.json`) records its current size and modified time, so each run transforms
+whatever is new or changed, and a run with nothing pending only lists and returns.
+
+Output: Snappy Parquet under `<output>/date=YYYY-MM-DD/hour=H/`, at most 10,000 records per file.
+A run replaces exactly the hour partitions of the files it processes (dynamic partition overwrite),
+so reruns never duplicate. The columns, in this order (the catalog table and
+pipelines/gharchive_queries.py rely on them):
+
+  event_id            bigint     the event's id (a JSON string in GH Archive)
+  event_type          string     PushEvent, PullRequestEvent, ...
+  created_at          timestamp  UTC
+  public              boolean
+  actor_id            bigint
+  actor_login         string     bots end in `[bot]`
+  repo_id             bigint
+  repo_name           string     owner/name
+  org_id              bigint     null when the event has no org
+  org_login           string     null when the event has no org
+  payload_action      string     opened, closed, started, created, published... (Pull request, Issues,
+                                 IssueComment, Watch, Release events)
+  payload_ref         string     the branch or tag (Push: refs/heads/...; Create/Delete: the name)
+  payload_ref_type    string     branch, tag, repository (Create/Delete)
+  push_size           int        commits in the push (Push)
+  push_distinct_size  int        distinct commits in the push (Push)
+  issue_or_pr_number  int        payload.number, else payload.issue.number, else payload.pull_request.number
+  pr_merged           boolean    payload.pull_request.merged (PullRequest)
+  release_tag         string     payload.release.tag_name (Release)
+  forkee_full_name    string     payload.forkee.full_name: the new fork (Fork)
+  source_file         string     the hour file's name, e.g. 2024-01-01-5.json.gz
+  date                string     partition: the hour file's day, YYYY-MM-DD (from its name, not created_at)
+  hour                int        partition: the hour file's hour, 0-23
+
+Everything else (urls, avatars, gravatar ids, commit lists, titles, bodies, user objects) is dropped;
+the reader's explicit schema names only the fields kept, so Spark never materialises the rest.
+
+Quarantine: JSON lines under `<quarantine>/source_file=<name>/`, replaced whenever that file is
+processed again, with `reason`, `raw_line` (for lines Spark could not parse) and the event's raw
+identifying fields as text (QUARANTINE_COLUMNS; null fields are left out, as Spark writes JSON).
+Reasons: unparseable lines; a missing id, type, created_at, actor(.id) or repo(.id); ids that are
+not integers; a created_at that is not an ISO-8601 timestamp; and duplicates: an event_id seen more
+than once among the files processed together keeps its first occurrence (earliest hour file, then
+line order) and every other one is quarantined with a reason naming the file kept. Blank lines
+are skipped, as Spark's JSON reader does.
+
+Each run logs one JSON summary with rows_in = rows_loaded + rows_quarantined.
+Arguments: --input_path --output_path --quarantine_path --state_path (local paths or s3:// URIs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import glue_common
+from glue_common import BadInput, FileInfo
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+JOB = "gharchive_events"
+REQUIRED_ARGS = ("input_path", "output_path", "quarantine_path", "state_path")
+SOURCE_FILE = "source_file"
+ROW_ORDER = "_row_order"  # monotonically_increasing_id right after the scan: line order within a file
+CORRUPT = "_corrupt_record"  # Spark's column for lines it cannot parse with the schema (the raw line)
+REASON = "reason"
+DUPLICATE = "_duplicate"
+PARTITIONS = ("date", "hour")
+RECORDS_PER_FILE = 10_000
+
+# `date=YYYY-MM-DD/YYYY-MM-DD-H.json.gz` relative to --input_path, H without a leading zero (GH Archive's names).
+HOUR_FILE = re.compile(r"date=(\d{4}-\d{2}-\d{2})/((\d{4}-\d{2}-\d{2})-([0-9]|1[0-9]|2[0-3])\.json\.gz)")
+# The same name in Spark's regex dialect: date and hour columns from `source_file`.
+HOUR_NAME_SQL = r"^(\d{4}-\d{2}-\d{2})-(\d{1,2})\.json\.gz$"
+
+INTEGER = r"^[0-9]{1,18}$"  # ids: non-negative, and always within bigint
+SMALL_INTEGER = r"^-?[0-9]{1,9}$"  # payload counts and numbers: always within int
+ISO_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$"
+
+
+def _struct(*fields: str | tuple[str, T.StructType]) -> T.StructType:
+    """Strings for every leaf: any JSON value is read as its text (numbers too), typed later with checks."""
+    return T.StructType(
+        [T.StructField(f, T.StringType()) if isinstance(f, str) else T.StructField(f[0], f[1]) for f in fields]
+    )
+
+
+# Only the fields kept. Leaves are strings so a wrongly typed value (an id "abc") is a precise reason
+# below, never a whole line nulled by the parser; objects stay structs (a string where an object
+# belongs is an unparseable line).
+READ_SCHEMA = _struct(
+    "id",
+    "type",
+    ("actor", _struct("id", "login")),
+    ("repo", _struct("id", "name")),
+    ("org", _struct("id", "login")),
+    (
+        "payload",
+        _struct(
+            "action",
+            "ref",
+            "ref_type",
+            "size",
+            "distinct_size",
+            "number",
+            ("issue", _struct("number")),
+            ("pull_request", _struct("number", "merged")),
+            ("release", _struct("tag_name")),
+            ("forkee", _struct("full_name")),
+        ),
+    ),
+    "public",
+    "created_at",
+    CORRUPT,
+)
+
+OUTPUT_SCHEMA = T.StructType(
+    [
+        T.StructField("event_id", T.LongType()),
+        T.StructField("event_type", T.StringType()),
+        T.StructField("created_at", T.TimestampType()),
+        T.StructField("public", T.BooleanType()),
+        T.StructField("actor_id", T.LongType()),
+        T.StructField("actor_login", T.StringType()),
+        T.StructField("repo_id", T.LongType()),
+        T.StructField("repo_name", T.StringType()),
+        T.StructField("org_id", T.LongType()),
+        T.StructField("org_login", T.StringType()),
+        T.StructField("payload_action", T.StringType()),
+        T.StructField("payload_ref", T.StringType()),
+        T.StructField("payload_ref_type", T.StringType()),
+        T.StructField("push_size", T.IntegerType()),
+        T.StructField("push_distinct_size", T.IntegerType()),
+        T.StructField("issue_or_pr_number", T.IntegerType()),
+        T.StructField("pr_merged", T.BooleanType()),
+        T.StructField("release_tag", T.StringType()),
+        T.StructField("forkee_full_name", T.StringType()),
+        T.StructField(SOURCE_FILE, T.StringType()),
+        T.StructField("date", T.StringType()),
+        T.StructField("hour", T.IntegerType()),
+    ]
+)
+OUTPUT_COLUMNS = tuple(f.name for f in OUTPUT_SCHEMA.fields)
+# Quarantined rows: why, the raw line when Spark could not parse it, and the event's raw identifying fields.
+QUARANTINE_COLUMNS = (
+    REASON,
+    "raw_line",
+    "id",
+    "type",
+    "created_at",
+    "actor_id",
+    "actor_login",
+    "repo_id",
+    "repo_name",
+    SOURCE_FILE,
+)
+
+
+# --- arguments -------------------------------------------------------------------------------------
+
+
+def _location(value: str) -> str:
+    """A location for overlap checks: URIs as given, local paths absolute; no trailing slash."""
+    value = value.strip()
+    if "://" not in value and not value.startswith("file:"):
+        value = os.path.abspath(value)
+    return value.rstrip("/")
+
+
+def parse_args(argv: Sequence[str]) -> dict[str, str]:
+    """The four locations, checked before Spark starts; BadInput names what is wrong."""
+    given = {a[2:].split("=", 1)[0] for a in argv if a.startswith("--")}
+    missing = [f"--{name}" for name in REQUIRED_ARGS if name not in given]
+    if missing:
+        raise BadInput(
+            f"missing required argument(s) {', '.join(missing)}; all of --{', --'.join(REQUIRED_ARGS)} are needed"
+        )
+    try:
+        args = glue_common.resolve_args(argv, REQUIRED_ARGS, {})
+    except SystemExit:  # argparse has printed its complaint (e.g. a name without a value)
+        raise BadInput(f"cannot parse the arguments {list(argv)}: expected --name value pairs") from None
+    blank = [f"--{name}" for name in REQUIRED_ARGS if not (args.get(name) or "").strip()]
+    if blank:
+        raise BadInput(f"argument(s) {', '.join(blank)} must not be empty")
+    locations = {name: _location(args[name]) for name in REQUIRED_ARGS}
+    for i, first in enumerate(REQUIRED_ARGS):
+        for second in REQUIRED_ARGS[i + 1 :]:
+            a, b = locations[first], locations[second]
+            if a == b or a.startswith(b + "/") or b.startswith(a + "/"):
+                raise BadInput(
+                    f"--{first} ({args[first]}) and --{second} ({args[second]}) overlap: "
+                    "each must be a location of its own"
+                )
+    return {name: args[name].strip() for name in REQUIRED_ARGS}
+
+
+# --- hour files ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HourFile:
+    """A raw hour file to process: where it is, its name and the partition it fills."""
+
+    rel: str  # relative to --input_path: date=YYYY-MM-DD/YYYY-MM-DD-H.json.gz
+    info: FileInfo
+    name: str
+    day: str
+    hour: int
+
+
+def parse_hour_file(rel: str, info: FileInfo) -> HourFile | str:
+    """The hour file at `rel`, or why it is not one (GH Archive's naming, a real date, the folder's day)."""
+    match = HOUR_FILE.fullmatch(rel)
+    if not match:
+        return "not a GH Archive hour file: expected date=YYYY-MM-DD/YYYY-MM-DD-H.json.gz (H = 0..23, no leading zero)"
+    folder_day, name, day, hour = match.groups()
+    try:
+        date.fromisoformat(day)
+    except ValueError:
+        return f"{day} in the file name is not a date"
+    if folder_day != day:
+        return f"file of {day} stored under date={folder_day}/"
+    return HourFile(rel, info, name, day, int(hour))
+
+
+def relative(root: str, uri: str) -> str:
+    """A listed file's path relative to the input root (its own name when the root is that file)."""
+    if uri == root:
+        return uri.rsplit("/", 1)[-1]
+    prefix = root.rstrip("/") + "/"
+    if not uri.startswith(prefix):
+        raise ValueError(f"{uri} is not under {root}")
+    return uri[len(prefix) :]
+
+
+def read_markers(spark: SparkSession, directory: str) -> dict[str, dict]:
+    """Every state marker under a directory, by the input-relative `path` it records."""
+    uris = [f.uri for f in glue_common.list_files(spark, directory, ".json")]
+    markers = [json.loads(text) for text in glue_common.read_small_files(spark, uris)]
+    return {m["path"]: m for m in markers}
+
+
+def is_current(marker: dict | None, info: FileInfo) -> bool:
+    return marker is not None and (marker.get("size"), marker.get("modified_ms")) == (info.size, info.modified_ms)
+
+
+def read_hours(spark: SparkSession, uris: Sequence[str]) -> DataFrame:
+    """The raw events of hour files (Spark decodes the gzip): READ_SCHEMA + source_file + line order."""
+    return (
+        spark.read.schema(READ_SCHEMA)
+        .options(mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT)
+        .json(list(uris))
+        .select(
+            *READ_SCHEMA.fieldNames(),
+            F.col("_metadata.file_name").alias(SOURCE_FILE),
+            F.monotonically_increasing_id().alias(ROW_ORDER),  # right after the scan: follows line order
+        )
+    )
+
+
+# --- transform -------------------------------------------------------------------------------------
+
+
+def _text(column: str) -> Column:
+    """Trimmed text, or null when blank."""
+    trimmed = F.trim(F.col(column))
+    return F.when(trimmed != "", trimmed)
+
+
+def _typed(text: Column, pattern: str, sql_type: str) -> Column:
+    """The value cast to sql_type when it matches the pattern (which keeps the cast in range), else null."""
+    return F.when(text.rlike(pattern), text.cast(sql_type))
+
+
+def _boolean(text: Column) -> Column:
+    lowered = F.lower(F.trim(text))
+    return F.when(lowered.isin("true", "false"), lowered == "true")
+
+
+def _reasons(*checks: tuple[Column, str]) -> Column:
+    """'; '-joined texts of the failed checks, or null when none failed (concat_ws skips nulls)."""
+    joined = F.concat_ws("; ", *(F.when(failed, F.lit(reason)) for failed, reason in checks))
+    return F.when(joined != "", joined)
+
+
+def transform_flatten(raw: DataFrame) -> DataFrame:
+    """Raw events (READ_SCHEMA + source_file + _row_order) -> the output columns, raw identifying texts
+    (`_raw_*`), `raw_line` and `_own`: the event's own problems (null when it is fine)."""
+    texts = raw.select(
+        _text("id").alias("_raw_id"),
+        _text("type").alias("_type"),
+        _text("created_at").alias("_raw_created_at"),
+        F.col("public").alias("_public"),
+        F.col("actor").isNotNull().alias("_has_actor"),
+        _text("actor.id").alias("_raw_actor_id"),
+        F.col("actor.login").alias("_actor_login"),
+        F.col("repo").isNotNull().alias("_has_repo"),
+        _text("repo.id").alias("_raw_repo_id"),
+        F.col("repo.name").alias("_repo_name"),
+        _text("org.id").alias("_raw_org_id"),
+        F.col("org.login").alias("_org_login"),
+        F.col("payload.action").alias("_action"),
+        F.col("payload.ref").alias("_ref"),
+        F.col("payload.ref_type").alias("_ref_type"),
+        F.trim("payload.size").alias("_size"),
+        F.trim("payload.distinct_size").alias("_distinct_size"),
+        F.trim("payload.number").alias("_number"),
+        F.trim("payload.issue.number").alias("_issue_number"),
+        F.trim("payload.pull_request.number").alias("_pr_number"),
+        F.col("payload.pull_request.merged").alias("_merged"),
+        F.col("payload.release.tag_name").alias("_tag"),
+        F.col("payload.forkee.full_name").alias("_forkee"),
+        F.col(CORRUPT).alias("raw_line"),
+        # Did the parser get anything out of a corrupt line (a field of the wrong JSON type) or nothing?
+        F.when(
+            F.col(CORRUPT).isNotNull(),
+            F.coalesce(
+                *(F.col(c).cast("string") for c in ("id", "type", "created_at", "actor", "repo", "payload"))
+            ).isNotNull(),
+        ).alias("_partial"),
+        SOURCE_FILE,
+        ROW_ORDER,
+    )
+    day = F.regexp_extract(F.col(SOURCE_FILE), HOUR_NAME_SQL, 1)
+    hour = F.regexp_extract(F.col(SOURCE_FILE), HOUR_NAME_SQL, 2)
+    corrupt = F.col("raw_line").isNotNull()
+    typed = texts.select(
+        "*",
+        F.when(~corrupt, _typed(F.col("_raw_id"), INTEGER, "bigint")).alias("event_id"),
+        F.when(F.col("_raw_created_at").rlike(ISO_TIMESTAMP), F.expr("try_cast(_raw_created_at AS TIMESTAMP)")).alias(
+            "_created_at"
+        ),
+        _typed(F.col("_raw_actor_id"), INTEGER, "bigint").alias("_actor_id"),
+        _typed(F.col("_raw_repo_id"), INTEGER, "bigint").alias("_repo_id"),
+        _typed(F.col("_raw_org_id"), INTEGER, "bigint").alias("_org_id"),
+        F.when(day != "", day).alias("date"),
+        F.when(hour != "", hour.cast("int")).alias("hour"),
+    )
+    raw_id, raw_created = F.col("_raw_id"), F.col("_raw_created_at")
+    own = F.when(
+        corrupt,
+        F.when(F.col("_partial"), F.lit("unparseable line: a field has the wrong JSON type")).otherwise(
+            F.lit("unparseable line: not a complete JSON object")
+        ),
+    ).otherwise(
+        _reasons(
+            (raw_id.isNull(), "id is missing"),
+            (raw_id.isNotNull() & F.col("event_id").isNull(), "id is not an integer"),
+            (F.col("_type").isNull(), "type is missing"),
+            (raw_created.isNull(), "created_at is missing"),
+            (raw_created.isNotNull() & F.col("_created_at").isNull(), "created_at is not an ISO-8601 timestamp"),
+            (~F.col("_has_actor"), "actor is missing"),
+            (F.col("_has_actor") & F.col("_raw_actor_id").isNull(), "actor.id is missing"),
+            (F.col("_raw_actor_id").isNotNull() & F.col("_actor_id").isNull(), "actor.id is not an integer"),
+            (~F.col("_has_repo"), "repo is missing"),
+            (F.col("_has_repo") & F.col("_raw_repo_id").isNull(), "repo.id is missing"),
+            (F.col("_raw_repo_id").isNotNull() & F.col("_repo_id").isNull(), "repo.id is not an integer"),
+            (F.col("_raw_org_id").isNotNull() & F.col("_org_id").isNull(), "org.id is not an integer"),
+        )
+    )
+    return typed.select(
+        "event_id",
+        F.col("_type").alias("event_type"),
+        F.col("_created_at").alias("created_at"),
+        _boolean(F.col("_public")).alias("public"),
+        F.col("_actor_id").alias("actor_id"),
+        F.col("_actor_login").alias("actor_login"),
+        F.col("_repo_id").alias("repo_id"),
+        F.col("_repo_name").alias("repo_name"),
+        F.col("_org_id").alias("org_id"),
+        F.col("_org_login").alias("org_login"),
+        F.col("_action").alias("payload_action"),
+        F.col("_ref").alias("payload_ref"),
+        F.col("_ref_type").alias("payload_ref_type"),
+        _typed(F.col("_size"), SMALL_INTEGER, "int").alias("push_size"),
+        _typed(F.col("_distinct_size"), SMALL_INTEGER, "int").alias("push_distinct_size"),
+        F.coalesce(*(_typed(F.col(c), SMALL_INTEGER, "int") for c in ("_number", "_issue_number", "_pr_number"))).alias(
+            "issue_or_pr_number"
+        ),
+        _boolean(F.col("_merged")).alias("pr_merged"),
+        F.col("_tag").alias("release_tag"),
+        F.col("_forkee").alias("forkee_full_name"),
+        SOURCE_FILE,
+        "date",
+        "hour",
+        ROW_ORDER,
+        "raw_line",
+        "_raw_id",
+        "_raw_created_at",
+        "_raw_actor_id",
+        "_raw_repo_id",
+        own.alias("_own"),
+    )
+
+
+def transform_dedupe(flat: DataFrame) -> DataFrame:
+    """Flattened events + `reason` (null for rows to load) and `_duplicate`.
+
+    Among the events of one event_id without problems of their own, the first (earliest hour file,
+    then line order) is kept; every other occurrence is a duplicate naming the file kept. One window
+    over event_id: one shuffle. Rows without an event_id get a key of their own, so they spread over
+    the tasks instead of piling up in one.
+    """
+    key = F.coalesce(F.col("event_id"), -1 - F.col(ROW_ORDER))
+    first = F.min(F.when(F.col("_own").isNull(), F.struct("date", "hour", ROW_ORDER, SOURCE_FILE))).over(
+        Window.partitionBy(key)
+    )
+    with_first = flat.withColumn("_first", first)
+    duplicate = (
+        F.col("event_id").isNotNull() & F.col("_first").isNotNull() & (F.col(f"_first.{ROW_ORDER}") != F.col(ROW_ORDER))
+    )
+    duplicate_reason = F.when(
+        duplicate,
+        F.concat(F.lit("duplicate event_id (kept the first, in "), F.col(f"_first.{SOURCE_FILE}"), F.lit(")")),
+    )
+    reason = F.concat_ws("; ", F.col("_own"), duplicate_reason)
+    return with_first.select(
+        "*", F.when(reason != "", reason).alias(REASON), F.coalesce(duplicate, F.lit(False)).alias(DUPLICATE)
+    ).drop("_first", "_own")
+
+
+def transform_validate(raw: DataFrame) -> DataFrame:
+    """Raw events -> every row flattened, with `reason` (null when it is loaded) and `_duplicate`."""
+    return transform_dedupe(transform_flatten(raw))
+
+
+def split_validated(validated: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(rows to load: OUTPUT_COLUMNS; quarantined rows: QUARANTINE_COLUMNS)."""
+    clean = validated.where(F.col(REASON).isNull()).select(*OUTPUT_COLUMNS)
+    quarantine = validated.where(F.col(REASON).isNotNull()).select(
+        REASON,
+        "raw_line",
+        F.col("_raw_id").alias("id"),
+        F.col("event_type").alias("type"),
+        F.col("_raw_created_at").alias("created_at"),
+        F.col("_raw_actor_id").alias("actor_id"),
+        "actor_login",
+        F.col("_raw_repo_id").alias("repo_id"),
+        "repo_name",
+        SOURCE_FILE,
+    )
+    return clean, quarantine.select(*QUARANTINE_COLUMNS)
+
+
+def transform_events(raw: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """Pure transform: raw events (see read_hours) -> (events to load, quarantined rows with reasons)."""
+    return split_validated(transform_validate(raw))
+
+
+# --- the job ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Counts:
+    loaded: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+
+
+def _unreadable(error: Exception, files: Sequence[HourFile]) -> BadInput | None:
+    """BadInput for a truncated or non-gzip file (Spark's error does not name it), else None."""
+    text = str(error)
+    if not any(s in text for s in ("java.io.EOFException", "java.util.zip.ZipException", "Not in GZIP format")):
+        return None
+    cause = next((line.strip() for line in text.splitlines() if "Exception:" in line), "")
+    names = ", ".join(f.rel for f in files)
+    return BadInput(f"a pending hour file is not complete gzip ({cause}); one of: {names}")
+
+
+def _write(spark: SparkSession, validated: DataFrame, files: Sequence[HourFile], paths: dict[str, str]) -> dict:
+    """Counts per file from one pass over the cached rows, then both writes; {source_file: Counts}."""
+    try:
+        counted = (
+            validated.groupBy(SOURCE_FILE)
+            .agg(
+                F.count(F.lit(1)).alias("rows"),
+                F.count(REASON).alias("quarantined"),
+                F.count(F.when(F.col(DUPLICATE), 1)).alias("duplicates"),
+            )
+            .collect()
+        )
+    except Exception as error:  # Py4JJavaError: a task failed reading a file
+        unreadable = _unreadable(error, files)
+        if unreadable is None:
+            raise
+        raise unreadable from None
+    counts = {r[SOURCE_FILE]: Counts(r["rows"] - r["quarantined"], r["quarantined"], r["duplicates"]) for r in counted}
+    output, quarantine = paths["output_path"].rstrip("/"), paths["quarantine_path"].rstrip("/")
+    for f in files:
+        got = counts.get(f.name, Counts())
+        # A changed file may now have no rows (or no bad rows) at all: overwriting writes nothing for it,
+        # so its old partition goes here. Partitions with rows are replaced by the writes below.
+        if not got.loaded:
+            day, hour = (
+                glue_common.partition_dir(spark, "date", f.day),
+                glue_common.partition_dir(spark, "hour", str(f.hour)),
+            )
+            glue_common.delete_path(spark, f"{output}/{day}/{hour}")
+        if not got.quarantined:
+            glue_common.delete_path(spark, f"{quarantine}/{glue_common.partition_dir(spark, SOURCE_FILE, f.name)}")
+    clean, bad = split_validated(validated)
+    if any(c.loaded for c in counts.values()):
+        # One task per hour (repartition by the partition columns) writes files of 10,000 rows, the last
+        # one smaller; rows sorted by event_id (~ time order) give tight Parquet statistics.
+        (
+            clean.repartition(*PARTITIONS)
+            .sortWithinPartitions(*PARTITIONS, "event_id")
+            .write.mode("overwrite")  # dynamic partition overwrite (glue_common.configure): these hours only
+            .option("maxRecordsPerFile", RECORDS_PER_FILE)
+            .partitionBy(*PARTITIONS)
+            .parquet(output)
+        )
+    if any(c.quarantined for c in counts.values()):
+        bad.repartition(SOURCE_FILE).write.mode("overwrite").partitionBy(SOURCE_FILE).json(quarantine)
+    return counts
+
+
+def process(spark: SparkSession, args: dict[str, str]) -> dict[str, Any]:
+    """Every pending hour file -> output, quarantine and markers; returns the logged summary."""
+    # TIMESTAMP_MICROS (UTC-adjusted) rather than Spark's legacy INT96: what Athena engine 3 and pyarrow expect.
+    spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+    root = glue_common.qualify(spark, args["input_path"])
+    state = args["state_path"].rstrip("/")
+    transformed = read_markers(spark, f"{state}/transformed")
+    rejected_before = read_markers(spark, f"{state}/rejected")
+
+    pending: list[HourFile] = []
+    rejected: list[str] = []
+    for info in glue_common.list_files(spark, root, ".json.gz"):
+        rel = relative(root, info.uri)
+        if is_current(transformed.get(rel), info) or is_current(rejected_before.get(rel), info):
+            continue
+        parsed = parse_hour_file(rel, info)
+        if isinstance(parsed, str):
+            marker = {"path": rel, "source": info.uri, "size": info.size, "modified_ms": info.modified_ms}
+            glue_common.write_text(spark, f"{state}/rejected/{rel}.json", json.dumps({**marker, "reason": parsed}))
+            rejected.append(f"{rel}: {parsed}")
+        else:
+            pending.append(parsed)
+
+    counts: dict[str, Counts] = {}
+    if pending:
+        # Cached: the counts and both writes reuse one read, parse and de-duplication of the files.
+        validated = transform_validate(read_hours(spark, [f.info.uri for f in pending])).persist()
+        try:
+            counts = _write(spark, validated, pending, args)
+        finally:
+            validated.unpersist()
+        for f in pending:  # only now is every file's output committed
+            got = counts.get(f.name, Counts())
+            marker = {
+                "path": f.rel,
+                "source": f.info.uri,
+                "source_file": f.name,
+                "date": f.day,
+                "hour": f.hour,
+                "size": f.info.size,
+                "modified_ms": f.info.modified_ms,
+                "rows_in": got.loaded + got.quarantined,
+                "rows_loaded": got.loaded,
+                "rows_quarantined": got.quarantined,
+                "duplicates": got.duplicates,
+            }
+            glue_common.write_text(spark, f"{state}/transformed/{f.rel}.json", json.dumps(marker, sort_keys=True))
+            glue_common.delete_path(spark, f"{state}/rejected/{f.rel}.json")
+
+    loaded = sum(c.loaded for c in counts.values())
+    quarantined = sum(c.quarantined for c in counts.values())
+    summary = glue_common.log_summary(
+        JOB,
+        files=len(pending),
+        source_files=[f.name for f in pending],
+        rows_in=loaded + quarantined,
+        rows_loaded=loaded,
+        rows_quarantined=quarantined,
+        duplicates=sum(c.duplicates for c in counts.values()),
+        rejected=rejected,
+    )
+    if rejected:
+        raise BadInput(f"{len(rejected)} file(s) rejected: " + "; ".join(rejected))
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Entry point; bad arguments or rejected files raise BadInput (see glue_common.run)."""
+    glue_common.setup_logging()
+    # Glue's getResolvedOptions skips argv[0], so on Glue this must be the whole sys.argv.
+    args = parse_args(sys.argv if argv is None else argv)
+    spark = glue_common.spark_session(JOB)
+    return process(spark, args)
+
+
+if __name__ == "__main__":
+    sys.exit(glue_common.run(main))

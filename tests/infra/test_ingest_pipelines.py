@@ -1,0 +1,371 @@
+"""The GH Archive (seed 003) and COVID-19 (seed 004) pipelines under Pulumi mocks: the order their
+state machines run things in, what each step is given, and what each role may do."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from components.config import load_config
+from pipelines import covid_staging
+from pipelines.covid import load_sqls
+from pipelines.gharchive_queries import named_queries
+from tests.infra.harness import ACCOUNT, REGION, Estate, build_estate, stack_config
+
+SUFFIX = "20260101000000000000000001"
+KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/lake-key"
+
+
+@pytest.fixture(scope="module")
+def dev() -> Estate:
+    return build_estate("dev", "Pulumi.dev.yaml")
+
+
+def bucket(estate: Estate, zone: str) -> str:
+    return estate.one("aws:s3/bucket:Bucket", f"lake-{zone}").inputs["bucketPrefix"] + SUFFIX
+
+
+def definition(estate: Estate, machine: str) -> dict[str, Any]:
+    return json.loads(estate.one("aws:sfn/stateMachine:StateMachine", machine).inputs["definition"])
+
+
+def statements(estate: Estate, role: str) -> list[dict[str, Any]]:
+    return json.loads(estate.named(f"{role}-policy").inputs["policy"])["Statement"]
+
+
+def container(estate: Estate, job: str) -> dict[str, Any]:
+    return json.loads(estate.one("aws:batch/jobDefinition:JobDefinition", job).inputs["containerProperties"])
+
+
+def walk(states: dict[str, Any], start: str) -> list[str]:
+    """The states a fully successful execution passes through, in order (Choices take their first rule)."""
+    order, name = [], start
+    while True:
+        order.append(name)
+        state = states[name]
+        if state.get("End") or state["Type"] in ("Succeed", "Fail"):
+            return order
+        if state["Type"] == "Choice":
+            name = state["Choices"][0]["Next"]
+        else:
+            name = state["Next"]
+        assert name not in order or states[name]["Type"] == "Wait", f"loop through {name}"
+        if name in order:  # the poll loop's way back: the success path leaves through the Choice instead
+            return order
+
+
+def states_format(expression: str, argument: str) -> str:
+    """Evaluate `States.Format('<template>', <one argument>)` the way Step Functions does: `\\` escapes
+    the next character, an unescaped `{}` takes the argument (an independent reading of the template)."""
+    match = re.fullmatch(r"States\.Format\('(.*)', \$\$\.Execution\.Name\)", expression, flags=re.DOTALL)
+    assert match, expression
+    template, out, i = match.group(1), [], 0
+    while i < len(template):
+        char = template[i]
+        if char == "\\":
+            out.append(template[i + 1])
+            i += 2
+        elif template.startswith("{}", i):
+            out.append(argument)
+            i += 2
+        else:
+            assert char not in "{}'", f"unescaped {char!r} at {i} in {template!r}"
+            out.append(char)
+            i += 1
+    return "".join(out)
+
+
+# --- GH Archive -------------------------------------------------------------------------------------
+
+
+def test_gharchive_runs_ingest_then_flatten_then_crawl(dev: Estate) -> None:
+    states = definition(dev, "gharchive")["States"]
+    assert walk(states, definition(dev, "gharchive")["StartAt"]) == [
+        "IngestHours",
+        "FlattenEvents",
+        "CatalogEvents",
+        "CatalogEventsWait",
+        "CatalogEventsCheck",
+        "CatalogEventsDecide",
+        "NotifySuccess",
+    ]
+    ingest = states["IngestHours"]
+    assert ingest["Resource"] == "arn:aws:states:::batch:submitJob.sync"
+    assert ingest["Parameters"] == {
+        "JobName": "gharchive-ingest",
+        "JobQueue": f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/dataplatform-dev-batch",
+        "JobDefinition": f"arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/dataplatform-dev-gharchive-ingest:1",
+        "PropagateTags": True,
+    }
+    assert states["FlattenEvents"]["Resource"] == "arn:aws:states:::glue:startJobRun.sync"
+    assert states["FlattenEvents"]["Parameters"] == {"JobName": "dataplatform-dev-gharchive-events"}
+    crawler = "dataplatform-dev-gharchive-crawler"
+    assert states["CatalogEvents"]["Resource"] == "arn:aws:states:::aws-sdk:glue:startCrawler"
+    assert states["CatalogEvents"]["Parameters"] == {"Name": crawler}
+    assert states["CatalogEvents"]["Retry"][0]["ErrorEquals"][0] == "Glue.CrawlerRunningException"
+    assert states["CatalogEventsWait"] == {"Type": "Wait", "Seconds": 30, "Next": "CatalogEventsCheck"}
+    assert states["CatalogEventsCheck"]["Resource"] == "arn:aws:states:::aws-sdk:glue:getCrawler"
+    decide = states["CatalogEventsDecide"]
+    assert decide["Default"] == "CatalogEventsWait"
+    assert decide["Choices"] == [
+        {
+            "And": [
+                {"Variable": "$.catalogEvents.Crawler.State", "StringEquals": "READY"},
+                {"Variable": "$.catalogEvents.Crawler.LastCrawl.Status", "StringEquals": "SUCCEEDED"},
+            ],
+            "Next": "NotifySuccess",
+        },
+        {"Variable": "$.catalogEvents.Crawler.State", "StringEquals": "READY", "Next": "CatalogEventsFailed"},
+    ]
+    assert states["CatalogEventsFailed"] == {
+        "Type": "Pass",
+        "Parameters": {"Error": "CatalogEventsFailed", "Cause.$": "States.JsonToString($.catalogEvents)"},
+        "ResultPath": "$.failure",
+        "Next": "NotifyFailure",
+    }
+
+
+def test_gharchive_runs_hourly(dev: Estate) -> None:
+    schedule = dev.one("aws:scheduler/schedule:Schedule", "gharchive").inputs
+    assert schedule["scheduleExpression"] == "cron(15 * * * ? *)"
+    assert schedule["scheduleExpressionTimezone"] == "UTC"
+    machine = dev.one("aws:sfn/stateMachine:StateMachine", "gharchive").inputs["namePrefix"]
+    assert schedule["target"]["arn"] == f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{machine}{SUFFIX}"
+
+
+def test_gharchive_bookmark_and_run_tables(dev: Estate) -> None:
+    tables = {t.name: t.inputs for t in dev.of_type("aws:dynamodb/table:Table")}
+    jobs, runs = tables["gharchive-jobs-table"], tables["gharchive-job-run-details-table"]
+    assert (jobs["name"], jobs["hashKey"], jobs.get("rangeKey")) == (
+        "dataplatform-dev-gharchive-jobs",
+        "job_name",
+        None,
+    )
+    assert jobs["attributes"] == [{"name": "job_name", "type": "S"}]
+    assert (runs["name"], runs["hashKey"], runs["rangeKey"]) == (
+        "dataplatform-dev-gharchive-job-run-details",
+        "job_name",
+        "run_id",
+    )
+    assert runs["attributes"] == [{"name": "job_name", "type": "S"}, {"name": "run_id", "type": "S"}]
+    assert {t["billingMode"] for t in tables.values()} == {"PAY_PER_REQUEST"}
+
+
+def test_gharchive_ingest_job_gets_its_settings_and_may_only_write_its_prefix_and_tables(dev: Estate) -> None:
+    raw = bucket(dev, "raw")
+    job = container(dev, "gharchive")
+    assert job["command"] == ["gharchive-ingest"]
+    assert {e["name"]: e["value"] for e in job["environment"]} == {
+        "GHARCHIVE_BASE_URL": "https://data.gharchive.org",
+        "GHARCHIVE_BASELINE_DAY": "",
+        "GHARCHIVE_MAX_HOURS": "24",
+        "GHARCHIVE_OUTPUT": f"s3://{raw}/gharchive/raw/",
+        "GHARCHIVE_JOBS_TABLE": "dataplatform-dev-gharchive-jobs",
+        "GHARCHIVE_RUNS_TABLE": "dataplatform-dev-gharchive-job-run-details",
+    }
+    assert job["resourceRequirements"] == [{"type": "VCPU", "value": "0.25"}, {"type": "MEMORY", "value": "1024"}]
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/dataplatform-dev-gharchive"
+    assert statements(dev, "gharchive-ingest-role") == [
+        {
+            "Effect": "Allow",
+            "Action": ["s3:AbortMultipartUpload", "s3:PutObject"],
+            "Resource": [f"arn:aws:s3:::{raw}/gharchive/raw/*"],
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            "Resource": [f"{table}-jobs", f"{table}-job-run-details"],
+        },
+        {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"], "Resource": [KEY]},
+    ]
+
+
+def test_gharchive_transform_arguments_and_crawler(dev: Estate) -> None:
+    raw, processed = bucket(dev, "raw"), bucket(dev, "processed")
+    arguments = dev.one("aws:glue/job:Job", "gharchive").inputs["defaultArguments"]
+    assert {k: v for k, v in arguments.items() if k.endswith("_path")} == {
+        "--input_path": f"s3://{raw}/gharchive/raw/",
+        "--output_path": f"s3://{processed}/gharchive/events/",
+        "--quarantine_path": f"s3://{processed}/quarantine/gharchive/",
+        "--state_path": f"s3://{processed}/gharchive/state/",
+    }
+    crawler = dev.one("aws:glue/crawler:Crawler", "gharchive").inputs
+    assert crawler["s3Targets"] == [{"path": f"s3://{processed}/gharchive/events/", "exclusions": []}]
+    assert crawler["tablePrefix"] == "gharchive_"
+    assert json.loads(crawler["configuration"])["Grouping"]["TableLevelConfiguration"] == 2
+
+
+def test_gharchive_named_queries_live_in_the_estate_workgroup(dev: Estate) -> None:
+    queries = {q.inputs["name"]: q.inputs for q in dev.of_type("aws:athena/namedQuery:NamedQuery")}
+    expected = named_queries("gharchive_events")
+    assert set(queries) == {f"gharchive-{name}" for name in expected}
+    for name, query in expected.items():
+        found = queries[f"gharchive-{name}"]
+        assert found["query"] == query.sql and found["description"] == query.description
+        assert found["workgroup"] == "dataplatform-dev-catalog"
+        assert found["database"] == "dataplatform_dev_catalog"
+        assert "gharchive_events" in query.sql
+
+
+# --- COVID-19 ---------------------------------------------------------------------------------------
+
+
+def test_covid_runs_copy_crawl_stage_clean_crawl_load_in_order(dev: Estate) -> None:
+    asl = definition(dev, "covid")
+    assert walk(asl["States"], asl["StartAt"]) == [
+        "CopySources",
+        "CatalogLanding",
+        "CatalogLandingWait",
+        "CatalogLandingCheck",
+        "CatalogLandingDecide",
+        "StageCases",
+        "StageTesting",
+        "StageCountyPopulation",
+        "StageStateAbbreviations",
+        "CleanStagedData",
+        "CatalogCurated",
+        "CatalogCuratedWait",
+        "CatalogCuratedCheck",
+        "CatalogCuratedDecide",
+        "LoadStarSchema",
+        "LoadStarSchemaWait",
+        "LoadStarSchemaCheck",
+        "LoadStarSchemaDecide",
+        "NotifySuccess",
+    ]
+
+
+def test_covid_stages_each_dataset_with_athena_into_a_folder_of_the_execution(dev: Estate) -> None:
+    states, processed = definition(dev, "covid")["States"], bucket(dev, "processed")
+    execution = "2026-11-23T06-00-00-a1b2"
+    for dataset, state in zip(
+        covid_staging.DATASETS,
+        ("StageCases", "StageTesting", "StageCountyPopulation", "StageStateAbbreviations"),
+        strict=True,
+    ):
+        task = states[state]
+        assert task["Resource"] == "arn:aws:states:::athena:startQueryExecution.sync"
+        assert task["Parameters"]["WorkGroup"] == "dataplatform-dev-catalog"
+        assert task["Parameters"]["QueryExecutionContext"] == {"Database": "dataplatform_dev_catalog"}
+        query = states_format(task["Parameters"]["QueryString.$"], execution)
+        location = f"s3://{processed}/covid/staging/{execution}/{dataset}/"
+        assert query == covid_staging.unload_statement(dataset, location)
+    clean = states["CleanStagedData"]["Parameters"]
+    assert clean["JobName"] == "dataplatform-dev-covid-clean"
+    staging = states_format(clean["Arguments"]["--staging_path.$"], execution)
+    assert staging == f"s3://{processed}/covid/staging/{execution}/"
+
+
+def test_covid_loads_the_star_schema_in_one_data_api_transaction(dev: Estate) -> None:
+    states, curated = definition(dev, "covid")["States"], bucket(dev, "curated")
+    load = states["LoadStarSchema"]
+    assert load["Resource"] == "arn:aws:states:::aws-sdk:redshiftdata:batchExecuteStatement"
+    copy_role = f"arn:aws:iam::{ACCOUNT}:role/" + dev.one("aws:iam/role:Role", "warehouse-copy").inputs["namePrefix"]
+    assert load["Parameters"] == {
+        "WorkgroupName": "dataplatform-dev-warehouse",
+        "Database": "analytics",
+        "Sqls": load_sqls("covid", curated, copy_role + SUFFIX),
+        "StatementName": "covid19-star-schema",
+    }
+    sqls = load["Parameters"]["Sqls"]
+    assert sqls[0] == "CREATE SCHEMA IF NOT EXISTS covid"
+    assert len(sqls) <= 40 and len(json.dumps(sqls)) < 100_000  # BatchExecuteStatement's limits
+    assert states["LoadStarSchemaCheck"]["Parameters"] == {"Id.$": "$.load.Id"}
+    assert states["LoadStarSchemaDecide"]["Choices"] == [
+        {"Variable": "$.loadStatus.Status", "StringEquals": "FINISHED", "Next": "NotifySuccess"},
+        {
+            "Or": [
+                {"Variable": "$.loadStatus.Status", "StringEquals": "FAILED"},
+                {"Variable": "$.loadStatus.Status", "StringEquals": "ABORTED"},
+            ],
+            "Next": "LoadStarSchemaFailed",
+        },
+    ]
+
+
+def test_covid_copy_job_reads_only_the_configured_source_prefixes(dev: Estate) -> None:
+    raw = bucket(dev, "raw")
+    job = container(dev, "covid")
+    assert job["command"] == ["copy-datasets"]
+    env = {e["name"]: e["value"] for e in job["environment"]}
+    datasets = load_config(stack_config("Pulumi.dev.yaml"), "dataplatform", "dev", REGION).covid.datasets
+    assert env == {
+        "COPY_SOURCE_BUCKET": "covid19-lake",
+        "COPY_SOURCE_REGION": "us-east-2",
+        "COPY_DATASETS": json.dumps(datasets, sort_keys=True),
+        "COPY_TARGET": f"s3://{raw}/covid/landing/",
+    }
+    assert statements(dev, "covid-copy-role") == [
+        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::covid19-lake"]},
+        {
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": [
+                "arn:aws:s3:::covid19-lake/enigma-jhu/csv/*",
+                "arn:aws:s3:::covid19-lake/rearc-covid-19-testing-data/csv/states_daily/*",
+                "arn:aws:s3:::covid19-lake/static-datasets/csv/CountyPopulation/*",
+                "arn:aws:s3:::covid19-lake/static-datasets/csv/state_abv/*",
+            ],
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
+            "Resource": [f"arn:aws:s3:::{raw}/covid/landing/*"],
+        },
+        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [f"arn:aws:s3:::{raw}"]},
+        {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": [KEY]},
+    ]
+
+
+def test_covid_crawlers_make_one_table_per_dataset_and_read_csv_headers(dev: Estate) -> None:
+    raw, curated = bucket(dev, "raw"), bucket(dev, "curated")
+    landing = dev.one("aws:glue/crawler:Crawler", "covid-landing").inputs
+    assert landing["s3Targets"] == [{"path": f"s3://{raw}/covid/landing/", "exclusions": []}]
+    assert landing["tablePrefix"] == "covid_landing_"
+    # covid/landing/<dataset>/ is level 3: each dataset folder is a table
+    assert json.loads(landing["configuration"])["Grouping"]["TableLevelConfiguration"] == 3
+    classifier = dev.one("aws:glue/classifier:Classifier").inputs
+    assert landing["classifiers"] == [classifier["name"]]
+    assert classifier["csvClassifier"] == {
+        "containsHeader": "PRESENT",
+        "delimiter": ",",
+        "quoteSymbol": '"',
+        "allowSingleColumn": False,
+    }
+    curated_crawler = dev.one("aws:glue/crawler:Crawler", "covid-curated").inputs
+    assert curated_crawler["s3Targets"] == [{"path": f"s3://{curated}/covid/curated/", "exclusions": []}]
+    assert json.loads(curated_crawler["configuration"])["Grouping"]["TableLevelConfiguration"] == 3
+    assert "classifiers" not in curated_crawler or curated_crawler["classifiers"] == []
+
+
+def test_covid_state_machine_may_run_athena_on_the_landing_tables_only(dev: Estate) -> None:
+    found = statements(dev, "covid-flow-role")
+    catalog = f"arn:aws:glue:{REGION}:{ACCOUNT}:"
+    assert {
+        "Effect": "Allow",
+        "Action": ["glue:GetDatabase", "glue:GetPartitions", "glue:GetTable"],
+        "Resource": [
+            f"{catalog}catalog",
+            f"{catalog}database/dataplatform_dev_catalog",
+            f"{catalog}table/dataplatform_dev_catalog/covid_landing_*",
+        ],
+    } in found
+    assert {
+        "Effect": "Allow",
+        "Action": ["athena:GetQueryExecution", "athena:StartQueryExecution", "athena:StopQueryExecution"],
+        "Resource": [f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/dataplatform-dev-catalog"],
+    } in found
+    assert {
+        "Effect": "Allow",
+        "Action": ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
+        "Resource": [f"arn:aws:s3:::{bucket(dev, 'processed')}/covid/staging/*"],
+    } in found
+
+
+def test_states_format_reader_is_strict() -> None:
+    assert states_format("States.Format('a \\'b\\' {} \\{x\\}', $$.Execution.Name)", "E") == "a 'b' E {x}"
+    with pytest.raises(AssertionError, match="unescaped"):
+        states_format("States.Format('it's', $$.Execution.Name)", "E")
