@@ -790,8 +790,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = glue_common.resolve_args(
         sys.argv if argv is None else argv, required=("staging_path", "curated_path", "quarantine_path"), optional={}
     )
-    # configure: also on Glue's own session (no _SUCCESS files among the Parquet that COPY reads).
-    spark = glue_common.configure(glue_common.spark_session(JOB))
+    spark = glue_common.spark_session(JOB)
     return run(spark, args["staging_path"], args["curated_path"], args["quarantine_path"])
 
 

@@ -233,27 +233,6 @@ def parse_hour_file(rel: str, info: FileInfo) -> HourFile | str:
     return HourFile(rel, info, name, day, int(hour))
 
 
-def relative(root: str, uri: str) -> str:
-    """A listed file's path relative to the input root (its own name when the root is that file)."""
-    if uri == root:
-        return uri.rsplit("/", 1)[-1]
-    prefix = root.rstrip("/") + "/"
-    if not uri.startswith(prefix):
-        raise ValueError(f"{uri} is not under {root}")
-    return uri[len(prefix) :]
-
-
-def read_markers(spark: SparkSession, directory: str) -> dict[str, dict]:
-    """Every state marker under a directory, by the input-relative `path` it records."""
-    uris = [f.uri for f in glue_common.list_files(spark, directory, ".json")]
-    markers = [json.loads(text) for text in glue_common.read_small_files(spark, uris)]
-    return {m["path"]: m for m in markers}
-
-
-def is_current(marker: dict | None, info: FileInfo) -> bool:
-    return marker is not None and (marker.get("size"), marker.get("modified_ms")) == (info.size, info.modified_ms)
-
-
 def read_hours(spark: SparkSession, uris: Sequence[str]) -> DataFrame:
     """The raw events of hour files (Spark decodes the gzip): READ_SCHEMA + source_file + line order."""
     return (
@@ -531,14 +510,14 @@ def process(spark: SparkSession, args: dict[str, str]) -> dict[str, Any]:
     spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     root = glue_common.qualify(spark, args["input_path"])
     state = args["state_path"].rstrip("/")
-    transformed = read_markers(spark, f"{state}/transformed")
-    rejected_before = read_markers(spark, f"{state}/rejected")
+    transformed = glue_common.read_markers(spark, f"{state}/transformed", key="path")
+    rejected_before = glue_common.read_markers(spark, f"{state}/rejected", key="path")
 
     pending: list[HourFile] = []
     rejected: list[str] = []
     for info in glue_common.list_files(spark, root, ".json.gz"):
-        rel = relative(root, info.uri)
-        if is_current(transformed.get(rel), info) or is_current(rejected_before.get(rel), info):
+        rel = glue_common.relative(root, info.uri)
+        if glue_common.is_current(transformed.get(rel), info) or glue_common.is_current(rejected_before.get(rel), info):
             continue
         parsed = parse_hour_file(rel, info)
         if isinstance(parsed, str):

@@ -53,7 +53,7 @@ def spark_session(app_name: str):
     except ImportError:
         builder = SparkSession.builder.master("local[2]").appName(app_name)
     else:  # pragma: no cover - only on AWS Glue
-        return GlueContext(SparkContext.getOrCreate()).spark_session
+        return configure(GlueContext(SparkContext.getOrCreate()).spark_session)
     return configure(
         builder.config("spark.sql.shuffle.partitions", "8")
         .config("spark.ui.enabled", "false")
@@ -210,6 +210,28 @@ def read_small_files(spark, uris: Sequence[str]) -> list[str]:
         return []
     rows = spark.read.text(list(uris), wholetext=True).collect()
     return [row.value for row in rows]
+
+
+def relative(root: str, uri: str) -> str:
+    """A listed file's path relative to the input root (its own name when the root is that file)."""
+    if uri == root:
+        return uri.rsplit("/", 1)[-1]
+    prefix = root.rstrip("/") + "/"
+    if not uri.startswith(prefix):
+        raise ValueError(f"{uri} is not under {root}")
+    return uri[len(prefix) :]
+
+
+def read_markers(spark, directory: str, key: str = "source_file") -> dict[str, dict]:
+    """Every JSON state marker under a directory, by the input-relative path it records under `key`."""
+    uris = [f.uri for f in list_files(spark, directory, ".json")]
+    markers = [json.loads(text) for text in read_small_files(spark, uris)]
+    return {m[key]: m for m in markers}
+
+
+def is_current(marker: dict | None, info: FileInfo) -> bool:
+    """True when a marker records exactly this version (size, modification time) of the file."""
+    return marker is not None and (marker.get("size"), marker.get("modified_ms")) == (info.size, info.modified_ms)
 
 
 class WarehouseError(RuntimeError):

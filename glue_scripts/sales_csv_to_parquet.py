@@ -204,27 +204,6 @@ def transform_sales(raw_df: DataFrame, columns: Sequence[str]) -> tuple[DataFram
 # --- I/O ---------------------------------------------------------------------------------------------
 
 
-def relative(root: str, uri: str) -> str:
-    """A listed file's path relative to the input root (its own name when the root is that file)."""
-    if uri == root:
-        return uri.rsplit("/", 1)[-1]
-    prefix = root.rstrip("/") + "/"
-    if not uri.startswith(prefix):
-        raise ValueError(f"{uri} is not under {root}")
-    return uri[len(prefix) :]
-
-
-def read_markers(spark, directory: str) -> dict[str, dict]:
-    """Every state marker under a directory, by the `source_file` it records."""
-    uris = [f.uri for f in glue_common.list_files(spark, directory, ".json")]
-    markers = [json.loads(text) for text in glue_common.read_small_files(spark, uris)]
-    return {m["source_file"]: m for m in markers}
-
-
-def is_current(marker: dict | None, info: FileInfo) -> bool:
-    return marker is not None and (marker.get("size"), marker.get("modified_ms")) == (info.size, info.modified_ms)
-
-
 def _quoted(name: str) -> str:
     """A column reference to any header text (dots, spaces, backticks) as one plain column."""
     return "`" + name.replace("`", "``") + "`"
@@ -262,12 +241,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
     output, quarantine_root = args["output_path"].rstrip("/"), args["quarantine_path"].rstrip("/")
     state = args["state_path"].rstrip("/")
 
-    converted = read_markers(spark, f"{state}/converted")
-    rejected_before = read_markers(spark, f"{state}/rejected")
+    converted = glue_common.read_markers(spark, f"{state}/converted")
+    rejected_before = glue_common.read_markers(spark, f"{state}/rejected")
     pending = []
     for info in glue_common.list_files(spark, root, ".csv"):
-        rel = relative(root, info.uri)
-        if not (is_current(converted.get(rel), info) or is_current(rejected_before.get(rel), info)):
+        rel = glue_common.relative(root, info.uri)
+        if not (
+            glue_common.is_current(converted.get(rel), info) or glue_common.is_current(rejected_before.get(rel), info)
+        ):
             pending.append((rel, info))
 
     accepted: list[tuple[str, FileInfo, DataFrame]] = []

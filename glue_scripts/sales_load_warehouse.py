@@ -197,12 +197,6 @@ def make_warehouse(args: dict[str, str]) -> Warehouse:
 # --- job ---------------------------------------------------------------------------------------------
 
 
-def read_markers(spark, directory: str) -> dict[str, dict]:
-    uris = [f.uri for f in glue_common.list_files(spark, directory, ".json")]
-    markers = [json.loads(text) for text in glue_common.read_small_files(spark, uris)]
-    return {m["source_file"]: m for m in markers}
-
-
 def pending_sources(converted: dict[str, dict], loaded: dict[str, dict]) -> list[dict]:
     """Converted markers not yet loaded in their current version, oldest upload first."""
 
@@ -286,7 +280,9 @@ def main(argv: Sequence[str] | None = None, warehouse: Warehouse | None = None) 
     warehouse = warehouse or make_warehouse(args)
     spark = glue_common.spark_session(JOB)
     state = args["state_path"].rstrip("/")
-    pending = pending_sources(read_markers(spark, f"{state}/converted"), read_markers(spark, f"{state}/loaded"))
+    pending = pending_sources(
+        glue_common.read_markers(spark, f"{state}/converted"), glue_common.read_markers(spark, f"{state}/loaded")
+    )
     loaded: dict[str, int] = {}
     # Oldest uploads first, so across batches too a later upload's version of an order wins.
     for start in range(0, len(pending), MAX_SOURCES_PER_LOAD):

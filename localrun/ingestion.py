@@ -202,7 +202,7 @@ def run_covid(lake: Path, spark: Any, dsn: str) -> dict[str, Any]:
     staged = load_postgres(dsn, COVID_SCHEMA, str(curated))
     load_postgres(dsn, COVID_SCHEMA, str(curated))  # a rerun MERGEs the same rows: nothing changes
     with psycopg.connect(dsn) as conn:
-        counts = {t: conn.execute(f"SELECT count(*) FROM {COVID_SCHEMA}.{t}").fetchone()[0] for t in TABLES}
+        counts = {t: conn.execute(f"SELECT count(*) FROM {COVID_SCHEMA}.{t}").fetchall()[0][0] for t in TABLES}
         latest = conn.execute(
             f"SELECT d.full_date, l.location_key, l.county, l.state_abbr, f.confirmed, f.deaths "
             f"FROM {COVID_SCHEMA}.fact_cases f JOIN {COVID_SCHEMA}.dim_date d USING (date_key) "

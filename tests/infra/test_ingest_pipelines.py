@@ -48,13 +48,8 @@ def walk(states: dict[str, Any], start: str) -> list[str]:
         state = states[name]
         if state.get("End") or state["Type"] in ("Succeed", "Fail"):
             return order
-        if state["Type"] == "Choice":
-            name = state["Choices"][0]["Next"]
-        else:
-            name = state["Next"]
-        assert name not in order or states[name]["Type"] == "Wait", f"loop through {name}"
-        if name in order:  # the poll loop's way back: the success path leaves through the Choice instead
-            return order
+        name = state["Choices"][0]["Next"] if state["Type"] == "Choice" else state["Next"]
+        assert name not in order, f"the success path loops through {name}"
 
 
 def states_format(expression: str, argument: str) -> str:
