@@ -140,6 +140,7 @@ glue_estate = GlueEstate(
     scripts_bucket=lake.bucket_names["scripts"],
     scripts_bucket_arn=lake.bucket_arns["scripts"],
     topic_arn=notifications.topic_arn,
+    catalog_database=catalog.database_name,
 )
 if "sales" in cfg.pipelines:
     pipelines["sales"] = SalesPipeline(
@@ -147,7 +148,6 @@ if "sales" in cfg.pipelines:
         SalesArgs(
             estate=glue_estate,
             settings=cfg.sales,
-            catalog_database=catalog.database_name,
             workgroup_name=warehouse.workgroup_name,
             workgroup_arn=warehouse.workgroup_arn,
             database=warehouse.database,
@@ -168,7 +168,6 @@ if "gharchive" in cfg.pipelines and batch:
             estate=glue_estate,
             batch=batch,
             settings=cfg.gharchive,
-            catalog_database=catalog.database_name,
             athena_workgroup=catalog.workgroup_name,
             assign_public_ip=network.assign_public_ip,
             log_retention_days=cfg.log_retention_days,
@@ -186,7 +185,6 @@ if "covid19" in cfg.pipelines and batch:
             curated_bucket=lake.bucket_names["curated"],
             curated_bucket_arn=lake.bucket_arns["curated"],
             query_results_bucket_arn=lake.bucket_arns["query-results"],
-            catalog_database=catalog.database_name,
             athena_workgroup=catalog.workgroup_name,
             workgroup_name=warehouse.workgroup_name,
             workgroup_arn=warehouse.workgroup_arn,

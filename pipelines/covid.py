@@ -43,7 +43,7 @@ from components.orchestration import (
     pipeline_definition,
 )
 from components.storage import s3_uri
-from components.warehouse import Crawler, CrawlerArgs, data_api_statements
+from components.warehouse import Crawler, data_api_statements
 from pipelines import covid_staging, covid_star_schema
 from pipelines.glue_estate import GlueEstate
 
@@ -96,7 +96,6 @@ class CovidArgs:
     curated_bucket_arn: pulumi.Input[str]
     # Athena writes query metadata and results to the workgroup's result bucket.
     query_results_bucket_arn: pulumi.Input[str]
-    catalog_database: pulumi.Input[str]
     athena_workgroup: pulumi.Input[str]
     workgroup_name: pulumi.Input[str]
     workgroup_arn: pulumi.Input[str]
@@ -149,15 +148,11 @@ class CovidPipeline(pulumi.ComponentResource):
         )
         landing_crawler = Crawler(
             f"{name}-landing-crawler",
-            CrawlerArgs(
-                account_id=e.account_id,
-                region=e.region,
-                kms_key_arn=e.kms_key_arn,
-                database_name=args.catalog_database,
-                bucket_name=e.raw_bucket,
-                bucket_arn=e.raw_bucket_arn,
-                prefix=LANDING_PREFIX,
-                table_prefix=covid_staging.RAW_TABLE_PREFIX,
+            e.crawler(
+                e.raw_bucket,
+                e.raw_bucket_arn,
+                LANDING_PREFIX,
+                covid_staging.RAW_TABLE_PREFIX,
                 table_per_folder=True,
                 csv_with_header=True,
             ),
@@ -187,17 +182,7 @@ class CovidPipeline(pulumi.ComponentResource):
         )
         curated_crawler = Crawler(
             f"{name}-curated-crawler",
-            CrawlerArgs(
-                account_id=e.account_id,
-                region=e.region,
-                kms_key_arn=e.kms_key_arn,
-                database_name=args.catalog_database,
-                bucket_name=args.curated_bucket,
-                bucket_arn=args.curated_bucket_arn,
-                prefix=CURATED_PREFIX,
-                table_prefix="covid_",
-                table_per_folder=True,
-            ),
+            e.crawler(args.curated_bucket, args.curated_bucket_arn, CURATED_PREFIX, "covid_", table_per_folder=True),
             opts=child,
         )
 
@@ -208,7 +193,7 @@ class CovidPipeline(pulumi.ComponentResource):
                 resource="arn:aws:states:::athena:startQueryExecution.sync",
                 parameters={
                     "QueryString.$": processed.apply(functools.partial(stage_query, dataset=dataset)),
-                    "QueryExecutionContext": {"Database": args.catalog_database},
+                    "QueryExecutionContext": {"Database": e.catalog_database},
                     "WorkGroup": args.athena_workgroup,
                 },
                 retry_on=ATHENA_API_ERRORS,
@@ -294,9 +279,9 @@ class CovidPipeline(pulumi.ComponentResource):
                         ["glue:GetDatabase", "glue:GetPartitions", "glue:GetTable"],
                         [
                             pulumi.Output.concat(catalog, "catalog"),
-                            pulumi.Output.concat(catalog, "database/", args.catalog_database),
+                            pulumi.Output.concat(catalog, "database/", e.catalog_database),
                             pulumi.Output.concat(
-                                catalog, "table/", args.catalog_database, "/", covid_staging.RAW_TABLE_PREFIX, "*"
+                                catalog, "table/", e.catalog_database, "/", covid_staging.RAW_TABLE_PREFIX, "*"
                             ),
                         ],
                     ),

@@ -38,7 +38,7 @@ from components.orchestration import (
     pipeline_definition,
 )
 from components.storage import StateTable, StateTableArgs, s3_uri
-from components.warehouse import Crawler, CrawlerArgs
+from components.warehouse import Crawler
 from pipelines.gharchive_queries import named_queries
 from pipelines.glue_estate import GlueEstate
 
@@ -56,7 +56,6 @@ class GharchiveArgs:
     # The estate's shared Batch image, queue and logs.
     batch: BatchCompute
     settings: GharchiveConfig
-    catalog_database: pulumi.Input[str]
     athena_workgroup: pulumi.Input[str]
     assign_public_ip: bool
     log_retention_days: int
@@ -148,16 +147,7 @@ class GharchivePipeline(pulumi.ComponentResource):
         )
         crawler = Crawler(
             f"{name}-crawler",
-            CrawlerArgs(
-                account_id=e.account_id,
-                region=e.region,
-                kms_key_arn=e.kms_key_arn,
-                database_name=args.catalog_database,
-                bucket_name=e.processed_bucket,
-                bucket_arn=e.processed_bucket_arn,
-                prefix=EVENTS_PREFIX,
-                table_prefix=TABLE_PREFIX,
-            ),
+            e.crawler(e.processed_bucket, e.processed_bucket_arn, EVENTS_PREFIX, TABLE_PREFIX),
             opts=child,
         )
         for query_name, query in named_queries(EVENTS_TABLE).items():
@@ -165,7 +155,7 @@ class GharchivePipeline(pulumi.ComponentResource):
                 f"{name}-query-{query_name}",
                 name=f"gharchive-{query_name}",
                 description=query.description,
-                database=args.catalog_database,
+                database=e.catalog_database,
                 workgroup=args.athena_workgroup,
                 query=query.sql,
                 opts=child,

@@ -10,6 +10,7 @@ import pulumi
 
 from components.compute import GlueJobArgs
 from components.config import GlueConfig
+from components.warehouse import CrawlerArgs
 
 GLUE_SCRIPTS = Path(__file__).resolve().parent.parent / "glue_scripts"
 
@@ -27,6 +28,8 @@ class GlueEstate:
     scripts_bucket: pulumi.Input[str]
     scripts_bucket_arn: pulumi.Input[str]
     topic_arn: pulumi.Input[str]
+    # The Glue Data Catalog database the crawlers write tables to.
+    catalog_database: pulumi.Input[str]
 
     def job(
         self, script: str, arguments: dict[str, pulumi.Input[str]], role_statements: list[dict[str, Any]]
@@ -45,4 +48,28 @@ class GlueEstate:
             worker_type=self.glue.worker_type,
             number_of_workers=self.glue.workers,
             timeout_minutes=self.glue.timeout_minutes,
+        )
+
+    def crawler(
+        self,
+        bucket_name: pulumi.Input[str],
+        bucket_arn: pulumi.Input[str],
+        prefix: str,
+        table_prefix: str,
+        *,
+        table_per_folder: bool = False,
+        csv_with_header: bool = False,
+    ) -> CrawlerArgs:
+        """A crawler cataloging s3://<bucket>/<prefix> into the estate's database (see CrawlerArgs)."""
+        return CrawlerArgs(
+            account_id=self.account_id,
+            region=self.region,
+            kms_key_arn=self.kms_key_arn,
+            database_name=self.catalog_database,
+            bucket_name=bucket_name,
+            bucket_arn=bucket_arn,
+            prefix=prefix,
+            table_prefix=table_prefix,
+            table_per_folder=table_per_folder,
+            csv_with_header=csv_with_header,
         )

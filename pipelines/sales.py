@@ -29,7 +29,7 @@ from components.orchestration import (
     WorkflowStep,
 )
 from components.storage import s3_uri
-from components.warehouse import Crawler, CrawlerArgs, data_api_statements
+from components.warehouse import Crawler, data_api_statements
 from pipelines.glue_estate import GlueEstate
 
 # Layout in the processed bucket.
@@ -43,7 +43,6 @@ QUARANTINE_PREFIX = "quarantine/sales/"
 class SalesArgs:
     estate: GlueEstate
     settings: SalesConfig
-    catalog_database: pulumi.Input[str]
     workgroup_name: pulumi.Input[str]
     workgroup_arn: pulumi.Input[str]
     database: str
@@ -63,16 +62,7 @@ class SalesPipeline(pulumi.ComponentResource):
         s, e, child = args.settings, args.estate, pulumi.ResourceOptions(parent=self)
         input_crawler = Crawler(
             f"{name}-input-crawler",
-            CrawlerArgs(
-                account_id=e.account_id,
-                region=e.region,
-                kms_key_arn=e.kms_key_arn,
-                database_name=args.catalog_database,
-                bucket_name=e.raw_bucket,
-                bucket_arn=e.raw_bucket_arn,
-                prefix=s.input_prefix,
-                table_prefix="sales_",
-            ),
+            e.crawler(e.raw_bucket, e.raw_bucket_arn, s.input_prefix, "sales_"),
             opts=child,
         )
         convert = GlueJob(
@@ -99,16 +89,7 @@ class SalesPipeline(pulumi.ComponentResource):
         )
         parquet_crawler = Crawler(
             f"{name}-parquet-crawler",
-            CrawlerArgs(
-                account_id=e.account_id,
-                region=e.region,
-                kms_key_arn=e.kms_key_arn,
-                database_name=args.catalog_database,
-                bucket_name=e.processed_bucket,
-                bucket_arn=e.processed_bucket_arn,
-                prefix=PARQUET_PREFIX,
-                table_prefix="sales_",
-            ),
+            e.crawler(e.processed_bucket, e.processed_bucket_arn, PARQUET_PREFIX, "sales_"),
             opts=child,
         )
         load = GlueJob(
