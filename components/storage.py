@@ -11,6 +11,7 @@ from components import naming
 from components.iam import document
 
 ZONES = ("raw", "processed", "curated", "scripts", "query-results")
+SCRATCH_PREFIX = "scratch/"  # in the processed zone: expires after DataLakeArgs.scratch_days
 
 
 def s3_uri(bucket: pulumi.Input[str], prefix: str) -> pulumi.Output[str]:
@@ -34,6 +35,9 @@ class DataLakeArgs:
     # Days Athena query results and S3 access logs are kept.
     query_results_days: int = 7
     access_log_days: int = 90
+    # Objects under SCRATCH_PREFIX in the processed zone (per-run staging a pipeline writes once and
+    # reads once, such as Athena UNLOAD output) expire after this many days.
+    scratch_days: int = 7
 
 
 class DataLake(pulumi.ComponentResource):
@@ -121,6 +125,7 @@ class DataLake(pulumi.ComponentResource):
                     bucket,
                     noncurrent_days=args.noncurrent_version_days,
                     tiers=(args.infrequent_access_days, args.archive_days),
+                    scratch_days=args.scratch_days if zone == "processed" else None,
                 )
             if zone in args.event_zones:
                 aws.s3.BucketNotification(
@@ -198,6 +203,7 @@ def _lifecycle(
     noncurrent_days: int,
     expire_days: int | None = None,
     tiers: tuple[int, int] | None = None,
+    scratch_days: int | None = None,
 ) -> None:
     rule: aws.s3.BucketLifecycleConfigurationRuleArgsDict = {
         "id": "tiering-and-cleanup",
@@ -213,8 +219,19 @@ def _lifecycle(
         ]
     if expire_days:
         rule["expiration"] = {"days": expire_days}
+    rules = [rule]
+    if scratch_days:
+        rules.append(
+            {
+                "id": "expire-scratch",
+                "status": "Enabled",
+                "filter": {"prefix": SCRATCH_PREFIX},
+                "expiration": {"days": scratch_days},
+                "noncurrent_version_expiration": {"noncurrent_days": 1},
+            }
+        )
     aws.s3.BucketLifecycleConfiguration(
-        f"{name}-lifecycle", bucket=bucket.id, rules=[rule], opts=pulumi.ResourceOptions(parent=bucket)
+        f"{name}-lifecycle", bucket=bucket.id, rules=rules, opts=pulumi.ResourceOptions(parent=bucket)
     )
 
 

@@ -4,9 +4,9 @@
      (the public COVID-19 data lake by default) into s3://<raw>/covid/landing/<dataset>/, copying
      only objects whose source ETag or size changed;
   2. a crawler catalogs each landing dataset as table `covid_landing_<dataset>` (CSV with header);
-  3. Athena stages each dataset: `UNLOAD (SELECT ...) TO s3://<processed>/covid/staging/<execution>/
-     <dataset>/` as Parquet (pipelines/covid_staging.py; a fresh folder per execution, because
-     UNLOAD needs an empty location);
+  3. Athena stages each dataset: `UNLOAD (SELECT ...) TO s3://<processed>/scratch/covid/staging/
+     <execution>/<dataset>/` as Parquet (pipelines/covid_staging.py; a fresh folder per execution,
+     because UNLOAD needs an empty location; the lake expires scratch/ after a week);
   4. the Glue job `covid_clean` types, de-duplicates and keys the staged data into the star schema's
      tables at s3://<curated>/covid/curated/<table>/ (Parquet), quarantining bad rows with reasons;
   5. a crawler catalogs the curated tables (`covid_<table>`) for Athena;
@@ -42,13 +42,14 @@ from components.orchestration import (
     glue_job_step,
     pipeline_definition,
 )
-from components.storage import s3_uri
+from components.storage import SCRATCH_PREFIX, s3_uri
 from components.warehouse import Crawler, data_api_statements
 from pipelines import covid_staging, covid_star_schema
 from pipelines.glue_estate import GlueEstate
 
 LANDING_PREFIX = "covid/landing/"
-STAGING_PREFIX = "covid/staging/"
+# Athena's staging output is read once by the clean job: the lake's scratch area expires it.
+STAGING_PREFIX = f"{SCRATCH_PREFIX}covid/staging/"
 CURATED_PREFIX = "covid/curated/"
 QUARANTINE_PREFIX = "quarantine/covid/"
 EXECUTION = "EXECUTIONNAME"  # stands for $$.Execution.Name in generated SQL, replaced by a States.Format slot

@@ -442,6 +442,19 @@ def test_buckets_are_encrypted_private_versioned_tls_only_and_logged(dev: Estate
         {"days": 90, "storageClass": "GLACIER_IR"},
     ]
     assert dev.named("lake-query-results-lifecycle").inputs["rules"][0]["expiration"] == {"days": 7}
+    # Per-run staging in the processed zone's scratch/ area expires; nothing else in the lake does.
+    assert dev.named("lake-processed-lifecycle").inputs["rules"][1] == {
+        "id": "expire-scratch",
+        "status": "Enabled",
+        "filter": {"prefix": "scratch/"},
+        "expiration": {"days": 7},
+        "noncurrentVersionExpiration": {"noncurrentDays": 1},
+    }
+    assert [len(dev.named(f"lake-{zone}-lifecycle").inputs["rules"]) for zone in ("raw", "curated", "scripts")] == [
+        1,
+        1,
+        1,
+    ]
     # Only the raw zone sends object events (the pipelines start there).
     assert dev.one("aws:s3/bucketNotification:BucketNotification").name == "lake-raw-events"
 

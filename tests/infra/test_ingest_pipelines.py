@@ -246,12 +246,12 @@ def test_covid_stages_each_dataset_with_athena_into_a_folder_of_the_execution(de
         assert task["Parameters"]["WorkGroup"] == "dataplatform-dev-catalog"
         assert task["Parameters"]["QueryExecutionContext"] == {"Database": "dataplatform_dev_catalog"}
         query = states_format(task["Parameters"]["QueryString.$"], execution)
-        location = f"s3://{processed}/covid/staging/{execution}/{dataset}/"
+        location = f"s3://{processed}/scratch/covid/staging/{execution}/{dataset}/"
         assert query == covid_staging.unload_statement(dataset, location)
     clean = states["CleanStagedData"]["Parameters"]
     assert clean["JobName"] == "dataplatform-dev-covid-clean"
     staging = states_format(clean["Arguments"]["--staging_path.$"], execution)
-    assert staging == f"s3://{processed}/covid/staging/{execution}/"
+    assert staging == f"s3://{processed}/scratch/covid/staging/{execution}/"
 
 
 def test_covid_loads_the_star_schema_in_one_data_api_transaction(dev: Estate) -> None:
@@ -356,7 +356,7 @@ def test_covid_state_machine_may_run_athena_on_the_landing_tables_only(dev: Esta
     assert {
         "Effect": "Allow",
         "Action": ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
-        "Resource": [f"arn:aws:s3:::{bucket(dev, 'processed')}/covid/staging/*"],
+        "Resource": [f"arn:aws:s3:::{bucket(dev, 'processed')}/scratch/covid/staging/*"],
     } in found
 
 
