@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from job_errors import EXIT_OK, BadInputError, JobError, TransientError
+from job_errors import EXIT_OK, TRANSIENT_AWS_CODES, BadInputError, JobError, TransientError
 
 log = logging.getLogger("lake_ingest.copy_datasets")
 
@@ -45,19 +45,6 @@ _NAME = re.compile(r"[a-z0-9_]+")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 _URI_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")  # printable ASCII stays readable
-
-_TRANSIENT_CODES = {
-    "Throttling",
-    "ThrottlingException",
-    "TooManyRequestsException",
-    "RequestTimeout",
-    "RequestTimeoutException",
-    "SlowDown",
-    "InternalError",
-    "ServiceUnavailable",
-    "RequestLimitExceeded",
-    "BandwidthLimitExceeded",
-}
 
 
 # --- configuration ---------------------------------------------------------------------------------------------
@@ -319,7 +306,7 @@ def classify_aws_error(exc: BaseException, action: str) -> JobError:
         error = exc.response.get("Error", {})
         code = error.get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code in _TRANSIENT_CODES or status >= 500:
+        if code in TRANSIENT_AWS_CODES or status >= 500:
             return TransientError(f"{action}: {code}: {error.get('Message', exc)} (retryable)")
         if code in {"PreconditionFailed", "412"} or status == 412:
             return TransientError(f"{action}: the source object changed while it was being copied; a retry re-lists")

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from job_errors import EXIT_OK, BadInputError, JobError, TransientError
+from job_errors import EXIT_OK, TRANSIENT_AWS_CODES, BadInputError, JobError, TransientError
 
 log = logging.getLogger("lake_ingest.gharchive")
 
@@ -61,22 +61,6 @@ SUCCEEDED, FAILED, RUNNING = "SUCCEEDED", "FAILED", "RUNNING"
 _HOUR_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}")
 _DAY_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TABLE_RE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
-_TRANSIENT_AWS_CODES = {
-    "ProvisionedThroughputExceededException",
-    "RequestLimitExceeded",
-    "Throttling",
-    "ThrottlingException",
-    "TooManyRequestsException",
-    "RequestTimeout",
-    "RequestTimeoutException",
-    "SlowDown",
-    "InternalError",
-    "InternalServerError",
-    "InternalServerException",
-    "ServiceUnavailable",
-    "ServiceUnavailableException",
-    "TransactionConflictException",
-}
 
 
 # --- hours -----------------------------------------------------------------------------------------------
@@ -357,7 +341,7 @@ def aws_error(exc: Exception, action: str) -> JobError:
         code = error.get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         text = f"{action}: {code}: {error.get('Message', '') or exc}"
-        return TransientError(text) if code in _TRANSIENT_AWS_CODES or status >= 500 else JobError(text)
+        return TransientError(text) if code in TRANSIENT_AWS_CODES or status >= 500 else JobError(text)
     return JobError(f"{action}: {type(exc).__name__}: {exc}")
 
 

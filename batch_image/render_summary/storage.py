@@ -10,24 +10,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pandas as pd
-from job_errors import BadInputError, JobError, TransientError
+from job_errors import TRANSIENT_AWS_CODES, BadInputError, JobError, TransientError
 
 log = logging.getLogger(__name__)
-
-_TRANSIENT_CODES = {
-    "Throttling",
-    "ThrottlingException",
-    "RequestTimeout",
-    "RequestTimeoutException",
-    "SlowDown",
-    "InternalError",
-    "InternalServerError",
-    "InternalServerException",
-    "ServiceUnavailable",
-    "ServiceUnavailableException",
-    "ActiveStatementsExceededException",
-    "TooManyRequestsException",
-}
 
 
 def split_s3(uri: str) -> tuple[str, str]:
@@ -50,7 +35,7 @@ def classify_aws_error(exc: Exception, action: str) -> JobError:
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code in _TRANSIENT_CODES or status >= 500:
+        if code in TRANSIENT_AWS_CODES or status >= 500:
             return TransientError(f"{action}: {code} {exc}")
         if code in {"NoSuchKey", "NoSuchBucket", "404"}:
             return BadInputError(f"{action}: does not exist ({code})")
