@@ -62,6 +62,15 @@ _HOUR_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}")
 _DAY_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TABLE_RE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 
+# Placeholders of the jobs item's lease attributes (DynamoDB rejects names an expression does not use,
+# so `#bookmark` is added only where the expression reads it).
+_LEASE_NAMES = {
+    "#owner": "lease_owner",
+    "#lease_hour": "lease_hour",
+    "#expires": "lease_expires",
+    "#updated": "updated_at",
+}
+
 
 # --- hours -----------------------------------------------------------------------------------------------
 
@@ -638,13 +647,7 @@ class Bookkeeper:
                 Key={"job_name": _s(self.job_name)},
                 UpdateExpression="SET #owner = :run, #lease_hour = :hour, #expires = :expires, #updated = :at",
                 ConditionExpression=condition,
-                ExpressionAttributeNames={
-                    "#bookmark": "bookmark",
-                    "#owner": "lease_owner",
-                    "#lease_hour": "lease_hour",
-                    "#expires": "lease_expires",
-                    "#updated": "updated_at",
-                },
+                ExpressionAttributeNames={"#bookmark": "bookmark", **_LEASE_NAMES},
                 ExpressionAttributeValues=values,
             )
         except Exception as exc:
@@ -678,13 +681,7 @@ class Bookkeeper:
                 Key={"job_name": _s(self.job_name)},
                 UpdateExpression="SET #bookmark = :hour, #updated = :at REMOVE #owner, #lease_hour, #expires",
                 ConditionExpression=condition,
-                ExpressionAttributeNames={
-                    "#bookmark": "bookmark",
-                    "#owner": "lease_owner",
-                    "#lease_hour": "lease_hour",
-                    "#expires": "lease_expires",
-                    "#updated": "updated_at",
-                },
+                ExpressionAttributeNames={"#bookmark": "bookmark", **_LEASE_NAMES},
                 ExpressionAttributeValues=values,
             )
         except Exception as exc:
@@ -707,12 +704,7 @@ class Bookkeeper:
                 Key={"job_name": _s(self.job_name)},
                 UpdateExpression="SET #updated = :at REMOVE #owner, #lease_hour, #expires",
                 ConditionExpression="#owner = :run",
-                ExpressionAttributeNames={
-                    "#owner": "lease_owner",
-                    "#lease_hour": "lease_hour",
-                    "#expires": "lease_expires",
-                    "#updated": "updated_at",
-                },
+                ExpressionAttributeNames=_LEASE_NAMES,
                 ExpressionAttributeValues={
                     ":run": _s(self.run_id),
                     ":at": _s(iso(datetime.fromtimestamp(self.clock(), UTC))),
