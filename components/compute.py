@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,12 @@ from components.storage import s3_uri
 
 # Mirrors batch_image/.dockerignore: local caches must not change the tag (that would be preview noise).
 _NOT_IMAGE_CONTENT = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".venv", ".git", "build", "dist"}
+
+
+def project_relative(path: str | Path) -> str:
+    """`path` relative to the working directory, which Pulumi sets to the project directory: inputs
+    then read `glue_scripts/x.py`, not where this checkout happens to live (that would be preview noise)."""
+    return os.path.relpath(path)
 
 
 def content_hash(path: Path) -> str:
@@ -129,7 +136,9 @@ class BatchCompute(pulumi.ComponentResource):
             f"{name}-image",
             image_name=self.image_uri,
             build=docker.DockerBuildArgs(
-                context=str(context), dockerfile=str(context / "Dockerfile"), platform="linux/amd64"
+                context=project_relative(context),
+                dockerfile=project_relative(context / "Dockerfile"),
+                platform="linux/amd64",
             ),
             registry=docker.RegistryArgs(
                 server=repo.repository_url, username=token.user_name, password=pulumi.Output.secret(token.password)
@@ -358,7 +367,7 @@ class GlueJob(pulumi.ComponentResource):
             f"{name}-script",
             bucket=args.scripts_bucket,
             key=key,
-            source=pulumi.FileAsset(str(script)),
+            source=pulumi.FileAsset(project_relative(script)),
             content_type="text/x-python",
             opts=child,
         )
@@ -375,7 +384,7 @@ class GlueJob(pulumi.ComponentResource):
                     f"{name}-lib-{Path(module).stem.replace('_', '-')}",
                     bucket=args.scripts_bucket,
                     key=module_key,
-                    source=pulumi.FileAsset(module),
+                    source=pulumi.FileAsset(project_relative(module)),
                     content_type="text/x-python",
                     opts=child,
                 ).bucket,

@@ -27,7 +27,12 @@ class Recorded:
     type: str
     name: str
     inputs: dict[str, Any]
-    provider: str = ""
+    provider: str = ""  # "<provider urn>::<provider id>"
+    # What the engine knows of the registration and hands to a policy pack:
+    urn: str = ""
+    parent: str = ""
+    dependencies: list[str] = field(default_factory=list)
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,24 @@ def _arn(typ: str, name: str) -> str:
     service = typ.split(":")[1].split("/")[0]
     default = "arn:aws:" + service + ":{r}:{a}:" + typ.rsplit(":", 1)[-1].lower() + "/{n}"
     return _ARN_FORMATS.get(typ, default).format(r=REGION, a=ACCOUNT, n=name)
+
+
+class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
+    """The mock monitor, also keeping each registration's URN, parent and (property) dependencies."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.estate = mocks.estate
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            recorded = self.estate.resources[-1]
+            recorded.urn = response.urn
+            recorded.parent = request.parent
+            recorded.dependencies = list(request.dependencies)
+            recorded.property_dependencies = {k: list(v.urns) for k, v in request.propertyDependencies.items()}
+        return response
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -162,7 +185,8 @@ def run_under_mocks(stack: str, config: dict[str, str], program: Callable[[], An
     asyncio.set_event_loop(loop)
     # A fresh root stack per build, else the previous build's stack (and its transformations) lingers.
     pulumi.runtime.settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(RecordingMocks(estate), project="dataplatform", stack=stack, preview=False)
+    mocks = RecordingMocks(estate)
+    pulumi.runtime.set_mocks(mocks, project="dataplatform", stack=stack, preview=False, monitor=RecordingMonitor(mocks))
     pulumi.runtime.set_all_config(config)
 
     def record_options(args: pulumi.ResourceTransformationArgs) -> None:

@@ -107,7 +107,7 @@ def test_dev_stack_file() -> None:
 
 
 def test_prod_example_keeps_data() -> None:
-    raw = stack_config("Pulumi.prod.example.yaml")
+    raw = stack_config("Pulumi.prod.yaml")
     cfg = load_config(raw, "dataplatform", "prod", raw["aws:region"])
     assert cfg.remove_data_on_destroy is False
     assert cfg.notification_emails == ("data-oncall@example.com",)

@@ -35,7 +35,7 @@ def dev() -> Estate:
 
 @pytest.fixture(scope="module")
 def prod() -> Estate:
-    return build_estate("prod", "Pulumi.prod.example.yaml")
+    return build_estate("prod", "Pulumi.prod.yaml")
 
 
 @pytest.fixture(scope="module", params=["dev", "prod"])

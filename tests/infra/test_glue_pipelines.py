@@ -29,7 +29,7 @@ def dev() -> Estate:
 
 @pytest.fixture(scope="module")
 def prod() -> Estate:
-    return build_estate("prod", "Pulumi.prod.example.yaml")
+    return build_estate("prod", "Pulumi.prod.yaml")
 
 
 def bucket(estate: Estate, zone: str) -> str:
@@ -242,11 +242,11 @@ def test_every_glue_job_runs_the_script_and_module_its_component_uploaded(dev: E
         script = GLUE_SCRIPTS / expected_scripts[name]
         location = job["command"]["scriptLocation"]
         assert location == f"s3://{scripts}/glue/{script.stem}/{content_hash(script)[:16]}.py", name
-        assert objects[location].inputs["source"] == {"file": str(script)}, name
+        assert objects[location].inputs["source"] == {"file": f"glue_scripts/{script.name}"}, name
         common = GLUE_SCRIPTS / "glue_common.py"
         module = f"s3://{scripts}/glue/{script.stem}/lib/{content_hash(common)[:16]}/glue_common.py"
         assert job["defaultArguments"]["--extra-py-files"] == module, name
-        assert objects[module].inputs["source"] == {"file": str(common)}, name
+        assert objects[module].inputs["source"] == {"file": "glue_scripts/glue_common.py"}, name
         assert job["glueVersion"] == "5.0" and job["command"]["name"] == "glueetl", name
         assert (job["timeout"], job["maxRetries"], job["workerType"], job["numberOfWorkers"]) == (60, 1, "G.1X", 2)
         assert job["securityConfiguration"] == f"{name}-security", name
