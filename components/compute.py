@@ -403,10 +403,9 @@ class GlueJob(pulumi.ComponentResource):
             "glue.amazonaws.com",
             args.account_id,
             [
-                statement(
-                    ["s3:GetObject"],
-                    [pulumi.Output.concat(args.scripts_bucket_arn, "/", k) for k in (key, *module_keys)],
-                ),
+                # The job's own code folder, not the exact hashed keys: a script change then
+                # shows in preview as the object and the job only, not also this policy.
+                statement(["s3:GetObject"], objects(args.scripts_bucket_arn, f"glue/{script.stem}/")),
                 statement(
                     ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
                     objects(args.scripts_bucket_arn, temp_prefix),

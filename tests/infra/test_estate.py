@@ -627,19 +627,6 @@ def test_rule_starts_the_pipeline_for_csv_under_the_prefix_only(dev: Estate) -> 
     assert target["deadLetterConfig"]["arn"].startswith(f"arn:aws:sqs:{REGION}:{ACCOUNT}:dataplatform-dev")
 
 
-# --- preview without noise ----------------------------------------------------------------------
-
-
-def test_building_twice_gives_identical_inputs(dev: Estate) -> None:
-    again = build_estate("dev", "Pulumi.dev.yaml")
-
-    def snapshot(estate: Estate) -> list:
-        return sorted((r.type, r.name, json.dumps(r.inputs, sort_keys=True)) for r in estate.resources)
-
-    assert snapshot(again) == snapshot(dev)
-    assert again.options == dev.options
-
-
 SNAKE_KEY = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)+$")
 
 
