@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 from pulumi.runtime import config as runtime_config
 
+from components.ci import GithubDeployRole, GithubDeployRoleArgs
 from components.compute import BatchCompute, BatchComputeArgs
 from components.config import load_config
 from components.iam import statement
@@ -84,6 +85,20 @@ notifications = NotificationTopic(
     NotificationTopicArgs(account_id=account_id, kms_key_arn=lake.key_arn, emails=cfg.notification_emails),
     opts=platform,
 )
+# The role GitHub Actions assumes (OIDC) to deploy the project's stacks; off unless the stack enables it.
+ci: GithubDeployRole | None = None
+if cfg.ci.enabled:
+    ci = GithubDeployRole(
+        "ci",
+        GithubDeployRoleArgs(
+            account_id=account_id,
+            repository=cfg.ci.github_repository,
+            branches=cfg.ci.deploy_branches,
+            environments=cfg.ci.deploy_environments,
+            oidc_provider_arn=cfg.ci.oidc_provider_arn or None,
+        ),
+        opts=platform,
+    )
 
 pipelines: dict[str, pulumi.ComponentResource] = {}
 # One jobs image, queue and log group for every Batch job (render-summary, gharchive-ingest, copy-datasets).
@@ -224,3 +239,6 @@ if isinstance(gharchive := pipelines.get("gharchive"), GharchivePipeline):
     pulumi.export("gharchive_runs_table", gharchive.runs_table_name)
 if isinstance(covid := pipelines.get("covid19"), CovidPipeline):
     pulumi.export("covid_state_machine_arn", covid.state_machine_arn)
+if ci is not None:
+    pulumi.export("ci_deploy_role_arn", ci.role_arn)
+    pulumi.export("ci_oidc_provider_arn", ci.provider_arn)

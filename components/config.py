@@ -11,7 +11,7 @@ import ipaddress
 import json
 import re
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -83,6 +83,11 @@ FARGATE_MEMORY_MIB: dict[float, tuple[int, ...]] = {
 }
 REDSHIFT_RPU_RANGE = (8, 1024)  # Redshift Serverless base capacity, in steps of 8 RPUs
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# GitHub: an owner (user or organisation) is 1-39 letters, digits and single hyphens, neither first nor
+# last; a repository is 1-100 ASCII letters, digits, '.', '-' and '_' ('.git' is stripped, '.wiki' reserved).
+_GITHUB_REPOSITORY = re.compile(r"[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}/[A-Za-z0-9._-]{1,100}")
+# The one IAM OIDC provider an account can hold for GitHub Actions' issuer.
+_GITHUB_OIDC_PROVIDER_ARN = re.compile(r"arn:aws:iam::[0-9]{12}:oidc-provider/token\.actions\.githubusercontent\.com")
 
 
 class ConfigError(ValueError):
@@ -145,6 +150,19 @@ class CovidConfig:
 
 
 @dataclass(frozen=True)
+class CiConfig:
+    enabled: bool
+    # "<owner>/<repository>" exactly as GitHub spells it; "" while the CI role is disabled.
+    github_repository: str
+    # Branches whose workflows may deploy (subject repo:<owner>/<repository>:ref:refs/heads/<branch>).
+    deploy_branches: tuple[str, ...]
+    # GitHub environments whose jobs may deploy (subject repo:<owner>/<repository>:environment:<name>).
+    deploy_environments: tuple[str, ...]
+    # The account's existing GitHub OIDC provider to trust, or "" to create it in this stack.
+    oidc_provider_arn: str
+
+
+@dataclass(frozen=True)
 class StackConfig:
     project: str
     stack: str
@@ -169,6 +187,7 @@ class StackConfig:
     sensor: SensorConfig
     gharchive: GharchiveConfig
     covid: CovidConfig
+    ci: CiConfig
 
     @property
     def tags(self) -> dict[str, str]:
@@ -369,6 +388,7 @@ def load_config(raw: Mapping[str, str], project: str, stack: str, region: str | 
         "covidWarehouseSchema",
         "must be a lower-case SQL identifier",
     )
+    _check_ci(values, check)
     if problems:
         raise ConfigError(problems)
 
@@ -423,7 +443,101 @@ def load_config(raw: Mapping[str, str], project: str, stack: str, region: str | 
             schedule=values["covidSchedule"],
             warehouse_schema=values["covidWarehouseSchema"],
         ),
+        ci=CiConfig(
+            enabled=values["ciRoleEnabled"],
+            github_repository=values["ciGithubRepository"],
+            deploy_branches=values["ciDeployBranches"],
+            deploy_environments=values["ciDeployEnvironments"],
+            oidc_provider_arn=values["ciOidcProviderArn"],
+        ),
     )
+
+
+def _check_ci(values: dict[str, Any], check: Callable[[bool, str, str], None]) -> None:
+    """The CI deploy role's settings. Values are checked even while the role is disabled (a bad value
+    is wrong either way); the repository and at least one branch or environment only when enabled."""
+    enabled, repository = values["ciRoleEnabled"], values["ciGithubRepository"]
+    check(
+        repository != "" or not enabled,
+        "ciGithubRepository",
+        "required when ciRoleEnabled is true (<owner>/<repository>, e.g. acme/dataplatform)",
+    )
+    check(
+        repository == "" or github_repository_problem(repository) is None,
+        "ciGithubRepository",
+        github_repository_problem(repository) or "",
+    )
+    branches, environments = values["ciDeployBranches"], values["ciDeployEnvironments"]
+    bad_branches = [b for b in branches if not is_branch_name(b)]
+    check(
+        not bad_branches,
+        "ciDeployBranches",
+        "not exact git branch names (no spaces, control characters or ~ ^ : ? * [ \\; no '..', '@{' or '//'; "
+        "no part starting with '.' or ending in '.lock'; not starting with '-' or '/' nor ending in '/' or '.'): "
+        + ", ".join(bad_branches),
+    )
+    check(len(set(branches)) == len(branches), "ciDeployBranches", "lists a branch twice")
+    bad_environments = [e for e in environments if not is_environment_name(e)]
+    check(
+        not bad_environments,
+        "ciDeployEnvironments",
+        "not GitHub environment names (1-255 characters, no wildcards * or ?, no control characters, "
+        "no leading or trailing spaces): " + ", ".join(bad_environments),
+    )
+    check(
+        len({e.lower() for e in environments}) == len(environments),
+        "ciDeployEnvironments",
+        "lists an environment twice (GitHub environment names are not case sensitive)",
+    )
+    check(
+        not enabled or bool(branches or environments),
+        "ciDeployBranches",
+        "must not be empty while ciDeployEnvironments is empty too (with ciRoleEnabled true no workflow "
+        "could assume the role)",
+    )
+    check(
+        values["ciOidcProviderArn"] == ""
+        or _GITHUB_OIDC_PROVIDER_ARN.fullmatch(values["ciOidcProviderArn"]) is not None,
+        "ciOidcProviderArn",
+        "must be empty (the stack creates the provider) or the ARN of the account's IAM OIDC provider for "
+        "GitHub Actions, e.g. arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com",
+    )
+
+
+def github_repository_problem(repository: str) -> str | None:
+    """None if `repository` is a GitHub "<owner>/<repository>", else what is wrong with it."""
+    name = repository.partition("/")[2]
+    if (
+        _GITHUB_REPOSITORY.fullmatch(repository) is None
+        or name in (".", "..")
+        or name.lower().endswith((".git", ".wiki"))
+    ):
+        return (
+            "must be <owner>/<repository> as GitHub spells it: the owner 1-39 letters, digits or single "
+            "hyphens (not first or last), the repository 1-100 letters, digits, '.', '-' or '_' "
+            "(not '.' or '..', not ending in .git or .wiki)"
+        )
+    return None
+
+
+_BRANCH_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+
+
+def is_branch_name(name: str) -> bool:
+    """A branch `git check-ref-format --branch` accepts, and so never a wildcard pattern."""
+    return (
+        0 < len(name) <= 255
+        and _BRANCH_FORBIDDEN.search(name) is None
+        and name != "@"
+        and not name.startswith(("-", "/"))
+        and not name.endswith(("/", "."))
+        and not any(part.startswith(".") or part.endswith(".lock") for part in name.split("/"))
+    )
+
+
+def is_environment_name(name: str) -> bool:
+    """A GitHub environment name (up to 255 characters) that IAM compares literally, never as a pattern."""
+    return 0 < len(name) <= 255 and name == name.strip() and re.search(r"[\x00-\x1f\x7f*?]", name) is None
 
 
 def _is_date(text: str) -> bool:

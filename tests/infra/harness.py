@@ -128,6 +128,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             "aws:redshiftserverless/namespace:Namespace": {
                 "adminPasswordSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:redshift!{name}"
             },
+            # IAM names an OIDC provider after its URL without the scheme.
+            "aws:iam/openIdConnectProvider:OpenIdConnectProvider": {
+                "arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{str(inputs.get('url', '')).removeprefix('https://')}"
+            },
         }
         outputs.update(extra.get(args.typ, {}))
         if args.typ == "aws:s3/bucketObjectv2:BucketObjectv2":

@@ -6,6 +6,7 @@ import pytest
 
 from components.config import (
     SALES_COLUMNS,
+    CiConfig,
     ConfigError,
     CovidConfig,
     GharchiveConfig,
@@ -15,6 +16,8 @@ from components.config import (
     SensorConfig,
     StackConfig,
     frequency_seconds,
+    is_branch_name,
+    is_environment_name,
     load_config,
     schedule_expression_problem,
     schema,
@@ -80,6 +83,13 @@ DEFAULTS = StackConfig(
         },
         schedule="cron(0 6 ? * MON *)",
         warehouse_schema="covid",
+    ),
+    ci=CiConfig(
+        enabled=False,
+        github_repository="",
+        deploy_branches=("main",),
+        deploy_environments=("preview", "dev", "prod"),
+        oidc_provider_arn="",
     ),
 )
 
@@ -206,7 +216,8 @@ def test_prod_example_keeps_data() -> None:
         (
             {"removeDataOnDestory": "true"},
             "dataplatform:removeDataOnDestory is not a known setting (known: "
-            "availabilityZoneCount, batchMaxVcpus, batchUseSpot, costCenter, covidCasesPrefix, "
+            "availabilityZoneCount, batchMaxVcpus, batchUseSpot, ciDeployBranches, ciDeployEnvironments, "
+            "ciGithubRepository, ciOidcProviderArn, ciRoleEnabled, costCenter, covidCasesPrefix, "
             "covidCountyPopulationPrefix, covidSchedule, covidSourceBucket, covidSourceRegion, "
             "covidStateAbbreviationsPrefix, covidTestingPrefix, covidWarehouseSchema, gharchiveBaseUrl, "
             "gharchiveBaselineDay, gharchiveMaxHoursPerRun, gharchiveSchedule, "
@@ -300,6 +311,77 @@ def test_prod_example_keeps_data() -> None:
             "dataplatform:covidWarehouseSchema = 'Covid-19' is invalid: must be a lower-case SQL identifier",
         ),
         (
+            {"ciRoleEnabled": "true"},
+            "dataplatform:ciGithubRepository = '' is invalid: required when ciRoleEnabled is true "
+            "(<owner>/<repository>, e.g. acme/dataplatform)",
+        ),
+        *[
+            (
+                {"ciGithubRepository": repository},
+                f"dataplatform:ciGithubRepository = {repository!r} is invalid: must be <owner>/<repository> as "
+                "GitHub spells it: the owner 1-39 letters, digits or single hyphens (not first or last), the "
+                "repository 1-100 letters, digits, '.', '-' or '_' (not '.' or '..', not ending in .git or .wiki)",
+            )
+            for repository in (
+                "dataplatform",
+                "acme/*",
+                "acme/data platform",
+                "https://github.com/acme/dataplatform",
+                "-acme/dataplatform",
+                "ac--me/dataplatform",
+                "acme/dataplatform.git",
+                "acme/..",
+                "a" * 40 + "/dataplatform",
+            )
+        ],
+        (
+            {"ciDeployBranches": '["main", "feature/*", "release 1", "-x", "a..b", "x.lock", ".hidden", "x/"]'},
+            'dataplatform:ciDeployBranches = ["main", "feature/*", "release 1", "-x", "a..b", "x.lock", '
+            '".hidden", "x/"] is invalid: '
+            "not exact git branch names (no spaces, control characters or ~ ^ : ? * [ \\; no '..', '@{' or '//'; "
+            "no part starting with '.' or ending in '.lock'; not starting with '-' or '/' nor ending in '/' or '.'): "
+            "feature/*, release 1, -x, a..b, x.lock, .hidden, x/",
+        ),
+        (
+            {"ciDeployBranches": '["main", "main"]'},
+            'dataplatform:ciDeployBranches = ["main", "main"] is invalid: lists a branch twice',
+        ),
+        (
+            {"ciDeployEnvironments": '["prod*", " dev", "pre?view", ""]'},
+            'dataplatform:ciDeployEnvironments = ["prod*", " dev", "pre?view", ""] is invalid: not GitHub '
+            "environment names (1-255 characters, no wildcards * or ?, no control characters, no leading or "
+            "trailing spaces): prod*,  dev, pre?view, ",
+        ),
+        (
+            {"ciDeployEnvironments": '["prod", "Prod"]'},
+            'dataplatform:ciDeployEnvironments = ["prod", "Prod"] is invalid: lists an environment twice '
+            "(GitHub environment names are not case sensitive)",
+        ),
+        (
+            {
+                "ciRoleEnabled": "true",
+                "ciGithubRepository": "acme/dataplatform",
+                "ciDeployBranches": "[]",
+                "ciDeployEnvironments": "[]",
+            },
+            "dataplatform:ciDeployBranches = [] is invalid: must not be empty while ciDeployEnvironments is empty "
+            "too (with ciRoleEnabled true no workflow could assume the role)",
+        ),
+        *[
+            (
+                {"ciOidcProviderArn": arn},
+                f"dataplatform:ciOidcProviderArn = {arn!r} is invalid: must be empty (the stack creates the "
+                "provider) or the ARN of the account's IAM OIDC provider for GitHub Actions, e.g. "
+                "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com",
+            )
+            for arn in (
+                "arn:aws:iam::123456789012:oidc-provider/accounts.google.com",
+                "arn:aws:iam::12345:oidc-provider/token.actions.githubusercontent.com",
+                "token.actions.githubusercontent.com",
+                "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com/",
+            )
+        ],
+        (
             {"sensorFrequency": "7min"},
             "dataplatform:sensorFrequency = '7min' is invalid: must be <n>s, <n>min or <n>h with n >= 1 and "
             "divide a day evenly (e.g. 30s, 1min, 15min, 1h)",
@@ -310,6 +392,94 @@ def test_bad_value_names_key_value_and_what_is_allowed(values: dict[str, str], m
     with pytest.raises(ConfigError) as raised:
         load(**values)
     assert raised.value.problems == [message]
+
+
+def test_ci_role_settings_when_enabled() -> None:
+    cfg = load(
+        ciRoleEnabled="true",
+        ciGithubRepository="Acme-Corp/data.platform_2",
+        ciDeployBranches='["main", "release/2026.1"]',
+        ciDeployEnvironments='["Production EU"]',
+        ciOidcProviderArn="arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com",
+    )
+    assert cfg.ci == CiConfig(
+        enabled=True,
+        github_repository="Acme-Corp/data.platform_2",
+        deploy_branches=("main", "release/2026.1"),
+        deploy_environments=("Production EU",),
+        oidc_provider_arn="arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com",
+    )
+    # Only environments (no branch) is a valid allow list too.
+    assert (
+        load(ciRoleEnabled="true", ciGithubRepository="acme/dataplatform", ciDeployBranches="[]").ci.deploy_branches
+        == ()
+    )
+
+
+def test_disabled_ci_role_needs_no_repository_or_allow_list() -> None:
+    cfg = load(ciDeployBranches="[]", ciDeployEnvironments="[]")
+    assert cfg.ci == CiConfig(
+        enabled=False, github_repository="", deploy_branches=(), deploy_environments=(), oidc_provider_arn=""
+    )
+
+
+def test_ci_errors_are_reported_together() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load(ciRoleEnabled="true", ciDeployBranches='["feature/*"]', ciOidcProviderArn="arn:aws:iam::1:x")
+    assert [p.split(" = ")[0] for p in raised.value.problems] == [
+        "dataplatform:ciGithubRepository",
+        "dataplatform:ciDeployBranches",
+        "dataplatform:ciOidcProviderArn",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        *[(n, True) for n in ("main", "release/2026.1", "feature/JIRA-12_x", "v1.2", "a@b", "dependabot/npm/x-1.0")],
+        *[
+            (n, False)
+            for n in (
+                "",
+                "feature/*",
+                "fix?",
+                "a[1]",
+                "a b",
+                "a~1",
+                "a^1",
+                "a:b",
+                "a\\b",
+                "a..b",
+                "a@{1}",
+                "@",
+                "-x",
+                "/x",
+                "x/",
+                "x.",
+                "a//b",
+                ".x",
+                "a/.x",
+                "x.lock",
+                "a/x.lock/b",
+                "a\tb",
+                "x" * 256,
+            )
+        ],
+    ],
+)
+def test_branch_names_follow_git_check_ref_format(name: str, ok: bool) -> None:
+    assert is_branch_name(name) is ok
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        *[(n, True) for n in ("prod", "Production EU", "preview/pr-1", "staging:eu", "e" * 255)],
+        *[(n, False) for n in ("", "prod*", "pr?d", " prod", "prod ", "pr\nod", "e" * 256)],
+    ],
+)
+def test_environment_names(name: str, ok: bool) -> None:
+    assert is_environment_name(name) is ok
 
 
 def test_every_problem_is_reported_at_once() -> None:
