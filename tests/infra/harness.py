@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import runpy
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,12 +93,13 @@ class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
 
     def __init__(self, mocks: RecordingMocks) -> None:
         super().__init__(mocks)
-        self.estate = mocks.estate
+        self.mocks: RecordingMocks = mocks
 
     def RegisterResource(self, request: Any) -> Any:
+        # Registrations run on a thread pool: take this thread's record, not the list's last entry.
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
-            recorded = self.estate.resources[-1]
+            recorded = self.mocks.registering.recorded
             recorded.urn = response.urn
             recorded.parent = request.parent
             recorded.dependencies = list(request.dependencies)
@@ -108,6 +110,7 @@ class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
 class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self, estate: Estate) -> None:
         self.estate = estate
+        self.registering = threading.local()  # the Recorded new_resource made on this thread
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         inputs = dict(args.inputs)
@@ -137,13 +140,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.typ == "aws:s3/bucketObjectv2:BucketObjectv2":
             outputs.pop("source", None)  # assets are not plain values
             inputs["source"] = {"file": inputs["source"].path}  # recorded as the file it uploads
-        self.estate.resources.append(
-            Recorded(type=args.typ, name=args.name, inputs=inputs, provider=args.provider or "")
-        )
+        recorded = Recorded(type=args.typ, name=args.name, inputs=inputs, provider=args.provider or "")
+        self.registering.recorded = recorded
+        self.estate.resources.append(recorded)
         return f"{args.name}-id", outputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
-        answers = {
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+        answers: dict[str, dict[str, Any]] = {
             "aws:index/getCallerIdentity:getCallerIdentity": {
                 "accountId": ACCOUNT,
                 "arn": f"arn:aws:iam::{ACCOUNT}:user/ci",
@@ -164,7 +167,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         }
         if args.token not in answers:
             raise AssertionError(f"the program invoked {args.token}, which the mocks do not answer")
-        return answers[args.token]
+        return answers[args.token], []  # no check failures
 
 
 def stack_config(file: str) -> dict[str, str]:

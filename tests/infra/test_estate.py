@@ -9,6 +9,7 @@ from typing import Any
 
 import parliament
 import pytest
+from guardrails import NAME_LIMITS  # (type, input) -> (maximum length, allowed characters)
 from moto.events.models import EventPattern
 
 from components.compute import content_hash
@@ -292,36 +293,6 @@ def test_render_job_role_is_least_privilege(dev: Estate) -> None:
 
 
 # --- names --------------------------------------------------------------------------------------
-
-# (type, input) -> (maximum length, allowed characters); name prefixes are checked with the
-# provider's 26-character suffix added.
-NAME_LIMITS: dict[tuple[str, str], tuple[int, str]] = {
-    ("aws:s3/bucket:Bucket", "bucketPrefix"): (63, r"[a-z0-9-]+"),
-    ("aws:kms/alias:Alias", "name"): (256, r"alias/[a-zA-Z0-9/_-]+"),
-    ("aws:iam/role:Role", "namePrefix"): (64, r"[\w+=,.@-]+"),
-    ("aws:ec2/securityGroup:SecurityGroup", "namePrefix"): (255, r"[a-zA-Z0-9 ._:/()#,@\[\]+=&;{}!$*-]+"),
-    ("aws:cloudwatch/logGroup:LogGroup", "name"): (512, r"[\w/.#-]+"),
-    ("aws:redshiftserverless/namespace:Namespace", "namespaceName"): (64, r"[a-z0-9-]{3,}"),
-    ("aws:redshiftserverless/workgroup:Workgroup", "workgroupName"): (64, r"[a-z0-9-]{3,}"),
-    ("aws:glue/catalogDatabase:CatalogDatabase", "name"): (255, r"[a-z0-9_]+"),
-    ("aws:athena/workgroup:Workgroup", "name"): (128, r"[a-zA-Z0-9._-]+"),
-    ("aws:sns/topic:Topic", "namePrefix"): (256, r"[a-zA-Z0-9_-]+"),
-    ("aws:sqs/queue:Queue", "namePrefix"): (80, r"[a-zA-Z0-9_-]+"),
-    ("aws:ecr/repository:Repository", "name"): (256, r"[a-z0-9._/-]+"),
-    ("aws:batch/computeEnvironment:ComputeEnvironment", "namePrefix"): (128, r"[a-zA-Z0-9_-]+"),
-    ("aws:batch/jobQueue:JobQueue", "name"): (128, r"[a-zA-Z0-9_-]+"),
-    ("aws:batch/jobDefinition:JobDefinition", "name"): (128, r"[a-zA-Z0-9_-]+"),
-    ("aws:sfn/stateMachine:StateMachine", "namePrefix"): (80, r"[a-zA-Z0-9_-]+"),
-    ("aws:cloudwatch/eventRule:EventRule", "namePrefix"): (64, r"[.\-_A-Za-z0-9]+"),
-    ("aws:scheduler/schedule:Schedule", "namePrefix"): (64, r"[0-9a-zA-Z-_.]+"),
-    ("aws:glue/job:Job", "name"): (255, r"[\w.-]+"),
-    ("aws:glue/crawler:Crawler", "name"): (255, r"[\w.-]+"),
-    ("aws:glue/workflow:Workflow", "name"): (255, r"[\w.-]+"),
-    ("aws:glue/trigger:Trigger", "name"): (255, r"[\w.-]+"),
-    ("aws:glue/securityConfiguration:SecurityConfiguration", "name"): (255, r"[\w.-]+"),
-    ("aws:glue/classifier:Classifier", "name"): (255, r"[\w.-]+"),
-    ("aws:dynamodb/table:Table", "name"): (255, r"[a-zA-Z0-9_.-]{3,}"),
-}
 
 
 def physical_names(estate: Estate) -> dict[tuple[str, str, str], str]:
