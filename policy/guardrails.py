@@ -101,6 +101,7 @@ TAGGABLE_TYPES = frozenset(
         "aws:glue/job:Job",
         "aws:glue/trigger:Trigger",
         "aws:glue/workflow:Workflow",
+        "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
         "aws:iam/role:Role",
         "aws:kms/key:Key",
         "aws:redshiftserverless/namespace:Namespace",

@@ -121,6 +121,12 @@ def prod() -> Estate:
 
 
 @pytest.fixture(scope="module")
+def with_ci_role() -> Estate:
+    ci = {"dataplatform:ciRoleEnabled": "true", "dataplatform:ciGithubRepository": "acme/dataplatform"}
+    return build_estate("prod", "Pulumi.prod.yaml", ci)
+
+
+@pytest.fixture(scope="module")
 def long_pr() -> Estate:
     return build_estate(LONG_PR_STACK, "Pulumi.dev.yaml")
 
@@ -139,8 +145,8 @@ def test_the_adapter_sees_each_resource_with_its_own_urn_and_links(dev: Estate) 
     assert block.provider.props["defaultTags"] == dev.one("pulumi:providers:aws").inputs["defaultTags"]
 
 
-def test_every_estate_passes_every_policy(dev: Estate, prod: Estate, long_pr: Estate) -> None:
-    for estate in (dev, prod, long_pr):
+def test_every_estate_passes_every_policy(dev: Estate, prod: Estate, long_pr: Estate, with_ci_role: Estate) -> None:
+    for estate in (dev, prod, long_pr, with_ci_role):
         assert violations(policy_resources(estate.resources)) == [], estate.stack
 
 
@@ -575,9 +581,12 @@ def takes_tags(token: str) -> bool:
     return "tags" in inspect.signature(sdk_class(token)._internal_init).parameters  # type: ignore[attr-defined]
 
 
-def test_taggable_types_are_exactly_those_whose_sdk_class_takes_tags(dev: Estate, prod: Estate) -> None:
-    types = {r.type for estate in (dev, prod) for r in estate.resources if r.type.startswith(("aws:", "docker:"))}
-    assert len(types) == 53
+def test_taggable_types_are_exactly_those_whose_sdk_class_takes_tags(
+    dev: Estate, prod: Estate, with_ci_role: Estate
+) -> None:
+    estates = (dev, prod, with_ci_role)
+    types = {r.type for estate in estates for r in estate.resources if r.type.startswith(("aws:", "docker:"))}
+    assert len(types) == 55  # with the CI role's OIDC provider and policy attachment
     assert {t for t in types if takes_tags(t)} == types & guardrails.TAGGABLE_TYPES
     assert [t for t in sorted(guardrails.TAGGABLE_TYPES) if not takes_tags(t)] == []
 
