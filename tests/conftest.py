@@ -1,4 +1,5 @@
-"""Shared, generic fixtures: one Spark session, one real PostgreSQL and one moto HTTP server per test session.
+"""Shared, generic fixtures: one Spark session, one real PostgreSQL and one moto HTTP server per test session,
+and the whole program built under Pulumi mocks once per stack file (tests read the estates, never change them).
 
 Each starts lazily, only when a test asks for them, so suites that need neither (Pulumi mocks,
 pure transforms) pay nothing. Tests isolate themselves inside the shared servers: a fresh schema
@@ -14,6 +15,22 @@ from dataclasses import dataclass
 import pytest
 
 from localrun.postgres import temporary_postgres
+
+
+@pytest.fixture(scope="session")
+def dev():
+    """The program for Pulumi.dev.yaml under mocks (tests.infra.harness.Estate)."""
+    from tests.infra.harness import build_estate
+
+    return build_estate("dev", "Pulumi.dev.yaml")
+
+
+@pytest.fixture(scope="session")
+def prod():
+    """The program for Pulumi.prod.yaml under mocks."""
+    from tests.infra.harness import build_estate
+
+    return build_estate("prod", "Pulumi.prod.yaml")
 
 
 @pytest.fixture(scope="session")

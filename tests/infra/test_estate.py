@@ -29,16 +29,6 @@ DEV_TAGS = {
 }
 
 
-@pytest.fixture(scope="module")
-def dev() -> Estate:
-    return build_estate("dev", "Pulumi.dev.yaml")
-
-
-@pytest.fixture(scope="module")
-def prod() -> Estate:
-    return build_estate("prod", "Pulumi.prod.yaml")
-
-
 @pytest.fixture(scope="module", params=["dev", "prod"])
 def estate(request: pytest.FixtureRequest, dev: Estate, prod: Estate) -> Estate:
     return dev if request.param == "dev" else prod

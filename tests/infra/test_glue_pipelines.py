@@ -15,21 +15,11 @@ from moto.events.models import EventPattern
 from components.compute import content_hash
 from components.warehouse import crawler_configuration
 from pipelines.glue_estate import GLUE_SCRIPTS
-from tests.infra.harness import ACCOUNT, REGION, ROOT, Estate, build_estate
+from tests.infra.harness import ACCOUNT, REGION, ROOT, Estate
 
 KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/lake-key"
 SUFFIX = "20260101000000000000000001"  # the mocks' stand-in for the provider's random name suffix
 ASL_VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"
-
-
-@pytest.fixture(scope="module")
-def dev() -> Estate:
-    return build_estate("dev", "Pulumi.dev.yaml")
-
-
-@pytest.fixture(scope="module")
-def prod() -> Estate:
-    return build_estate("prod", "Pulumi.prod.yaml")
 
 
 def bucket(estate: Estate, zone: str) -> str:

@@ -13,15 +13,10 @@ from components.config import load_config
 from pipelines import covid_staging
 from pipelines.covid import load_sqls
 from pipelines.gharchive_queries import named_queries
-from tests.infra.harness import ACCOUNT, REGION, Estate, build_estate, stack_config
+from tests.infra.harness import ACCOUNT, REGION, Estate, stack_config
 
 SUFFIX = "20260101000000000000000001"
 KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/lake-key"
-
-
-@pytest.fixture(scope="module")
-def dev() -> Estate:
-    return build_estate("dev", "Pulumi.dev.yaml")
 
 
 def bucket(estate: Estate, zone: str) -> str:

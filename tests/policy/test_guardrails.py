@@ -111,16 +111,6 @@ def broken(original: Recorded, **changes: Any) -> Recorded:
 
 
 @pytest.fixture(scope="module")
-def dev() -> Estate:
-    return build_estate("dev", "Pulumi.dev.yaml")
-
-
-@pytest.fixture(scope="module")
-def prod() -> Estate:
-    return build_estate("prod", "Pulumi.prod.yaml")
-
-
-@pytest.fixture(scope="module")
 def with_ci_role() -> Estate:
     ci = {"dataplatform:ciRoleEnabled": "true", "dataplatform:ciGithubRepository": "acme/dataplatform"}
     return build_estate("prod", "Pulumi.prod.yaml", ci)
