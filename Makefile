@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint format clean
+.PHONY: setup run test lint format clean bench
 
 setup: $(VENV)/.installed node_modules/.installed
 	@scripts/ensure-postgres.sh
@@ -30,6 +30,9 @@ lint: setup
 
 test: lint  ## everything CI runs
 	$(BIN)/pytest
+
+bench: setup  ## the Glue job and estate benchmarks at full size; rewrites bench/RESULTS.md (`--quick`: smoke run)
+	$(BIN)/python -m bench
 
 format: setup
 	$(BIN)/ruff check --fix .

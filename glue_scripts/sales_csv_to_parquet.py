@@ -101,9 +101,18 @@ def parse_columns(text: str) -> tuple[str, ...]:
     return tuple(f.name for f in SCHEMA if f.name in names)
 
 
+# What Java's regex `\s` matches: space, tab, newline, vertical tab, form feed, carriage return.
+WHITESPACE = " \t\n\x0b\f\r"
+
+
 def _blank_to_null(raw: Column) -> Column:
-    """Trimmed text, or null when blank (blank strings count as missing)."""
-    trimmed = F.regexp_replace(raw, r"^\s+|\s+$", "")
+    """Trimmed text (leading/trailing whitespace as above), or null when blank (blank strings count as missing).
+
+    btrim, not regexp_replace(raw, r"^\\s+|\\s+$", ""): the same characters removed without a regex per
+    value. The trimmed text feeds several checks and Spark evaluated the regex once per use: on the
+    5-million-row benchmark (`python -m bench --only sales`) the job took 184 s with it, 90 s without.
+    """
+    trimmed = F.btrim(raw, F.lit(WHITESPACE))
     return F.when(trimmed != "", trimmed)
 
 

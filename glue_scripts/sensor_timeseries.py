@@ -259,6 +259,11 @@ def transform_validate(raw: DataFrame) -> tuple[DataFrame, DataFrame]:
 # --- expansion -------------------------------------------------------------------------------------
 
 
+def overlaps_grid(start_time: Column, end_time: Column, grid: Grid) -> Column:
+    """The interval [start_time, end_time] overlaps the grid's window [start, end)."""
+    return (F.unix_micros(start_time) < grid.end_micros) & (F.unix_micros(end_time) >= grid.start_micros)
+
+
 def transform_grid_intervals(valid: DataFrame, grid: Grid) -> DataFrame:
     """Valid intervals overlapping the grid window, with the first and last grid index each one covers.
 
@@ -268,7 +273,7 @@ def transform_grid_intervals(valid: DataFrame, grid: Grid) -> DataFrame:
     step = grid.step_micros
     start_us = F.unix_micros("start_time")
     end_us = F.unix_micros("end_time")
-    overlapping = valid.where((start_us < grid.end_micros) & (end_us >= grid.start_micros)).select(
+    overlapping = valid.where(overlaps_grid(F.col("start_time"), F.col("end_time"), grid)).select(
         "sensor_id",
         "start_time",
         "end_time",
@@ -366,10 +371,16 @@ def run(spark: SparkSession, grid: Grid, input_path: str, output_path: str, quar
 
 
 def _process(checked: DataFrame, grid: Grid, output_path: str, quarantine_path: str) -> dict[str, Any]:
+    # Valid intervals in the month's window, as transform_grid_intervals selects them.
+    in_window = F.col("reason").isNull() & overlaps_grid(F.col("_start"), F.col("_end"), grid)
     try:
-        # The first action reads every file once; everything after works on the cached rows.
+        # The only counting action: it reads every file once (filling the cache) and gives every count
+        # the summary and the output size need; everything after works on the cached rows.
         totals = checked.agg(
-            F.count(F.lit(1)).alias("rows_in"), F.count(F.when(F.col("reason").isNull(), 1)).alias("rows_valid")
+            F.count(F.lit(1)).alias("rows_in"),
+            F.count(F.when(F.col("reason").isNull(), 1)).alias("rows_valid"),
+            F.count(F.when(in_window, 1)).alias("intervals"),
+            F.countDistinct(F.when(in_window, F.col("_sensor_id"))).alias("sensors"),
         ).first()
     except Exception as error:  # Py4JJavaError wrapping the header check's IllegalArgumentException
         message = header_mismatch(error)
@@ -379,14 +390,7 @@ def _process(checked: DataFrame, grid: Grid, output_path: str, quarantine_path: 
     assert totals is not None
     rows_in, rows_valid = int(totals["rows_in"]), int(totals["rows_valid"])
     valid, quarantined = split_checked(checked)
-
-    in_window = (
-        transform_grid_intervals(valid, grid)
-        .agg(F.count(F.lit(1)).alias("intervals"), F.countDistinct("sensor_id").alias("sensors"))
-        .first()
-    )
-    assert in_window is not None
-    sensors = int(in_window["sensors"])
+    sensors = int(totals["sensors"])
     points = sensors * grid.points
     gap_points = 0
 
@@ -416,7 +420,7 @@ def _process(checked: DataFrame, grid: Grid, output_path: str, quarantine_path: 
         rows_in=rows_in,
         rows_valid=rows_valid,
         rows_quarantined=rows_in - rows_valid,
-        intervals_in_month=int(in_window["intervals"]),
+        intervals_in_month=int(totals["intervals"]),
         sensors=sensors,
         points=points,
         gap_points=gap_points,

@@ -1,8 +1,9 @@
 """`render-summary`: the same command in the Batch container and on a laptop.
 
-Reads one render-log CSV (local path or s3:// URI), quarantines malformed rows with the reason,
-loads the per-device summary into the warehouse, and logs one JSON run summary. Flags fall back
-to environment variables so the Batch job definition passes only --input per run.
+Reads one render-log CSV (local path or s3:// URI) as a stream of blocks parsed on a thread per CPU,
+quarantines malformed rows with the reason as they come, loads the per-device summary into the
+warehouse, and logs one JSON run summary. Flags fall back to environment variables so the Batch
+job definition passes only --input per run.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 from job_errors import EXIT_OK, JobError
@@ -23,6 +28,10 @@ from render_summary import storage, transform
 from render_summary.warehouse import PostgresWarehouse, RedshiftDataWarehouse, Warehouse, load_statements
 
 log = logging.getLogger("render_summary")
+
+MAX_WORKERS = 8  # each worker holds a block or two in memory
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -43,31 +52,30 @@ def run(
     warehouse: Warehouse | None,
     schema: str,
     table: str,
-    chunk_rows: int = transform.DEFAULT_CHUNK_ROWS,
+    batch_bytes: int = transform.DEFAULT_BATCH_BYTES,
+    workers: int | None = None,
 ) -> tuple[RunSummary, pd.DataFrame]:
     """Whole job for one file. `warehouse=None` computes and returns the summary without loading it."""
     # Local files are keyed by absolute file:// URI so reruns from another directory stay idempotent.
     source_uri = input_uri if storage.is_s3(input_uri) else Path(input_uri).resolve().as_uri()
-    _header, chunks = transform.read_chunks(storage.iter_lines(input_uri), chunk_rows)
-    # One running per-device partial: memory tracks devices, not chunks.
-    partial = transform.merge_partials([])
-    rejected: list[pd.DataFrame] = []
-    rows_in = 0
-    for chunk in chunks:
-        valid, quarantined = transform.validate(chunk.rows)
-        partial = transform.merge_partials([partial, transform.partial_aggregate(valid)])
-        rejected += [r for r in (chunk.rejected, quarantined) if not r.empty]
-        rows_in += len(chunk.rows) + len(chunk.rejected)
-        log.info("read %d row(s) so far from %s", rows_in, input_uri)
-    summary = transform.finalize(partial)
-    rows_quarantined = sum(len(r) for r in rejected)
-
-    q_uri = storage.quarantine_uri(quarantine_prefix, input_uri)
-    if rejected:
-        all_rejected = pd.concat(rejected, ignore_index=True).sort_values("line_number", ignore_index=True)
-        storage.write_quarantine(q_uri, all_rejected)
-    else:
-        storage.remove_stale_quarantine(q_uri)
+    workers = workers or min(_cpus(), MAX_WORKERS)
+    chunks = storage.iter_chunks(input_uri, batch_bytes)
+    with ThreadPoolExecutor(workers, thread_name_prefix="render-summary") as pool:
+        # Blocks are parsed on `workers` threads (Arrow releases the GIL) and merged here in file order.
+        _header, batches = transform.parse(chunks, partial(_in_order, pool, workers))
+        q_uri = storage.quarantine_uri(quarantine_prefix, input_uri)
+        # One running per-device partial: memory tracks devices, not blocks.
+        partials = transform.merge_partials([])
+        rows_in = rows_quarantined = 0
+        with storage.QuarantineWriter(q_uri) as quarantine:
+            for batch in batches:
+                partials = transform.merge_partials([partials, batch.partial])
+                quarantine.write(batch.rejected)
+                rows_in += batch.rows
+                rows_quarantined += len(batch.rejected)
+                log.info("read %d row(s) so far from %s", rows_in, input_uri)
+            quarantine.commit()
+    summary = transform.finalize(partials)
 
     if warehouse is not None and not summary.empty:
         warehouse.run_transaction(load_statements(summary, source_uri, schema, table))
@@ -81,13 +89,33 @@ def run(
         rows_loaded=rows_in - rows_quarantined,
         rows_quarantined=rows_quarantined,
         devices=len(summary),
-        quarantine=q_uri if rejected else None,
+        quarantine=q_uri if rows_quarantined else None,
         table=f"{schema}.{table}",
         status="succeeded",
     )
     assert result.rows_in == result.rows_loaded + result.rows_quarantined
     assert result.rows_loaded == int(summary["log_count"].sum())
     return result, summary
+
+
+def _cpus() -> int:
+    """CPUs this process may use (a container's affinity), where the OS says; else all of them."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _in_order(pool: Executor, ahead: int, function: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+    """`map` on the pool with results in input order and at most `ahead` + 1 items in flight (bounded memory)."""
+    pending: deque[Future[R]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(function, item))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -110,7 +138,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--database", default=env("REDSHIFT_DATABASE"), help="[env REDSHIFT_DATABASE]")
     p.add_argument("--schema", default=env("SUMMARY_SCHEMA", "public"))
     p.add_argument("--table", default=env("SUMMARY_TABLE", "performance_summary"))
-    p.add_argument("--chunk-rows", type=int, default=transform.DEFAULT_CHUNK_ROWS)
+    p.add_argument(
+        "--batch-bytes",
+        type=int,
+        default=transform.DEFAULT_BATCH_BYTES,
+        help="bytes read and parsed at a time (memory grows with it, never with the file)",
+    )
     args = p.parse_args(argv)
     if not args.quarantine:
         p.error("--quarantine (or RENDER_SUMMARY_QUARANTINE) is required: rejected rows need a home")
@@ -118,8 +151,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error("--warehouse postgres needs --postgres-dsn (or POSTGRES_DSN)")
     if args.warehouse == "redshift-data" and not (args.workgroup and args.database):
         p.error("--warehouse redshift-data needs --workgroup and --database (or REDSHIFT_WORKGROUP/REDSHIFT_DATABASE)")
-    if args.chunk_rows < 1:
-        p.error("--chunk-rows must be at least 1")
+    if args.batch_bytes < 1:
+        p.error("--batch-bytes must be at least 1")
     return args
 
 
@@ -132,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.warehouse == "redshift-data":
         warehouse = RedshiftDataWarehouse(args.workgroup, args.database)
     try:
-        result, summary = run(args.input, args.quarantine, warehouse, args.schema, args.table, args.chunk_rows)
+        result, summary = run(args.input, args.quarantine, warehouse, args.schema, args.table, args.batch_bytes)
     except JobError as exc:
         log.error("%s", exc)
         print(

@@ -23,6 +23,10 @@ from typing import Any
 import psycopg
 import pytest
 from botocore.exceptions import ClientError
+from job_errors import TransientError
+from render_summary import storage
+
+from tests.jobs.test_render_summary import mixed_file
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = REPO / "sample_data" / "render_logs" / "render_logs.csv"
@@ -303,6 +307,81 @@ def test_bad_rows_are_quarantined_in_s3_and_cleared_after_a_fix(s3, job: Job) ->
     assert not object_exists(s3, "quarantine", quarantine_key)
     assert s3.list_objects_v2(Bucket="quarantine")["KeyCount"] == 0
     assert_rows_match(job.rows(), expected_rows(SEED.read_bytes(), uri))
+
+
+def test_s3_stream_gives_exactly_what_the_local_file_gives(s3, job: Job, tmp_path: Path) -> None:
+    """The same bytes streamed from S3 and read from disk, in many small blocks, on the job's threads."""
+    data, quarantine, values = mixed_file(150)
+    key = "render-logs/2025/10/06/mixed.csv"
+    uri = put(s3, key, data)
+    local = tmp_path / "mixed.csv"
+    local.write_bytes(data)
+
+    from_s3, s3_summary = job.load(uri, "--batch-bytes", "4096")
+    from_disk, disk_summary = job.load(str(local), "--batch-bytes", "4096", "--quarantine", str(tmp_path / "q"))
+
+    assert (from_s3.returncode, from_disk.returncode) == (0, 0), from_s3.stderr + from_disk.stderr
+    rows_in = sum(1 for line in data.split(b"\n")[2:] if line.strip())
+    for summary in (s3_summary, disk_summary):
+        assert (summary["rows_in"], summary["rows_loaded"], summary["rows_quarantined"], summary["devices"]) == (
+            rows_in, rows_in - len(quarantine), len(quarantine), len(values),
+        )  # fmt: skip
+    # Bit for bit: the blocks depend on the bytes and --batch-bytes only, not on how they were read.
+    assert [r[:5] for r in job.rows(uri)] == [r[:5] for r in job.rows(local.resolve().as_uri())]
+    quarantine_key = f"render-logs/raw/{key}.quarantine.csv"
+    assert s3_summary["quarantine"] == f"s3://quarantine/{quarantine_key}"
+    streamed = s3.get_object(Bucket="quarantine", Key=quarantine_key)["Body"].read()
+    assert streamed == Path(disk_summary["quarantine"]).read_bytes()
+    rows = list(csv.reader(io.StringIO(streamed.decode("utf-8"), newline="")))
+    assert [(int(n), reason, raw) for n, reason, raw in rows[1:]] == quarantine
+    for device, avg_frame, avg_gpu, max_latency, count, _ in job.rows(uri):
+        expected = values[device]
+        assert (count, max_latency) == (len(expected), max(v[2] for v in expected))
+        assert avg_frame == pytest.approx(math.fsum(v[0] for v in expected) / len(expected), rel=1e-12)
+        assert avg_gpu == pytest.approx(math.fsum(v[1] for v in expected) / len(expected), rel=1e-12)
+
+
+@pytest.fixture
+def in_moto(moto_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process's boto3 clients (the job's storage module in-process) talk to the moto server."""
+    for name, value in moto_server.aws_env().items():
+        monkeypatch.setenv(name, value)
+
+
+def test_a_large_quarantine_is_uploaded_in_parts(s3, in_moto) -> None:
+    """Rows go up as 5 MiB parts while they arrive; the object appears whole, and only on commit."""
+    rows = [(n, "non-numeric frame_rate", f"2025-10-06T12:00:00,iac-vx{n},fast,{'x' * 80},{n}") for n in range(120_000)]
+    uri = "s3://quarantine/render-logs/raw/big.csv.quarantine.csv"
+    with storage.QuarantineWriter(uri, part_bytes=5 * 1024 * 1024) as writer:
+        for start in range(0, len(rows), 1000):
+            writer.write(rows[start : start + 1000])
+        uploads = s3.list_multipart_uploads(Bucket="quarantine").get("Uploads", [])
+        assert [u["Key"] for u in uploads] == ["render-logs/raw/big.csv.quarantine.csv"]
+        assert not object_exists(s3, "quarantine", "render-logs/raw/big.csv.quarantine.csv")
+        writer.commit()
+
+    body = s3.get_object(Bucket="quarantine", Key="render-logs/raw/big.csv.quarantine.csv")["Body"].read().decode()
+    first = s3.head_object(Bucket="quarantine", Key="render-logs/raw/big.csv.quarantine.csv", PartNumber=1)
+    # Each part: 5 MiB and at most one write (1000 rows) more; the last one takes the rest.
+    assert 5 * 1024 * 1024 <= first["ContentLength"] < 5 * 1024 * 1024 + 200_000
+    assert first["PartsCount"] == len(body) // first["ContentLength"] + 1 == 4
+    assert list(csv.reader(io.StringIO(body, newline=""))) == [
+        ["line_number", "reason", "raw_line"],
+        *([str(n), reason, raw] for n, reason, raw in rows),
+    ]
+    assert s3.list_multipart_uploads(Bucket="quarantine").get("Uploads", []) == []
+
+
+def test_an_interrupted_quarantine_upload_is_aborted_and_the_old_object_kept(s3, in_moto) -> None:
+    key = "render-logs/raw/old.csv.quarantine.csv"
+    put(s3, key, b'line_number,reason,raw_line\n2,empty device_id,"x,,1,2,3"\n', bucket="quarantine")
+    rows = [(n, "empty device_id", "x" * 100) for n in range(60_000)]
+    with pytest.raises(TransientError), storage.QuarantineWriter(f"s3://quarantine/{key}", 5 * 1024 * 1024) as writer:
+        writer.write(rows)  # 6.6 MB: one part uploaded
+        assert len(s3.list_multipart_uploads(Bucket="quarantine")["Uploads"]) == 1
+        raise TransientError("reading the input: connection reset")
+    assert s3.list_multipart_uploads(Bucket="quarantine").get("Uploads", []) == []
+    assert s3.get_object(Bucket="quarantine", Key=key)["Body"].read().startswith(b"line_number,reason,raw_line\n2,")
 
 
 # --- whole-file failures and exit codes ----------------------------------------------------------------

@@ -6,7 +6,9 @@ here with math.fsum from the seed's own numbers (never from the code under test)
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import math
 import re
 import warnings
@@ -14,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 import sqlglot
 from job_errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_TRANSIENT, BadInputError, JobError, TransientError
-from render_summary import cli, transform
+from render_summary import cli, storage, transform
 from render_summary.warehouse import RedshiftDataWarehouse, load_statements
 from sqlglot import exp
 
@@ -55,9 +58,9 @@ def mean(values: list[float]) -> float:
     return math.fsum(values) / len(values)
 
 
-def run_file(path: Path, tmp_path: Path, chunk_rows: int = transform.DEFAULT_CHUNK_ROWS):
-    """The whole job in-process (streaming chunk merge included), without a warehouse."""
-    return cli.run(str(path), str(tmp_path / "quarantine"), None, "public", "performance_summary", chunk_rows)
+def run_file(path: Path, tmp_path: Path, batch_bytes: int = transform.DEFAULT_BATCH_BYTES):
+    """The whole job in-process (threads, block merge and streamed quarantine included), without a warehouse."""
+    return cli.run(str(path), str(tmp_path / "quarantine"), None, "public", "performance_summary", batch_bytes)
 
 
 def write(tmp_path: Path, data: bytes, name: str = "input.csv") -> Path:
@@ -66,19 +69,26 @@ def write(tmp_path: Path, data: bytes, name: str = "input.csv") -> Path:
     return path
 
 
-def process(data: bytes, chunk_rows: int = 1000) -> tuple[pd.DataFrame, list[tuple[int, str, str]]]:
-    """Header + body bytes -> (valid rows, [(line_number, reason, raw_line)] sorted by line)."""
-    _, chunks = transform.read_chunks(data.splitlines(keepends=True), chunk_rows)
-    valid, rejected = [], []
-    for chunk in chunks:
-        good, bad = transform.validate(chunk.rows)
-        valid.append(good)
-        rejected += [chunk.rejected, bad]
-    rows = pd.concat(valid, ignore_index=True) if valid else pd.DataFrame()
-    quarantined = [
-        (int(r.line_number), r.reason, r.raw_line) for frame in rejected for r in frame.itertuples(index=False)
-    ]
-    return rows, sorted(quarantined)
+def pieces(data: bytes, size: int) -> list[bytes]:
+    """`data` as a reader delivers it, `size` bytes at a time: the job parses each piece's whole lines."""
+    return [data[start : start + size] for start in range(0, len(data), size)]
+
+
+def parsed(data: bytes, batch_bytes: int = 1000) -> tuple[pa.Table, list[tuple[int, str, str]]]:
+    """Header + body bytes -> (valid rows as Arrow, [(line_number, reason, raw_line)] in file order)."""
+    _, batches = transform.parse(pieces(data, batch_bytes))
+    valid, quarantined = [], []
+    for batch in batches:
+        valid.append(batch.valid)
+        quarantined += batch.rejected
+    assert quarantined == sorted(quarantined)
+    return (pa.concat_tables(valid) if valid else pa.table({})), quarantined
+
+
+def process(data: bytes, batch_bytes: int = 1000) -> tuple[pd.DataFrame, list[tuple[int, str, str]]]:
+    """Header + body bytes -> (valid rows as pandas, [(line_number, reason, raw_line)] in file order)."""
+    valid, quarantined = parsed(data, batch_bytes)
+    return valid.to_pandas(), quarantined
 
 
 def reasons_for(*body: bytes) -> list[str]:
@@ -113,10 +123,10 @@ def test_seed_summary_has_exact_values(tmp_path: Path) -> None:
     assert not (tmp_path / "quarantine").exists()
 
 
-@pytest.mark.parametrize("chunk_rows", [1, 2, 5])
-def test_chunked_run_matches_single_chunk(tmp_path: Path, chunk_rows: int) -> None:
-    whole_result, whole = run_file(SEED, tmp_path, chunk_rows=10_000)
-    chunked_result, chunked = run_file(SEED, tmp_path, chunk_rows=chunk_rows)
+@pytest.mark.parametrize("batch_bytes", [1, 100, 300])  # 1: a block per line
+def test_chunked_run_matches_single_chunk(tmp_path: Path, batch_bytes: int) -> None:
+    whole_result, whole = run_file(SEED, tmp_path, batch_bytes=10_000)
+    chunked_result, chunked = run_file(SEED, tmp_path, batch_bytes=batch_bytes)
 
     assert chunked_result == whole_result
     # Integer columns and order exactly; averages to the last couple of ulps (summation order differs).
@@ -129,9 +139,9 @@ def test_chunked_run_matches_single_chunk(tmp_path: Path, chunk_rows: int) -> No
         assert row.avg_gpu_usage == pytest.approx(mean(SEED_GPU_USAGES[row.device_id]), rel=1e-12)
 
 
-@pytest.mark.parametrize("chunk_rows", [1, 3, 1000])
-def test_chunking_of_bad_rows_keeps_accounting(tmp_path: Path, chunk_rows: int) -> None:
-    result, summary = run_file(WITH_ERRORS, tmp_path, chunk_rows=chunk_rows)
+@pytest.mark.parametrize("batch_bytes", [1, 120, 100_000])
+def test_chunking_of_bad_rows_keeps_accounting(tmp_path: Path, batch_bytes: int) -> None:
+    result, summary = run_file(WITH_ERRORS, tmp_path, batch_bytes=batch_bytes)
 
     assert (result.rows_in, result.rows_loaded, result.rows_quarantined, result.devices) == (8, 2, 6, 2)
     assert summary.to_dict("list") == {
@@ -199,7 +209,7 @@ def test_clean_rerun_removes_stale_quarantine(tmp_path: Path) -> None:
 )
 def test_bad_header_is_bad_input(tmp_path: Path, header: bytes, message: str) -> None:
     with pytest.raises(BadInputError) as raised:
-        transform.read_chunks([header, OK_ROW])
+        transform.parse([header, OK_ROW])
     assert str(raised.value) == message
     assert raised.value.exit_code == EXIT_BAD_INPUT == 3
 
@@ -235,7 +245,7 @@ def test_quoted_header_and_reordered_columns_are_accepted() -> None:
 
 
 def test_empty_file(tmp_path: Path) -> None:
-    assert transform.read_chunks([])[0] == []
+    assert transform.parse([])[0] == []
     result, summary = run_file(write(tmp_path, b""), tmp_path)
     assert (result.rows_in, result.rows_loaded, result.rows_quarantined, result.devices) == (0, 0, 0, 0)
     assert result.quarantine is None
@@ -249,9 +259,9 @@ def test_blank_only_file_is_empty(tmp_path: Path) -> None:
 
 
 def test_header_only_file(tmp_path: Path) -> None:
-    header, chunks = transform.read_chunks([HEADER])
+    header, batches = transform.parse([HEADER])
     assert header == list(transform.REQUIRED_COLUMNS)
-    assert list(chunks) == []
+    assert list(batches) == []
     result, summary = run_file(write(tmp_path, HEADER), tmp_path)
     assert (result.rows_in, result.rows_loaded, result.rows_quarantined, result.devices) == (0, 0, 0, 0)
     assert summary.empty
@@ -333,12 +343,21 @@ def test_boundary_values_are_accepted() -> None:
 
 
 def test_valid_rows_have_typed_columns() -> None:
-    valid, _ = process(HEADER + OK_ROW)
-    assert list(valid.columns) == ["timestamp", "device_id", "frame_rate", "gpu_usage", "latency_ms"]
-    assert str(valid["timestamp"].dtype) == "datetime64[ns, UTC]"
-    assert [str(valid[c].dtype) for c in ("device_id", "frame_rate", "gpu_usage", "latency_ms")] == [
-        "object", "float64", "float64", "int64",
-    ]  # fmt: skip
+    valid, _ = parsed(HEADER + OK_ROW + b"2025-10-06T12:00:01, iac-vx1 ,61,91,21\n")
+    assert valid.schema == pa.schema(
+        [
+            ("timestamp", pa.timestamp("ns", "UTC")),
+            # Few distinct ids: one dictionary entry per trimmed id.
+            ("device_id", pa.dictionary(pa.int32(), pa.string())),
+            ("frame_rate", pa.float64()),
+            ("gpu_usage", pa.float64()),
+            ("latency_ms", pa.int64()),
+        ]
+    )
+    assert valid.column("device_id").combine_chunks().dictionary.to_pylist() == ["iac-vx1"]
+    frame = valid.to_pandas()
+    assert str(frame["timestamp"].dtype) == "datetime64[ns, UTC]"
+    assert [str(frame[c].dtype) for c in ("frame_rate", "gpu_usage", "latency_ms")] == ["float64", "float64", "int64"]
 
 
 def test_mixed_utc_offsets_are_valid_timestamps() -> None:
@@ -399,6 +418,295 @@ def test_device_id_is_trimmed_and_grouped_after_trimming(tmp_path: Path) -> None
         "max_latency_ms": [5], "log_count": [2],
     }  # fmt: skip
     assert result.rows_loaded == 2
+
+
+# --- streaming: blocks, threads, line numbers, quarantine ----------------------------------------------
+
+ALL_REASONS = (
+    "empty device_id; unparsable timestamp; non-numeric frame_rate; non-numeric gpu_usage; non-integer latency_ms"
+)
+# Every kind of line the job meets, as (line, what it must become): a reason and the raw_line the
+# quarantine shows, None for a blank line (skipped, not a row), or the valid row (device, frame, gpu, latency).
+LINE_KINDS: list[tuple[bytes, tuple[str, str] | tuple[str, float, float, int] | None]] = [
+    (b"2025-10-06T12:00:10,,59.0,80.0,18", ("empty device_id", "2025-10-06T12:00:10,,59.0,80.0,18")),
+    (b"", None),
+    (
+        b"2025-10-06T12:00:20,iac-vx2,fast,80.0,18",
+        ("non-numeric frame_rate", "2025-10-06T12:00:20,iac-vx2,fast,80.0,18"),
+    ),
+    (b"not-a-time,iac-vx2,59.5,81.0,19", ("unparsable timestamp", "not-a-time,iac-vx2,59.5,81.0,19")),
+    (b"   ", None),
+    (b"2025-10-06T12:00:40,iac-vx2,59.5,81.0", ("expected 5 fields, found 4", "2025-10-06T12:00:40,iac-vx2,59.5,81.0")),
+    (
+        b"2025-10-06T12:00:50,iac-vx3,58.0,101.5,22",
+        ("gpu_usage outside 0..100", "2025-10-06T12:00:50,iac-vx3,58.0,101.5,22"),
+    ),
+    (b"\r", None),  # an empty line with a CRLF ending
+    (
+        b"2025-10-06T12:01:10,iac-vx\xff3,58.5,70.0,31",
+        ("invalid UTF-8 (invalid start byte at byte 26)", "2025-10-06T12:01:10,iac-vx\\xff3,58.5,70.0,31"),
+    ),
+    (
+        b'2025-10-06T12:01:20,"iac-vx4,58.5,70.0,31',
+        ("malformed CSV quoting: unexpected end of data", '2025-10-06T12:01:20,"iac-vx4,58.5,70.0,31'),
+    ),
+    (
+        b"2025-10-06T12:01:30,iac-vx4,58.5,70.0,20.5",
+        ("non-integer latency_ms", "2025-10-06T12:01:30,iac-vx4,58.5,70.0,20.5"),
+    ),
+    (b",,,,", (ALL_REASONS, ",,,,")),
+    (
+        b"2025-10-06T12:01:40,iac\rvx1,60,90,20",
+        ("device_id contains a backslash or control character", "2025-10-06T12:01:40,iac\rvx1,60,90,20"),
+    ),
+    (
+        b"2025-10-06T12:01:50,iac-vx1,60,90,20,7",
+        ("expected 5 fields, found 6", "2025-10-06T12:01:50,iac-vx1,60,90,20,7"),
+    ),
+    (b"\t", None),
+    # Valid rows the fast path cannot take: quoted, padded, zoned, spelled differently.
+    (b'"2025-10-06T12:02:00","iac,vx9","60.5",90,"20"', ("iac,vx9", 60.5, 90.0, 20)),
+    (b" 2025-10-06T12:02:10 , iac-vx1 , +61 , 9.1e1 , 21.0 ", ("iac-vx1", 61.0, 91.0, 21)),
+    (b"2025-10-06T14:02:20+02:00,iac-vx1,62,92,22", ("iac-vx1", 62.0, 92.0, 22)),
+    (b"2025-10-06T12:02:30Z,iac-vx5,63,93,23", ("iac-vx5", 63.0, 93.0, 23)),
+    (b"2025-10-06,iac-vx5,64,94,24", ("iac-vx5", 64.0, 94.0, 24)),
+    (b"2025-10,iac-vx5,65,95,25", ("iac-vx5", 65.0, 95.0, 25)),  # pandas' ISO 8601 takes a month; Arrow does not
+]
+
+
+def mixed_file(rounds: int) -> tuple[bytes, list[tuple[int, str, str]], dict]:
+    """A render log of `rounds` times every kind of LINE_KINDS, each followed by a plain valid row; some
+    lines end in CRLF.
+
+    Returns the bytes, the exact quarantine [(line_number, reason, raw_line)] and the valid values per
+    device, all known from the construction (not from the code under test).
+    """
+    data = bytearray(b"\n" + HEADER)  # a blank line before the header counts in the numbering too
+    quarantine: list[tuple[int, str, str]] = []
+    values: dict[str, list[tuple[float, float, int]]] = {}
+    line_number = 2
+    for round_ in range(rounds):
+        for offset, (line, outcome) in enumerate(LINE_KINDS):
+            i = round_ * len(LINE_KINDS) + offset
+            frame, gpu, latency = 50 + (i * 37 % 1000) / 100, (i * 53 % 10_000) / 100, i % 97
+            row = f"2025-10-06T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}.{i:06d},dev-{i % 7},"
+            plain = (f"{row}{frame},{gpu},{latency}".encode(), (f"dev-{i % 7}", frame, gpu, latency))
+            for text, expected in ((line, outcome), plain):
+                line_number += 1
+                data += text + (b"\r\n" if i % 5 == 0 and text else b"\n")
+                if expected is None:
+                    continue
+                if isinstance(expected[1], str):
+                    quarantine.append((line_number, expected[0], expected[1]))
+                else:
+                    values.setdefault(expected[0], []).append(expected[1:])
+    return bytes(data), quarantine, values
+
+
+def read_quarantine(path: str | Path) -> list[tuple[int, str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["line_number", "reason", "raw_line"]
+    return [(int(number), reason, raw) for number, reason, raw in rows[1:]]
+
+
+def assert_summary(summary: pd.DataFrame, values: dict[str, list[tuple[float, float, int]]]) -> None:
+    assert summary["device_id"].tolist() == sorted(values)
+    for row in summary.itertuples(index=False):
+        rows = values[row.device_id]
+        assert (row.log_count, row.max_latency_ms) == (len(rows), max(r[2] for r in rows))
+        assert row.avg_frame_rate == pytest.approx(math.fsum(r[0] for r in rows) / len(rows), rel=1e-12)
+        assert row.avg_gpu_usage == pytest.approx(math.fsum(r[1] for r in rows) / len(rows), rel=1e-12)
+
+
+@pytest.mark.parametrize("batch_bytes", [1, 300, 4096, transform.DEFAULT_BATCH_BYTES])
+def test_every_batch_size_gives_the_same_exact_result(tmp_path: Path, batch_bytes: int) -> None:
+    """1 byte: a block per line, so every boundary falls next to a blank, quoted or broken line somewhere."""
+    data, quarantine, values = mixed_file(60)
+    rows_in = sum(1 for line in data.split(b"\n")[2:] if line.strip())
+    path = write(tmp_path, data)
+
+    result, summary = run_file(path, tmp_path, batch_bytes=batch_bytes)
+
+    assert (result.rows_in, result.rows_quarantined) == (rows_in, len(quarantine))
+    assert result.rows_loaded == sum(len(v) for v in values.values()) == rows_in - len(quarantine)
+    assert result.devices == len(values) == 10
+    assert read_quarantine(result.quarantine) == quarantine
+    assert_summary(summary, values)
+
+
+def test_line_numbers_across_block_boundaries_and_blank_lines() -> None:
+    """Blank lines of every sort at block starts and ends still count in the numbering."""
+    data = (
+        b"\r\n  \n" + HEADER + b"\n"  # lines 1-4: blank, blank, header, blank
+        + b"bad,5\n" + b"\n" * 3  # line 5; 6-8 blank
+        + OK_ROW + b"\t\n" + b",,,,\n" + b"\r\n"  # 9 ok; 10 blank; 11 bare commas; 12 blank
+        + b'x,"y\n' + OK_ROW * 2 + b"\n" + b"2025-10-06T12:00:00,\xc3,1,2,3\n" + b"last,line"  # 13; 14-15; 16; 17; 18
+    )  # fmt: skip
+    expected = [
+        (5, "expected 5 fields, found 2", "bad,5"),
+        (11, ALL_REASONS, ",,,,"),
+        (13, "malformed CSV quoting: unexpected end of data", 'x,"y'),
+        (17, "invalid UTF-8 (invalid continuation byte at byte 20)", "2025-10-06T12:00:00,\\xc3,1,2,3"),
+        (18, "expected 5 fields, found 2", "last,line"),
+    ]
+    for batch_bytes in (1, 2, 7, 30, 64, 10_000):
+        header, batches = transform.parse(pieces(data, batch_bytes))
+        batches = list(batches)
+        assert header == list(transform.REQUIRED_COLUMNS)
+        assert [r for b in batches for r in b.rejected] == expected, batch_bytes
+        assert sum(b.rows for b in batches) == 8
+        assert sum(b.lines for b in batches) == 18 - 3  # the lines after the header
+        assert sum(b.valid.num_rows for b in batches) == 3
+
+
+def test_blank_lines_among_bare_comma_lines_are_told_apart() -> None:
+    """An empty line and a line of bare commas parse alike: the job counts bytes, or looks, to tell them apart."""
+    for body, quarantined_lines in [
+        (b"\n\n" + OK_ROW + b"\n", []),  # only empty lines: settled by the byte count
+        (b",,,,\n" + OK_ROW + b",,,,\r\n", [2, 4]),  # only bare commas: settled by the byte count
+        (b",,,,\n\n" + OK_ROW + b"\r\n,,,,\n", [2, 6]),  # both: the lines are looked at
+    ]:
+        valid, quarantined = process(HEADER + body, batch_bytes=10_000)
+        assert [(n, reason) for n, reason, _ in quarantined] == [(n, ALL_REASONS) for n in quarantined_lines]
+        assert valid["device_id"].tolist() == ["iac-vx1"]
+
+
+def test_dense_failures_are_left_to_pandas_and_still_exact() -> None:
+    """A column Arrow cannot cast anywhere (padded numbers) costs a pandas pass, not one failed cast per value."""
+    rows = [
+        f"2025-10-06T12:00:{i % 60:02d}, iac-vx{i % 3} , {i % 50}.5 , +{i % 100} , {i % 30} ".encode()
+        for i in range(5000)
+    ]
+    valid, quarantined = process(HEADER + b"\n".join(rows) + b"\n", batch_bytes=1 << 20)
+    assert quarantined == []
+    assert len(valid) == 5000
+    assert valid["frame_rate"].tolist() == [i % 50 + 0.5 for i in range(5000)]
+    assert valid["gpu_usage"].tolist() == [float(i % 100) for i in range(5000)]
+    assert valid["latency_ms"].tolist() == [i % 30 for i in range(5000)]
+    assert valid["device_id"].astype(str).tolist() == [f"iac-vx{i % 3}" for i in range(5000)]
+
+
+NUMBERS = ["1e5", ".5", "5.", "-0", "+5", "1_000", " 5", "5 ", "0x10", "nan", "NaN", "inf", "-inf", "Infinity",
+           "1e400", "1e-400", "00012", "4.9e-324", "1e", "e5", "--1", "1.2.3", "", "1d5", "0.1f", "5e+3", "5E-3",
+           "-.5", "+.5", "1.", "+", "-", ".", "\u0663", "100", "100.0000000000001", "99.99999999999999"]  # fmt: skip
+TIMESTAMPS = ["2025-10-06T12:00:00", "2025-10-06T12:00:00.886796", "2025-10-06T12:00:00.123456789",
+              "2025-10-06T12:00:00.1234567891", "2025-10-06 12:00:00", "2025-10-06", "2025-10-06T12",
+              "2025-10-06T12:00", "2025-10", "2025", "20251006", "20251006T120000", "2025-10-06T12:00:00Z",
+              "2025-10-06T12:00:00+02:00", "2025-10-06T12:00:00+0200", "2025-10-06T12:00:00+02",
+              "2025-10-06T12:00:00 +02:00", "2025-10-06T12:00:00z", "2025-13-06T12:00:00", "2025-02-30T12:00:00",
+              "2025-10-06T24:00:00", "2025-10-06T23:59:60", "2025-10-06T12:00:00.", "2025-10-06t12:00:00",
+              "2025-1-6T12:00:00", "2025-10-06T1:00:00", "2025-10-06T12:00:00-00:00", "2025-10-06T12:00:00+14:00",
+              "2025-10-06T12:00:00+25:00", "+2025-10-06T12:00:00", "0001-01-01T00:00:00", "1677-09-21T00:12:43",
+              "2262-04-11T23:47:16", "2262-04-12T00:00:00", "9999-12-31T00:00:00", "2025-W41-1", "2025-279",
+              " 2025-10-06T12:00:00 ", "", "not-a-time"]  # fmt: skip
+
+
+@pytest.mark.parametrize("neighbours", [0, 3000])  # alone, or among valid values that Arrow casts in slices
+def test_numbers_are_judged_as_pandas_judges_them(neighbours: int) -> None:
+    """Arrow parses what it can; what it cannot goes to pandas: together they must be pandas (the former job)."""
+    filler = [b"2025-10-06T12:00:00,iac-vx1,60,50.25,20"] * neighbours
+    lines = filler + [f"2025-10-06T12:00:00,edge-{i},60,{n},20".encode() for i, n in enumerate(NUMBERS)] + filler
+    valid, quarantined = process(HEADER + b"\n".join(lines) + b"\n", batch_bytes=1 << 20)
+
+    # pandas decides what is a number (the former job); the value is the correctly rounded one (pandas' own
+    # parser can be an ulp off: "99.99999999999999" -> 100.0).
+    is_number = pd.to_numeric(pd.Series(NUMBERS, dtype=object).str.strip(), errors="coerce").notna()
+    expected = [float(n) if ok else math.nan for n, ok in zip(NUMBERS, is_number, strict=True)]
+    accepted = {f"edge-{i}": x for i, x in enumerate(expected) if math.isfinite(x) and 0 <= x <= 100}
+    edges = valid[valid["device_id"].astype(str).str.startswith("edge-")]
+    assert dict(zip(edges["device_id"].astype(str), edges["gpu_usage"], strict=True)) == accepted
+    reasons = {raw.split(",")[1]: reason for _, reason, raw in quarantined}
+    for i, x in enumerate(expected):
+        if f"edge-{i}" not in accepted:
+            want = "non-numeric gpu_usage" if not math.isfinite(x) else "gpu_usage outside 0..100"
+            assert reasons[f"edge-{i}"] == want, NUMBERS[i]
+
+
+@pytest.mark.parametrize("neighbours", [0, 3000])
+def test_timestamps_are_judged_as_pandas_judges_them(neighbours: int) -> None:
+    filler = [b"2025-10-06T12:00:00.5,iac-vx1,60,50,20"] * neighbours
+    lines = filler + [f"{t},edge-{i},60,50,20".encode() for i, t in enumerate(TIMESTAMPS)] + filler
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no pandas warning either (mixed offsets, formats)
+        valid, quarantined = process(HEADER + b"\n".join(lines) + b"\n", batch_bytes=1 << 20)
+
+    # One value at a time: in one call pandas reads a time without offset after one with an offset in that
+    # offset; the job reads it in UTC, as documented.
+    expected = [pd.to_datetime(t.strip(), format="ISO8601", errors="coerce", utc=True) for t in TIMESTAMPS]
+    accepted = {f"edge-{i}": t for i, t in enumerate(expected) if not pd.isna(t)}
+    edges = valid[valid["device_id"].astype(str).str.startswith("edge-")]
+    assert dict(zip(edges["device_id"].astype(str), edges["timestamp"], strict=True)) == accepted
+    assert (len(accepted), len(TIMESTAMPS)) == (24, 40)  # both outcomes are well represented
+    assert sorted(raw.split(",")[1] for _, _, raw in quarantined) == sorted(
+        f"edge-{i}" for i in range(len(TIMESTAMPS)) if f"edge-{i}" not in accepted
+    )
+    assert {reason for _, reason, _ in quarantined} == {"unparsable timestamp"}
+
+
+DIGIT_FREE = ["now", "today", " now ", "NOW", "Today", "NaT", "nat", "nan", "NaN", "-nan", "inf", "+inf", "-Infinity",
+              "N/A", "null", "None", "-", ".", "T", "Z", "e", "not-a-time", "\u0663\u0662"]  # fmt: skip
+
+
+def test_values_without_digits_are_judged_as_pandas_judges_them() -> None:
+    """They skip pandas (no digit: no number, no date); pandas' own exceptions stay: "now" and "today"."""
+    lines = [f"{t},ts-{i},60,50,20\n2025-10-06T12:00:00,num-{i},{t},50,20".encode() for i, t in enumerate(DIGIT_FREE)]
+    valid, quarantined = process(HEADER + b"\n".join(lines) + b"\n")
+
+    text = pd.Series(DIGIT_FREE, dtype=object).str.strip()
+    dates = [pd.to_datetime(t, format="ISO8601", errors="coerce", utc=True) for t in text]
+    numbers = pd.to_numeric(text, errors="coerce").astype("float64")
+    devices = set(valid["device_id"].astype(str))
+    assert devices == {f"ts-{i}" for i, t in enumerate(dates) if not pd.isna(t)} == {"ts-0", "ts-1", "ts-2"}
+    assert not any(math.isfinite(x) for x in numbers)  # so every num- row is "non-numeric frame_rate"
+    assert sorted(reason for _, reason, _ in quarantined) == sorted(
+        ["unparsable timestamp"] * (len(DIGIT_FREE) - 3) + ["non-numeric frame_rate"] * len(DIGIT_FREE)
+    )
+
+
+def test_a_file_of_zoned_times_is_cast_zoned() -> None:
+    body = b"".join(f"2025-10-06T12:00:{i % 60:02d}+02:00,iac-vx1,60,50,20\n".encode() for i in range(3000))
+    valid, quarantined = process(HEADER + body + b"2025-10-06T12:00:00,iac-vx1,60,50,20\n")
+    assert quarantined == []
+    assert valid["timestamp"].dt.strftime("%H:%M:%S").tolist() == [f"10:00:{i % 60:02d}" for i in range(3000)] + [
+        "12:00:00"
+    ]
+
+
+def test_quarantine_is_written_as_rows_arrive(tmp_path: Path) -> None:
+    """Rows reach the disk while the job runs (memory holds one part at most), and appear only on commit."""
+    target = tmp_path / "q" / "input.csv.quarantine.csv"
+    rows = [(n, f"reason {n}", f'raw, "{n}"\r\nline') for n in range(1, 2001)]
+    with storage.QuarantineWriter(str(target), part_bytes=1000) as writer:
+        for start in range(0, len(rows), 100):
+            writer.write(rows[start : start + 100])
+            (temporary,) = (tmp_path / "q").glob(".input.csv.quarantine.csv.*.tmp")
+            assert temporary.stat().st_size > 0
+            assert writer._buffer.tell() < 1000 + 100 * 40  # what is not on disk yet: under a part and a write
+            assert not target.exists()
+        writer.commit()
+    assert read_quarantine(target) == rows
+    assert list((tmp_path / "q").iterdir()) == [target]
+
+
+def test_a_failed_run_keeps_the_previous_quarantine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = mixed_file(30)[0]
+    path = write(tmp_path, data)
+    first, _ = run_file(path, tmp_path)
+    assert first.quarantine is not None
+    before = Path(first.quarantine).read_bytes()
+
+    def dropped_connection(uri: str, chunk_bytes: int):
+        with open(uri, "rb") as handle:
+            yield handle.read(len(data) // 2)
+        raise TransientError(f"reading {uri}: connection reset")
+
+    path.write_bytes(data.replace(b"fast", b"slow"))
+    monkeypatch.setattr(storage, "iter_chunks", dropped_connection)
+    with pytest.raises(TransientError, match="connection reset"):
+        run_file(path, tmp_path, batch_bytes=1000)
+    assert Path(first.quarantine).read_bytes() == before
+    assert [p.name for p in Path(first.quarantine).parent.iterdir()] == [Path(first.quarantine).name]
 
 
 # --- SQL generation ----------------------------------------------------------------------------------
@@ -666,10 +974,30 @@ def test_same_named_local_files_in_two_folders_get_separate_quarantine_files(tmp
     assert Path(one.quarantine).exists() and Path(two.quarantine).exists()
 
 
-def test_s3_lines_split_like_a_local_file() -> None:
-    from render_summary.storage import split_lines
-
+def test_blocks_split_only_at_newlines_like_a_local_file() -> None:
+    """S3 reads and file reads arrive in arbitrary pieces; blocks end only after b"\\n" (never at a lone \\r)."""
     chunks = [b"a,b\r\nc", b"\rd\n", b"", b"e\nlast"]
-    assert list(split_lines(chunks)) == [b"a,b\r\n", b"c\rd\n", b"e\n", b"last"]
-    assert list(split_lines([b"x\n"])) == [b"x\n"]
-    assert list(split_lines([])) == []
+    assert list(transform.split_blocks(chunks)) == [b"a,b\r\n", b"c\rd\n", b"e\n", b"last"]
+    assert list(transform.split_blocks([b"a,b\r\nc\rd", b"\ne\nla", b"st"])) == [b"a,b\r\n", b"c\rd\ne\n", b"last"]
+    assert list(transform.split_blocks([b"x", b"y", b"z\n", b"\n"])) == [b"xyz\n", b"\n"]
+    block = bytearray(b"1\n2\n")
+    assert next(transform.split_blocks([block])) is block  # whole lines already: not copied
+    assert list(transform.split_blocks([])) == []
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 1 << 20])
+def test_local_and_streamed_reads_are_the_same_whole_lines(tmp_path: Path, size: int) -> None:
+    """S3 and a local file give the job the same blocks: the same sums to the last bit."""
+    data = b"".join(f"line {i},{'x' * (i % 13)}\n".encode() for i in range(500)) + b"no newline at the end"
+    local = list(storage.iter_chunks(str(write(tmp_path, data)), size))
+    stream = io.BytesIO(data)
+    assert [bytes(c) for c in storage.whole_lines(stream.read, size)] == [bytes(c) for c in local]
+    trickle = io.BytesIO(data)  # a stream that returns less than asked
+    assert [bytes(c) for c in storage.whole_lines(lambda n: trickle.read(min(n, 5)), size)] == [bytes(c) for c in local]
+    assert b"".join(local) == data
+    assert all(len(c) <= size for c in local)
+    # Whole lines, but where a line is longer than a read (it then spans chunks) and at the end.
+    assert all(c.endswith(b"\n") for c in local if b"\n" in c)
+    blocks = [bytes(b) for b in transform.split_blocks(local)]
+    assert b"".join(blocks) == data
+    assert all(b.endswith(b"\n") for b in blocks[:-1])

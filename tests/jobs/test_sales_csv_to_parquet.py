@@ -134,6 +134,24 @@ def test_valid_rows_are_typed_in_schema_order(spark) -> None:
     ]  # fmt: skip
 
 
+def test_trimming_removes_ascii_whitespace_only(spark) -> None:
+    """Space, tab, newline, vertical tab, form feed and carriage return (Java regex `\\s`) at either end;
+    no-break and other Unicode spaces are text."""
+    rows = [
+        row(order_id="\t O-1\r\n", customer_id="\x0b\fC-7 \x0b", quantity="\n 5\t", region="\t \n\r",
+            unit_price=" 1.50\f"),
+        row(order_id="O-2", customer_id="\u00a0C-8", product_id="P-1\u2003", quantity="\u00a02"),
+    ]  # fmt: skip
+    selected = ["order_id", "order_date", "customer_id", "product_id", "region", "quantity", "unit_price"]
+    clean, quarantine = job.transform_sales(raw_df(spark, rows), selected)
+
+    assert collect(clean) == [("O-1", MARCH, "C-7", "P-1", None, 5, D("1.50"), "s.csv")]
+    assert collect(quarantine) == [
+        ("O-2", "2024-03-01", "\u00a0C-8", "P-1\u2003", "North", "\u00a02", "24.99", "s.csv",
+         "quantity is not an integer"),
+    ]  # fmt: skip
+
+
 def test_unselected_columns_are_dropped(spark) -> None:
     rows = [row(), row(order_id="O-2", quantity="zero")]
     clean, quarantine = job.transform_sales(raw_df(spark, rows, columns=DEFAULT), DEFAULT)

@@ -1,0 +1,5 @@
+"""Benchmarks: `python -m bench [--quick] [--only NAME ...]` (see bench/__main__.py and bench/measure.py).
+
+Every module in this package except `__main__` and `measure` is a benchmark module: importing it
+registers its benchmarks with `@measure.benchmark(...)`, and `python -m bench` imports them all.
+"""
