@@ -26,12 +26,12 @@ run: setup  ## the render-log pipeline locally on the bundled samples, then prin
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy components pipelines localrun ingestion glue_scripts batch_image/render_summary batch_image/lake_ingest batch_image/job_errors.py __main__.py policy/guardrails.py scripts
+	$(BIN)/mypy components pipelines localrun ingestion glue_scripts batch_image/render_summary batch_image/lake_ingest batch_image/job_errors.py __main__.py policy/guardrails.py scripts bench
 
 test: lint  ## everything CI runs
 	$(BIN)/pytest
 
-bench: setup  ## the Glue job and estate benchmarks at full size; rewrites bench/RESULTS.md (`--quick`: smoke run)
+bench: setup  ## every benchmark at full size (render-summary, the Glue jobs, the estate); rewrites bench/RESULTS.md
 	$(BIN)/python -m bench
 
 format: setup

@@ -21,7 +21,8 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from job_errors import EXIT_OK, JobError
 
 from render_summary import storage, transform
@@ -54,7 +55,7 @@ def run(
     table: str,
     batch_bytes: int = transform.DEFAULT_BATCH_BYTES,
     workers: int | None = None,
-) -> tuple[RunSummary, pd.DataFrame]:
+) -> tuple[RunSummary, pa.Table]:
     """Whole job for one file. `warehouse=None` computes and returns the summary without loading it."""
     # Local files are keyed by absolute file:// URI so reruns from another directory stay idempotent.
     source_uri = input_uri if storage.is_s3(input_uri) else Path(input_uri).resolve().as_uri()
@@ -77,10 +78,10 @@ def run(
             quarantine.commit()
     summary = transform.finalize(partials)
 
-    if warehouse is not None and not summary.empty:
+    if warehouse is not None and summary.num_rows:
         warehouse.run_transaction(load_statements(summary, source_uri, schema, table))
-        log.info("merged %d device row(s) into %s.%s", len(summary), schema, table)
-    elif summary.empty:
+        log.info("merged %d device row(s) into %s.%s", summary.num_rows, schema, table)
+    elif summary.num_rows == 0:
         log.info("no valid rows in %s: %s.%s left untouched", input_uri, schema, table)
 
     result = RunSummary(
@@ -88,13 +89,13 @@ def run(
         rows_in=rows_in,
         rows_loaded=rows_in - rows_quarantined,
         rows_quarantined=rows_quarantined,
-        devices=len(summary),
+        devices=summary.num_rows,
         quarantine=q_uri if rows_quarantined else None,
         table=f"{schema}.{table}",
         status="succeeded",
     )
     assert result.rows_in == result.rows_loaded + result.rows_quarantined
-    assert result.rows_loaded == int(summary["log_count"].sum())
+    assert result.rows_loaded == (pc.sum(summary.column("log_count")).as_py() or 0)
     return result, summary
 
 
@@ -182,5 +183,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     print(json.dumps({"event": "run_summary", **asdict(result)}))
     if args.warehouse == "none":
-        print(summary.to_string(index=False))
+        print(summary.to_pandas().to_string(index=False))  # for a person: pandas is imported only here
     return EXIT_OK

@@ -45,7 +45,6 @@ from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pv
@@ -538,6 +537,8 @@ def _pandas_numbers(texts: list[str | None]) -> list[float]:
     verdicts = dict.fromkeys((t for t in texts if t is None or not _DIGIT.search(t)), math.nan)
     others = [t for t in texts if t not in verdicts]
     if others:
+        import pandas as pd  # here, not at module level: importing the job must not cost pandas' ~0.25 s
+
         text = pd.Series(others, dtype=object).str.strip()
         parsed = pd.to_numeric(text, errors="coerce").astype("float64")
         # pandas decides what is a number (as the job always did); the value is float()'s, correctly
@@ -573,6 +574,8 @@ def _pandas_timestamps(texts: list[str | None]) -> list[int | None]:
     }
     others = [t for t in texts if t not in verdicts]
     if others:
+        import pandas as pd  # here, not at module level: importing the job must not cost pandas' ~0.25 s
+
         text = pd.Series(others, dtype=object).str.strip()
         # Times with and without an offset are parsed apart: pandas reads a time without offset that
         # follows one with an offset in the same call in that offset, not in UTC.
@@ -748,17 +751,22 @@ def merge_partials(partials: Iterable[pa.Table]) -> pa.Table:
     )
 
 
-def finalize(partials: pa.Table) -> pd.DataFrame:
-    """The performance_summary rows, one per device, sorted by device_id."""
-    frame = partials.to_pandas()
-    count = frame["log_count"].astype("int64")
-    summary = pd.DataFrame(
-        {
-            "device_id": frame["device_id"].astype(object),
-            "avg_frame_rate": frame["sum_frame_rate"] / count,
-            "avg_gpu_usage": frame["sum_gpu_usage"] / count,
-            "max_latency_ms": frame["max_latency_ms"].astype("int64"),
-            "log_count": count,
-        }
+def finalize(partials: pa.Table) -> pa.Table:
+    """The performance_summary rows, one per device, sorted by device_id: SUMMARY_COLUMNS, in that order.
+
+    device_id string, the averages float64 (sum / count, one IEEE division as before), the rest int64.
+    """
+    count = partials.column("log_count")  # int64, like every column below (_PARTIAL_SCHEMA)
+    divisor = count.cast(pa.float64())
+    summary = pa.table(
+        [
+            partials.column("device_id"),
+            pc.divide(partials.column("sum_frame_rate"), divisor),
+            pc.divide(partials.column("sum_gpu_usage"), divisor),
+            partials.column("max_latency_ms"),
+            count,
+        ],
+        names=list(SUMMARY_COLUMNS),
     )
-    return summary.sort_values("device_id", ignore_index=True)[list(SUMMARY_COLUMNS)]
+    # Arrow orders strings bytewise: for UTF-8 that is Python's str order (code points).
+    return summary.take(pc.sort_indices(summary, sort_keys=[("device_id", "ascending")])).combine_chunks()

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
-import pandas as pd
+import pyarrow as pa
 from job_errors import JobError, TransientError
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def _literal(value: object) -> str:
     return str(int(value))  # type: ignore[call-overload]
 
 
-def load_statements(summary: pd.DataFrame, source_uri: str, schema: str, table: str) -> list[str]:
+def load_statements(summary: pa.Table, source_uri: str, schema: str, table: str) -> list[str]:
     schema, table = _identifier(schema, "schema"), _identifier(table, "table")
     target = f"{schema}.{table}"
     stage = f"{table}_stage"
@@ -65,14 +65,14 @@ def load_statements(summary: pd.DataFrame, source_uri: str, schema: str, table: 
     key = ("source_uri", "device_id")
     values = [
         [
-            row.device_id,
-            float(row.avg_frame_rate),
-            float(row.avg_gpu_usage),
-            int(row.max_latency_ms),
-            int(row.log_count),
+            row["device_id"],
+            float(row["avg_frame_rate"]),
+            float(row["avg_gpu_usage"]),
+            int(row["max_latency_ms"]),
+            int(row["log_count"]),
             source_uri,
         ]
-        for row in summary.itertuples(index=False)
+        for row in summary.to_pylist()
     ]
     statements = [
         f"CREATE TABLE IF NOT EXISTS {target} ("

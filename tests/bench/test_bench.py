@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bench import measure
+from bench import measure, render_logs
 from bench.__main__ import load_benchmarks, write_results
 from bench.glue_jobs import SIZES
 
@@ -123,6 +123,61 @@ def test_estate_quick(tmp_path: Path) -> None:
     assert build["figures"]["resources"] == build["figures"]["distinct_urns"] > 100
 
 
+def test_render_logs_quick(tmp_path: Path) -> None:
+    done, data = run_bench(tmp_path, "--only", "render-logs", "render-logs-large")
+    assert data["failures"] == {}
+    reports = {r["name"]: r for r in data["reports"]}
+    assert list(reports) == ["render-logs", "render-logs-large"]
+    rows, large = render_logs.SIZES["quick"]["rows"], render_logs.SIZES["quick"]["large"]
+    for report in reports.values():
+        assert report["ok"], [c for c in report["checks"] if not c["ok"]]
+        assert_table(done.stdout, report)
+    assert [m["approach"] for m in reports["render-logs"]["measurements"]] == [
+        f"job, local file ({rows:,} rows)",
+        f"job, S3 via moto ({rows:,} rows)",
+        "seed: pandas read_csv + groupby",
+        "DuckDB read_csv + GROUP BY, 2 threads",
+        "DuckDB with the job's checks, 2 threads",
+    ]
+    assert [m["approach"] for m in reports["render-logs-large"]["measurements"]] == [
+        f"job, local file ({rows:,} rows)",
+        f"job, local file ({large:,} rows)",
+        f"job, S3 via moto ({large:,} rows)",
+        "DuckDB read_csv + GROUP BY, 2 threads",
+    ]
+    manifest = json.loads(next((tmp_path / "data").rglob(f"rows{rows}-*/manifest.json")).read_text())
+    local, streamed, seed, duck, checked = (m["figures"] for m in reports["render-logs"]["measurements"])
+    assert local["rows"] == streamed["rows"] == seed["rows"] == duck["rows"] == checked["rows"] == manifest["rows"]
+    assert local["quarantined"] == streamed["quarantined"] == manifest["bad_rows"] > 0
+    assert checked["loaded"] == manifest["rows"] - manifest["bad_rows"]
+    assert local["devices"] == streamed["devices"]  # the same blocks from a file and from S3: the same bits
+    assert len(local["devices"]) == render_logs.DEVICES
+
+
+def test_generated_render_logs_hold_what_the_manifest_says(tmp_path: Path) -> None:
+    path = tmp_path / "render_logs.csv"
+    stats = render_logs.write_render_logs(path, 20_000, block=7_000)
+    lines = path.read_bytes().decode().split("\n")
+    assert lines[0] + "\n" == render_logs.HEADER.decode() and lines[-1] == ""
+    body = lines[1:-1]
+    assert len(body) == 20_000
+    blank = [line for line in body if not line]
+    bad = [line for line in body if line and not line.split(",")[1].startswith("iac-")]
+    assert stats == {
+        "rows": 20_000 - len(blank),
+        "bad_rows": len(bad),
+        "blank_lines": len(blank),
+        "bytes": path.stat().st_size,
+    }
+    assert 0 < len(bad) < 60 and blank  # 0.1% bad, a tenth of them blank
+    good = [line.split(",") for line in body if line and line not in bad]
+    assert {len(fields) for fields in good} == {5}
+    assert {fields[1] for fields in good} <= {f"iac-vx{i:03d}" for i in range(render_logs.DEVICES)}
+    assert all(0 < float(fields[3]) < 100 and 8 <= int(fields[4]) < 45 for fields in good)
+    assert render_logs.write_render_logs(tmp_path / "again.csv", 20_000, block=7_000) == {**stats}
+    assert (tmp_path / "again.csv").read_bytes() == path.read_bytes()  # seeded: the same file every time
+
+
 @pytest.mark.parametrize("script", ["sales_csv_to_parquet", "gharchive_events", "sensor_timeseries", "glue_common"])
 def test_the_benchmarked_scripts_use_no_python_udfs_and_bring_no_data_to_the_driver(script: str) -> None:
     source = (REPO / "glue_scripts" / f"{script}.py").read_text()
@@ -135,7 +190,7 @@ def test_the_benchmarked_scripts_use_no_python_udfs_and_bring_no_data_to_the_dri
 
 def test_every_benchmark_module_registers_itself() -> None:
     load_benchmarks()
-    assert {"sales", "gharchive", "sensor", "estate"} <= set(measure.BENCHMARKS)
+    assert set(measure.BENCHMARKS) == {"render-logs", "render-logs-large", "sales", "gharchive", "sensor", "estate"}
 
 
 def allocate_in_a_grandchild(clock: measure.Clock, *, megabytes: int) -> dict[str, Any]:

@@ -9,8 +9,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import math
 import re
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -45,13 +48,15 @@ SEED_GPU_USAGES = {
 }
 SEED_LOG_COUNTS = {"iac-vx1": 5, "iac-vx2": 2, "iac-vx3": 1, "iac-vx4": 5}
 SEED_MAX_LATENCIES = {"iac-vx1": 24, "iac-vx2": 20, "iac-vx3": 21, "iac-vx4": 25}
-SUMMARY_DTYPES = {
-    "device_id": "object",
-    "avg_frame_rate": "float64",
-    "avg_gpu_usage": "float64",
-    "max_latency_ms": "int64",
-    "log_count": "int64",
-}
+SUMMARY_SCHEMA = pa.schema(
+    [
+        ("device_id", pa.string()),
+        ("avg_frame_rate", pa.float64()),
+        ("avg_gpu_usage", pa.float64()),
+        ("max_latency_ms", pa.int64()),
+        ("log_count", pa.int64()),
+    ]
+)
 
 
 def mean(values: list[float]) -> float:
@@ -104,17 +109,18 @@ def reasons_for(*body: bytes) -> list[str]:
 def test_seed_summary_has_exact_values(tmp_path: Path) -> None:
     result, summary = run_file(SEED, tmp_path)
 
-    assert list(summary.columns) == list(SUMMARY_DTYPES)
-    assert {c: str(t) for c, t in summary.dtypes.items()} == SUMMARY_DTYPES
-    assert list(summary.index) == [0, 1, 2, 3]
-    assert summary["device_id"].tolist() == ["iac-vx1", "iac-vx2", "iac-vx3", "iac-vx4"]
-    assert summary["log_count"].tolist() == [5, 2, 1, 5]
-    assert summary["max_latency_ms"].tolist() == [24, 20, 21, 25]
-    for row in summary.itertuples(index=False):
-        assert row.log_count == SEED_LOG_COUNTS[row.device_id] == len(SEED_FRAME_RATES[row.device_id])
-        assert row.max_latency_ms == SEED_MAX_LATENCIES[row.device_id]
-        assert row.avg_frame_rate == pytest.approx(mean(SEED_FRAME_RATES[row.device_id]), rel=1e-12)
-        assert row.avg_gpu_usage == pytest.approx(mean(SEED_GPU_USAGES[row.device_id]), rel=1e-12)
+    assert isinstance(summary, pa.Table)
+    assert summary.schema.equals(SUMMARY_SCHEMA, check_metadata=True)
+    assert summary.num_rows == 4
+    assert summary.column("device_id").to_pylist() == ["iac-vx1", "iac-vx2", "iac-vx3", "iac-vx4"]
+    assert summary.column("log_count").to_pylist() == [5, 2, 1, 5]
+    assert summary.column("max_latency_ms").to_pylist() == [24, 20, 21, 25]
+    for row in summary.to_pylist():
+        device = row["device_id"]
+        assert row["log_count"] == SEED_LOG_COUNTS[device] == len(SEED_FRAME_RATES[device])
+        assert row["max_latency_ms"] == SEED_MAX_LATENCIES[device]
+        assert row["avg_frame_rate"] == pytest.approx(mean(SEED_FRAME_RATES[device]), rel=1e-12)
+        assert row["avg_gpu_usage"] == pytest.approx(mean(SEED_GPU_USAGES[device]), rel=1e-12)
 
     assert result == cli.RunSummary(
         input=str(SEED), rows_in=13, rows_loaded=13, rows_quarantined=0, devices=4, quarantine=None,
@@ -130,13 +136,14 @@ def test_chunked_run_matches_single_chunk(tmp_path: Path, batch_bytes: int) -> N
 
     assert chunked_result == whole_result
     # Integer columns and order exactly; averages to the last couple of ulps (summation order differs).
-    pd.testing.assert_frame_equal(chunked, whole, check_exact=False, rtol=1e-12, atol=0)
-    assert chunked[["device_id", "max_latency_ms", "log_count"]].equals(
-        whole[["device_id", "max_latency_ms", "log_count"]]
+    assert chunked.schema.equals(whole.schema, check_metadata=True)
+    pd.testing.assert_frame_equal(chunked.to_pandas(), whole.to_pandas(), check_exact=False, rtol=1e-12, atol=0)
+    assert chunked.select(["device_id", "max_latency_ms", "log_count"]).equals(
+        whole.select(["device_id", "max_latency_ms", "log_count"])
     )
-    for row in chunked.itertuples(index=False):
-        assert row.avg_frame_rate == pytest.approx(mean(SEED_FRAME_RATES[row.device_id]), rel=1e-12)
-        assert row.avg_gpu_usage == pytest.approx(mean(SEED_GPU_USAGES[row.device_id]), rel=1e-12)
+    for row in chunked.to_pylist():
+        assert row["avg_frame_rate"] == pytest.approx(mean(SEED_FRAME_RATES[row["device_id"]]), rel=1e-12)
+        assert row["avg_gpu_usage"] == pytest.approx(mean(SEED_GPU_USAGES[row["device_id"]]), rel=1e-12)
 
 
 @pytest.mark.parametrize("batch_bytes", [1, 120, 100_000])
@@ -144,7 +151,7 @@ def test_chunking_of_bad_rows_keeps_accounting(tmp_path: Path, batch_bytes: int)
     result, summary = run_file(WITH_ERRORS, tmp_path, batch_bytes=batch_bytes)
 
     assert (result.rows_in, result.rows_loaded, result.rows_quarantined, result.devices) == (8, 2, 6, 2)
-    assert summary.to_dict("list") == {
+    assert summary.to_pydict() == {
         "device_id": ["iac-vx1", "iac-vx3"],
         "avg_frame_rate": [60.0, 58.5],
         "avg_gpu_usage": [90.0, 70.0],
@@ -249,13 +256,13 @@ def test_empty_file(tmp_path: Path) -> None:
     result, summary = run_file(write(tmp_path, b""), tmp_path)
     assert (result.rows_in, result.rows_loaded, result.rows_quarantined, result.devices) == (0, 0, 0, 0)
     assert result.quarantine is None
-    assert summary.empty and list(summary.columns) == list(SUMMARY_DTYPES)
+    assert summary.num_rows == 0 and summary.schema.equals(SUMMARY_SCHEMA, check_metadata=True)
 
 
 def test_blank_only_file_is_empty(tmp_path: Path) -> None:
     result, summary = run_file(write(tmp_path, b"\n  \r\n\n"), tmp_path)
     assert (result.rows_in, result.rows_quarantined, result.devices) == (0, 0, 0)
-    assert summary.empty
+    assert summary.num_rows == 0
 
 
 def test_header_only_file(tmp_path: Path) -> None:
@@ -264,8 +271,8 @@ def test_header_only_file(tmp_path: Path) -> None:
     assert list(batches) == []
     result, summary = run_file(write(tmp_path, HEADER), tmp_path)
     assert (result.rows_in, result.rows_loaded, result.rows_quarantined, result.devices) == (0, 0, 0, 0)
-    assert summary.empty
-    assert {c: str(t) for c, t in summary.dtypes.items()} == SUMMARY_DTYPES
+    assert summary.num_rows == 0
+    assert summary.schema.equals(SUMMARY_SCHEMA, check_metadata=True)
 
 
 # --- bad input: row-level quarantine -------------------------------------------------------------------
@@ -413,11 +420,52 @@ def test_quoted_fields_are_parsed() -> None:
 def test_device_id_is_trimmed_and_grouped_after_trimming(tmp_path: Path) -> None:
     data = HEADER + b"2025-10-06T12:00:00, iac-vx1 ,10,20,3\n2025-10-06T12:00:01,iac-vx1,20,40,5\n"
     result, summary = run_file(write(tmp_path, data), tmp_path)
-    assert summary.to_dict("list") == {
+    assert summary.to_pydict() == {
         "device_id": ["iac-vx1"], "avg_frame_rate": [15.0], "avg_gpu_usage": [30.0],
         "max_latency_ms": [5], "log_count": [2],
     }  # fmt: skip
     assert result.rows_loaded == 2
+
+
+def test_the_job_imports_without_pandas_and_returns_an_arrow_summary(tmp_path: Path) -> None:
+    """Importing pandas costs ~0.25 s: the job's modules do not import it (only its fallback parsers do,
+    for values Arrow refuses that hold a digit), in a fresh process as the Batch job runs.
+
+    pyarrow itself imports pandas, when installed, on its first `pa.array`/`pa.scalar`/`group_by`
+    call, so a run still has pandas in sys.modules afterwards: only the import is asserted here.
+    """
+    path = write(
+        tmp_path,
+        HEADER
+        + OK_ROW
+        + b"2025-10-06T12:00:01,iac-vx2,59.5,80.25,31\n"
+        + b"2025-10-06T12:00:02,iac-vx1,61.0,70.0,25\n"
+        + b"2025-10-06T12:00:03,iac-vx2,N/A,80.0,20\n"  # no digit: "non-numeric", no pandas fallback
+        + b"not-a-time,iac-vx2,59.0,80.0,20\n",  # no digit: "unparsable timestamp", no pandas fallback
+    )
+    script = (
+        "import json, sys\n"
+        "from render_summary import cli\n"
+        "imported = 'pandas' in sys.modules\n"
+        f"result, summary = cli.run({str(path)!r}, {str(tmp_path / 'q')!r}, None, 'public', 'performance_summary')\n"
+        "print(json.dumps({'after_import': imported,\n"
+        "    'schema': summary.schema.serialize().to_pybytes().hex(), 'summary': summary.to_pydict(),\n"
+        "    'quarantined': result.rows_quarantined}))\n"
+    )
+    # From batch_image/ (first on sys.path with -c): the very files the editable install gives the tests.
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO / "batch_image", capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["after_import"] is False
+    schema = pa.ipc.read_schema(pa.py_buffer(bytes.fromhex(found["schema"])))
+    assert schema.equals(SUMMARY_SCHEMA, check_metadata=True)
+    assert found["summary"] == {
+        "device_id": ["iac-vx1", "iac-vx2"], "avg_frame_rate": [60.5, 59.5], "avg_gpu_usage": [80.0, 80.25],
+        "max_latency_ms": [25, 31], "log_count": [2, 1],
+    }  # fmt: skip
+    assert found["quarantined"] == 2
 
 
 # --- streaming: blocks, threads, line numbers, quarantine ----------------------------------------------
@@ -510,13 +558,14 @@ def read_quarantine(path: str | Path) -> list[tuple[int, str, str]]:
     return [(int(number), reason, raw) for number, reason, raw in rows[1:]]
 
 
-def assert_summary(summary: pd.DataFrame, values: dict[str, list[tuple[float, float, int]]]) -> None:
-    assert summary["device_id"].tolist() == sorted(values)
-    for row in summary.itertuples(index=False):
-        rows = values[row.device_id]
-        assert (row.log_count, row.max_latency_ms) == (len(rows), max(r[2] for r in rows))
-        assert row.avg_frame_rate == pytest.approx(math.fsum(r[0] for r in rows) / len(rows), rel=1e-12)
-        assert row.avg_gpu_usage == pytest.approx(math.fsum(r[1] for r in rows) / len(rows), rel=1e-12)
+def assert_summary(summary: pa.Table, values: dict[str, list[tuple[float, float, int]]]) -> None:
+    assert summary.schema.equals(SUMMARY_SCHEMA, check_metadata=True)
+    assert summary.column("device_id").to_pylist() == sorted(values)
+    for row in summary.to_pylist():
+        rows = values[row["device_id"]]
+        assert (row["log_count"], row["max_latency_ms"]) == (len(rows), max(r[2] for r in rows))
+        assert row["avg_frame_rate"] == pytest.approx(math.fsum(r[0] for r in rows) / len(rows), rel=1e-12)
+        assert row["avg_gpu_usage"] == pytest.approx(math.fsum(r[1] for r in rows) / len(rows), rel=1e-12)
 
 
 @pytest.mark.parametrize("batch_bytes", [1, 300, 4096, transform.DEFAULT_BATCH_BYTES])
@@ -712,15 +761,16 @@ def test_a_failed_run_keeps_the_previous_quarantine(tmp_path: Path, monkeypatch:
 # --- SQL generation ----------------------------------------------------------------------------------
 
 
-def two_device_summary() -> pd.DataFrame:
-    return pd.DataFrame(
+def two_device_summary(avg_frame_rate: tuple[float, float] = (59.75, 60.125)) -> pa.Table:
+    return pa.table(
         {
             "device_id": ["iac-vx1", "o'brien"],
-            "avg_frame_rate": [59.75, 60.125],
+            "avg_frame_rate": list(avg_frame_rate),
             "avg_gpu_usage": [88.5, 0.1],
             "max_latency_ms": [24, 7],
             "log_count": [5, 1],
-        }
+        },
+        schema=SUMMARY_SCHEMA,
     )
 
 
@@ -748,7 +798,7 @@ def test_load_statements_exact() -> None:
 
 
 def test_floats_are_written_with_full_precision() -> None:
-    summary = two_device_summary().assign(avg_frame_rate=[59.750410561918294, 1e-05])
+    summary = two_device_summary(avg_frame_rate=(59.750410561918294, 1e-05))
     insert = load_statements(summary, "s3://b/k", "public", "performance_summary")[2]
     assert "('iac-vx1', 59.750410561918294, 88.5, 24, 5, 's3://b/k')" in insert
     assert "('o''brien', 1e-05, 0.1, 7, 1, 's3://b/k')" in insert
@@ -786,14 +836,15 @@ def test_backslash_or_control_character_in_literal_is_refused(bad: str) -> None:
 
 def test_many_devices_are_split_into_500_row_inserts() -> None:
     n = 1001
-    summary = pd.DataFrame(
+    summary = pa.table(
         {
             "device_id": [f"dev-{i:04d}" for i in range(n)],
             "avg_frame_rate": [float(i) + 0.5 for i in range(n)],
             "avg_gpu_usage": [50.0] * n,
             "max_latency_ms": list(range(n)),
             "log_count": [1] * n,
-        }
+        },
+        schema=SUMMARY_SCHEMA,
     )
     statements = load_statements(summary, "s3://b/k", "public", "performance_summary")
     assert len(statements) == 8
