@@ -57,6 +57,7 @@ def run(
     workers: int | None = None,
 ) -> tuple[RunSummary, pa.Table]:
     """Whole job for one file. `warehouse=None` computes and returns the summary without loading it."""
+    transform.defer_pandas()
     # Local files are keyed by absolute file:// URI so reruns from another directory stay idempotent.
     source_uri = input_uri if storage.is_s3(input_uri) else Path(input_uri).resolve().as_uri()
     workers = workers or min(_cpus(), MAX_WORKERS)

@@ -427,30 +427,17 @@ def test_device_id_is_trimmed_and_grouped_after_trimming(tmp_path: Path) -> None
     assert result.rows_loaded == 2
 
 
-def test_the_job_imports_without_pandas_and_returns_an_arrow_summary(tmp_path: Path) -> None:
-    """Importing pandas costs ~0.25 s: the job's modules do not import it (only its fallback parsers do,
-    for values Arrow refuses that hold a digit), in a fresh process as the Batch job runs.
-
-    pyarrow itself imports pandas, when installed, on its first `pa.array`/`pa.scalar`/`group_by`
-    call, so a run still has pandas in sys.modules afterwards: only the import is asserted here.
-    """
-    path = write(
-        tmp_path,
-        HEADER
-        + OK_ROW
-        + b"2025-10-06T12:00:01,iac-vx2,59.5,80.25,31\n"
-        + b"2025-10-06T12:00:02,iac-vx1,61.0,70.0,25\n"
-        + b"2025-10-06T12:00:03,iac-vx2,N/A,80.0,20\n"  # no digit: "non-numeric", no pandas fallback
-        + b"not-a-time,iac-vx2,59.0,80.0,20\n",  # no digit: "unparsable timestamp", no pandas fallback
-    )
+def run_in_fresh_process(tmp_path: Path, path: Path) -> dict[str, Any]:
+    """`cli.run` in a fresh Python, as the Batch job runs: what it returns and whether pandas got imported."""
     script = (
         "import json, sys\n"
         "from render_summary import cli\n"
         "imported = 'pandas' in sys.modules\n"
         f"result, summary = cli.run({str(path)!r}, {str(tmp_path / 'q')!r}, None, 'public', 'performance_summary')\n"
-        "print(json.dumps({'after_import': imported,\n"
+        "ran = 'pandas' in sys.modules\n"
+        "print(json.dumps({'after_import': imported, 'after_run': ran,\n"
         "    'schema': summary.schema.serialize().to_pybytes().hex(), 'summary': summary.to_pydict(),\n"
-        "    'quarantined': result.rows_quarantined}))\n"
+        "    'printed': summary.to_pandas().to_string(index=False), 'quarantine': result.quarantine}))\n"
     )
     # From batch_image/ (first on sys.path with -c): the very files the editable install gives the tests.
     done = subprocess.run(
@@ -458,14 +445,61 @@ def test_the_job_imports_without_pandas_and_returns_an_arrow_summary(tmp_path: P
     )
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)
-    assert found["after_import"] is False
-    schema = pa.ipc.read_schema(pa.py_buffer(bytes.fromhex(found["schema"])))
+    schema = pa.ipc.read_schema(pa.py_buffer(bytes.fromhex(found.pop("schema"))))
     assert schema.equals(SUMMARY_SCHEMA, check_metadata=True)
-    assert found["summary"] == {
+    found["quarantined"] = pd.read_csv(found.pop("quarantine")).to_dict("records")
+    return found
+
+
+def test_a_run_needs_no_pandas_until_a_value_does(tmp_path: Path) -> None:
+    """Importing pandas costs ~0.25 s. pyarrow would import it on its first `pa.array` call; the job keeps
+    it from doing so (`transform.defer_pandas`), and only a value Arrow refuses that holds a digit
+    brings pandas in (the job's fallback parser), after which pyarrow's pandas conversions still work.
+    """
+    rows = (
+        HEADER
+        + OK_ROW
+        + b"2025-10-06T12:00:01,iac-vx2,59.5,80.25,31\n"
+        + b"2025-10-06T12:00:02,iac-vx1,61.0,70.0,25\n"
+        + b"2025-10-06T12:00:03,iac-vx2,N/A,80.0,20\n"  # no digit: "non-numeric", no pandas fallback
+        + b"not-a-time,iac-vx2,59.0,80.0,20\n"  # no digit: "unparsable timestamp", no pandas fallback
+        + b"2025-10-06T12:00:04.123456789,iac-vx2,59.0,101.0,20\n"  # nanoseconds, rejected for its gpu_usage
+    )
+    summary = {
         "device_id": ["iac-vx1", "iac-vx2"], "avg_frame_rate": [60.5, 59.5], "avg_gpu_usage": [80.0, 80.25],
         "max_latency_ms": [25, 31], "log_count": [2, 1],
     }  # fmt: skip
-    assert found["quarantined"] == 2
+    printed = (
+        "device_id  avg_frame_rate  avg_gpu_usage  max_latency_ms  log_count\n"
+        "  iac-vx1            60.5          80.00              25          2\n"
+        "  iac-vx2            59.5          80.25              31          1"
+    )
+    quarantined = [
+        {"line_number": 5, "reason": "non-numeric frame_rate", "raw_line": "2025-10-06T12:00:03,iac-vx2,N/A,80.0,20"},
+        {"line_number": 6, "reason": "unparsable timestamp", "raw_line": "not-a-time,iac-vx2,59.0,80.0,20"},
+        {
+            "line_number": 7,
+            "reason": "gpu_usage outside 0..100",
+            "raw_line": "2025-10-06T12:00:04.123456789,iac-vx2,59.0,101.0,20",
+        },
+    ]
+    clean = run_in_fresh_process(tmp_path, write(tmp_path, rows, "clean.csv"))
+    assert clean == {
+        "after_import": False, "after_run": False, "summary": summary, "printed": printed, "quarantined": quarantined
+    }  # fmt: skip
+
+    odd = b"2025-10-06T12:00:05,iac-vx2,12abc,80.0,20\n"  # a digit: pandas judges it
+    with_odd = run_in_fresh_process(tmp_path, write(tmp_path, rows + odd, "odd.csv"))
+    assert with_odd == {
+        "after_import": False,
+        "after_run": True,
+        "summary": summary,
+        "printed": printed,
+        "quarantined": [
+            *quarantined,
+            {"line_number": 8, "reason": "non-numeric frame_rate", "raw_line": odd.decode().strip()},
+        ],
+    }
 
 
 # --- streaming: blocks, threads, line numbers, quarantine ----------------------------------------------
