@@ -1,31 +1,46 @@
 """Pure transforms: render-log CSV bytes -> validated rows + quarantined rows -> per-device summary.
 
-Nothing here does I/O. Input arrives as an iterable of byte chunks (a local file's reads or a streaming
-S3 body), taken as blocks of whole lines; each block is parsed, validated and aggregated on its own
-(`parse_block`, safe to run on several threads at once), and per-device partial aggregates are merged,
-so memory depends on the block size and the number of devices, never on the file size.
+Nothing here does I/O. Input arrives as an iterable of byte chunks (a local file's mapped blocks or a
+streaming S3 body), taken as blocks of whole lines; each block is parsed, validated and aggregated on
+its own (`parse_block`, safe to run on several threads at once), and per-device partial aggregates
+are merged, so memory depends on the block size and the number of devices, never on the file size.
 
-How a block is processed, and why (costs per 1M seed-format rows on one core of the 2-core build
-machine; the whole job is measured by `python -m bench --only render-logs render-logs-large`):
+How a block is processed, and why (costs per 1M seed-format rows, ~9 blocks of 8 MiB, on one core of
+the 2-core build machine; the whole job is measured by `python -m bench --only render-logs
+render-logs-large`):
 
-- Fields are split by Arrow's CSV parser (`pyarrow.csv.read_csv`, quoting off, every field as bytes,
-  ~100 ms; the former Python split loop and per-chunk pandas took ~8 s per 1M rows end to end). Run
-  serially, Arrow numbers the lines it hands to `invalid_row_handler` (wrong field count, blank),
-  and every other line is a row in order, so each row's physical line number follows. Its streaming
-  reader (`open_csv`) was measured too: threaded it numbers nothing, and an unterminated quote stops
-  the whole stream ("parser got out of sync with chunker"). So blocks are cut here and parsed
-  serially, several at a time (the caller's `mapper`: Arrow releases the GIL).
-- Lines Arrow must not parse are found with single-byte scans (~1 ms per 8 MB block when absent, as
-  usual): a quote character (Arrow would accept `"a"b` and cannot report an unterminated quote per
-  row), a carriage return not before `\n` (Arrow would end the record there), invalid UTF-8. The
-  former Python code parses those lines, so they behave exactly as before; Arrow sees them blanked.
-- Values are Arrow casts (~18 ms per float column, ~25 ms for timestamps). Arrow has no "null on
+- A local file is not read but memory-mapped a block at a time (`storage.iter_chunks`): its blocks are
+  views of the OS's cached pages, never copied (reading into fresh bytearrays cost ~0.25 CPU-s of the
+  10M-row file). The scans below copy a view a window at a time; the rare special line is searched
+  in a copy of its block.
+- Fields are split by Arrow's CSV parser (`pyarrow.csv.read_csv`, quoting off, every field as a string
+  Arrow does not check for UTF-8, ~95 ms; the former Python split loop and per-chunk pandas took ~8 s
+  per 1M rows end to end). Run serially, Arrow numbers the lines it hands to `invalid_row_handler`
+  (wrong field count, blank), and every other line is a row in order, so each row's physical line
+  number follows. Its streaming reader (`open_csv`) was measured too: threaded it numbers nothing, and
+  an unterminated quote stops the whole stream ("parser got out of sync with chunker"). So blocks are
+  cut here and parsed serially, several at a time (the caller's `mapper`: Arrow releases the GIL).
+  Typed numeric columns straight from the parser would save ~20 ms, but a rejected row's raw text
+  is rebuilt from its fields' text; a dictionary-typed device_id column parses slower by what it
+  saves in encoding below.
+- Lines Arrow must not parse are found by single-byte searches in one 256 KiB window at a time, all
+  read from the core's cache (~12 ms; the whole block three times over took ~17): a quote character
+  (Arrow would accept `"a"b` and cannot report an unterminated quote per row), a carriage return not
+  before `\n` (Arrow would end the record there), invalid UTF-8. The former Python code parses those
+  lines, so they behave exactly as before; Arrow sees them blanked (hence strings need no check).
+- Values are Arrow casts (~15 ms per float column, ~20 ms for timestamps). Arrow has no "null on
   failure" cast and a per-value regular expression costs ~90 ms per column, so a cast that fails is
   narrowed down (`_parse_column`) and only the values Arrow refuses go to pandas (`pd.to_numeric`,
   `pd.to_datetime(format="ISO8601")` after strip, as before): what is valid is what it always was,
   and the values Arrow accepts it parses to the same numbers (tests compare both on edge cases).
-- Device ids are dictionary-encoded (~20 ms; few distinct values), each distinct id checked once with
-  the former rules, and rows grouped by dictionary index with Arrow's hash aggregation (~16 ms).
+- Device ids are dictionary-encoded (~14 ms; few distinct values), each distinct id checked once with
+  the former rules. The checks are numpy comparisons on the cast values (~8 ms; Arrow's compute
+  calls took ~20), and rows are summed by dictionary index with numpy's `bincount` (~10 ms), the
+  invalid ones into a spare group: nothing is filtered (Arrow's filter and hash aggregation took
+  ~25). A sum adds its values in row order, as Arrow's grouped sum did, so the sums are the same to
+  the bit. Only tests look at the valid rows (`Batch.valid` filters them when asked).
+- An empty line parses as a row of empty fields, like a line of bare commas: a byte count read off
+  the columns' offsets tells them apart (~0; summing every value's length took ~12 ms).
 
 DuckDB was measured as the engine too: its `read_csv` gives no line number for a row that parses but
 fails validation, and joins a line with an unterminated quote to the following ones; the job's checks
@@ -41,8 +56,8 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from functools import lru_cache, partial
+from dataclasses import dataclass, field, replace
+from functools import cached_property, lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -69,6 +84,7 @@ _DEVICE_REASONS = (  # bit -> reason, in the order reasons are listed
     (2, "device_id longer than 50 bytes"),
     (4, "device_id contains a backslash or control character"),
 )
+_WINDOW = 1 << 18  # bytes of a block searched for every rare byte before the next: fits a core's cache
 _SLICE = 2048  # values cast together: small enough that a failing cast wastes little
 _MAX_FAILURES = 8  # failed casts of one slice before pandas takes the rest of it
 _FAILED_VALUE = re.compile(r"Failed to parse string: '(.*)' as a scalar of type", re.S)
@@ -87,7 +103,8 @@ _PARTIAL_SCHEMA = pa.schema(
 )
 
 Rejected = tuple[int, str, str]  # (line_number, reason, raw_line)
-Data = bytes | bytearray  # a block: the local reader fills bytearrays in place
+# A block: a view of a memory-mapped local file (not copied), a streamed body's bytearray, bytes (tests).
+Data = bytes | bytearray | memoryview
 
 
 @dataclass(frozen=True)
@@ -104,9 +121,23 @@ class Batch:
 
     lines: int  # physical lines in the block, blank ones included (the next block's numbering starts after)
     rows: int  # non-blank lines: rows_in
-    valid: pa.Table  # timestamp[ns, UTC], device_id dictionary<string>, frame_rate, gpu_usage, latency_ms int64
     rejected: list[Rejected]  # sorted by line_number; numbers count from the block's first line (1)
-    partial: pa.Table  # partial_aggregate(valid)
+    partial: pa.Table  # the valid rows' per-device sums, max and count (partial_aggregate)
+    typed: pa.Table  # every parsed row, typed as `valid` but for latency_ms (float64)
+    invalid: np.ndarray = field(compare=False)  # indices in `typed` of rows failing the checks (and empty lines)
+
+    @cached_property
+    def valid(self) -> pa.Table:
+        """timestamp[ns, UTC], device_id dictionary<string>, frame_rate, gpu_usage, latency_ms int64.
+
+        Built when asked for (tests): the job needs only the partial aggregate.
+        """
+        table = self.typed
+        if len(self.invalid):
+            keep = np.ones(table.num_rows, dtype=bool)
+            keep[self.invalid] = False
+            table = table.filter(keep)
+        return table.set_column(4, "latency_ms", table.column("latency_ms").cast(pa.int64()))
 
 
 def defer_pandas() -> None:
@@ -146,7 +177,7 @@ def _split(text: str) -> list[str]:
     return next(csv.reader([text], strict=True))
 
 
-def parse_header(line: Data) -> list[str]:
+def parse_header(line: bytes | bytearray) -> list[str]:
     """Header fields, or BadInputError naming what is wrong (missing columns, duplicates, encoding)."""
     try:
         text = line.rstrip(b"\r\n").decode("utf-8").lstrip("\ufeff")
@@ -176,8 +207,13 @@ def split_blocks(chunks: Iterable[Data]) -> Iterator[Data]:
     A record is one b"\\n" line however the source was read. A chunk that already ends a line and
     follows one that did passes through uncopied: the local file reader's chunks all do.
     """
-    pending: list[Data | memoryview] = []  # the start of a line that has not ended yet
+    pending: list[Data] = []  # the start of a line that has not ended yet
     for chunk in chunks:
+        if not pending and chunk[-1:] == b"\n":
+            yield chunk
+            continue
+        if isinstance(chunk, memoryview):
+            chunk = chunk.tobytes()  # searched below: a rare case (a line longer than a chunk, the last line)
         end = chunk.rfind(b"\n") + 1
         if not end:
             if chunk:
@@ -214,12 +250,13 @@ def _read_header(blocks: Iterator[Data]) -> tuple[list[str], int, Iterator[Data]
     """(header, line number of the first data line, the blocks after the header line)."""
     line_number = 0
     for block in blocks:
+        text = block.tobytes() if isinstance(block, memoryview) else block  # searched: the first block only
         start = 0
-        while start < len(block):
-            end = block.find(b"\n", start) + 1 or len(block)
+        while start < len(text):
+            end = text.find(b"\n", start) + 1 or len(text)
             line_number += 1
-            if block[start:end].strip():
-                header = parse_header(block[start:end])
+            if text[start:end].strip():
+                header = parse_header(text[start:end])
                 rest = [block[end:]] if end < len(block) else []
                 return header, line_number + 1, _chain(rest, blocks)
             start = end
@@ -236,7 +273,7 @@ def _numbered(batches: Iterable[Batch], first_line: int) -> Iterator[Batch]:
     for batch in batches:
         offset = line - 1
         rejected = [(number + offset, reason, raw) for number, reason, raw in batch.rejected]
-        yield Batch(batch.lines, batch.rows, batch.valid, rejected, batch.partial)
+        yield replace(batch, rejected=rejected)
         line += batch.lines
 
 
@@ -248,14 +285,15 @@ def parse_block(block: Data, layout: Layout) -> Batch:
     rejected: list[Rejected] = []
     python_rows: list[tuple[int, str, list[str]]] = []  # (line, raw text, fields) of lines parsed by csv
     special_rows = 0
-    special = _special_lines(block)
+    quotes, returns, wide = _rare_bytes(block)
+    special = _special_lines(block, quotes, returns, wide) if quotes or returns or wide else []
     buffer: Data = block
     if special:
         buffer = bytearray(block)
-        for number, (start, end) in zip(_line_numbers(block, [s for s, _ in special]), special, strict=True):
+        for number, (start, end) in zip(_line_numbers(buffer, [s for s, _ in special]), special, strict=True):
+            outcome = _parse_line(buffer[start:end], layout.width)
             # Arrow sees spaces instead: a blank line, which its handler below skips, so the numbering holds.
             buffer[start:end] = b" " * (end - start)
-            outcome = _parse_line(block[start:end], layout.width)
             if outcome is None:
                 continue
             special_rows += 1
@@ -277,10 +315,10 @@ def parse_block(block: Data, layout: Layout) -> Batch:
     arrow_columns = columns
     if python_rows:
         columns = [
-            pa.concat_arrays([column, pa.array([row[2][i] for row in python_rows], pa.string()).view(pa.binary())])
+            pa.concat_arrays([column, pa.array([row[2][i] for row in python_rows], pa.string())])
             for i, column in enumerate(columns)
         ]
-    valid, bad, reasons = validate(*(columns[i] for i in layout.positions))
+    typed, bad, reasons, partial = validate(*(columns[i] for i in layout.positions))
 
     # Arrow's rows are the block's lines in order, less the lines its handler took: row j is on the
     # (j+1)-th line not handled. Only rejected rows need their number.
@@ -292,7 +330,7 @@ def parse_block(block: Data, layout: Layout) -> Batch:
     # An empty line parses as a row of empty fields, like a line of bare commas.
     empty_row = "," * (layout.width - 1)
     maybe_empty = [n for n, t in zip(numbers, texts, strict=True) if t == empty_row]
-    blank_rows = _empty_lines(block, buffer, arrow_columns, skipped, maybe_empty)
+    blank_rows = _empty_lines(block, buffer, returns, arrow_columns, skipped, maybe_empty)
     for number, text, reason in zip(numbers, texts, reasons[: len(arrow_bad)], strict=True):
         if number not in blank_rows:
             rejected.append((number, reason, text))
@@ -304,39 +342,62 @@ def parse_block(block: Data, layout: Layout) -> Batch:
     return Batch(
         lines=table.num_rows + len(skipped),
         rows=table.num_rows - len(blank_rows) + len(skipped) - blank_skipped + special_rows,
-        valid=valid,
         rejected=rejected,
-        partial=partial_aggregate(valid),
+        partial=partial,
+        typed=typed,
+        invalid=bad,
     )
 
 
-def _special_lines(block: Data) -> list[tuple[int, int]]:
+def _rare_bytes(block: Data) -> tuple[bool, bool, bool]:
+    """Whether the block holds a quote character, a carriage return, a byte that is not ASCII.
+
+    Single-byte scans of a copy of one window at a time, which all three read from the core's cache
+    (and which has bytes' methods, as a view of a mapped file has not).
+    """
+    quotes = returns = wide = False
+    view = memoryview(block)
+    for start in range(0, len(view), _WINDOW):
+        window = view[start : start + _WINDOW].tobytes()
+        quotes = quotes or b'"' in window
+        returns = returns or b"\r" in window
+        wide = wide or not window.isascii()
+    return quotes, returns, wide
+
+
+def _special_lines(block: Data, quotes: bool, returns: bool, wide: bool) -> list[tuple[int, int]]:
     """Byte ranges [start, end) of the lines Arrow must not parse (end: the line's b"\n" or the block's end).
 
-    Each search is a single-byte scan, nearly free when the byte is absent, as it is in most files.
+    Only the kinds of byte `_rare_bytes` found are looked for.
     """
+    lone: list[int] = []  # carriage returns not before b"\n": Arrow would end the record there
+    if returns:
+        data = np.frombuffer(block, np.uint8)
+        found_returns = np.flatnonzero(data == 13)
+        following = data[np.minimum(found_returns + 1, len(data) - 1)]
+        lone = found_returns[(found_returns + 1 == len(data)) | (following != 10)].tolist()
+    invalid = wide and not _valid_utf8(block)
+    if not (quotes or lone or invalid):
+        return []
+    text = block.tobytes() if isinstance(block, memoryview) else block  # searched with bytes' methods
     found: dict[int, int] = {}
 
     def add(position: int) -> int:
-        start = block.rfind(b"\n", 0, position) + 1
-        end = block.find(b"\n", position)
-        found[start] = len(block) if end < 0 else end
+        start = text.rfind(b"\n", 0, position) + 1
+        end = text.find(b"\n", position)
+        found[start] = len(text) if end < 0 else end
         return found[start]
 
-    position = block.find(b'"')
+    position = text.find(b'"') if quotes else -1
     while position >= 0:
-        position = block.find(b'"', add(position))
-    if b"\r" in block:  # a carriage return not before b"\n" would end Arrow's record there
-        data = np.frombuffer(block, np.uint8)
-        returns = np.flatnonzero(data == 13)
-        following = data[np.minimum(returns + 1, len(data) - 1)]
-        for position in returns[(returns + 1 == len(data)) | (following != 10)].tolist():
-            add(position)
-    if not block.isascii() and not _valid_utf8(block):
+        position = text.find(b'"', add(position))
+    for position in lone:
+        add(position)
+    if invalid:
         position = 0
-        while position < len(block):
+        while position < len(text):
             try:
-                codecs.utf_8_decode(memoryview(block)[position:], "strict", True)
+                codecs.utf_8_decode(memoryview(text)[position:], "strict", True)
                 break
             except UnicodeDecodeError as exc:
                 position = add(position + exc.start) + 1
@@ -352,7 +413,7 @@ def _valid_utf8(block: Data) -> bool:
     return True
 
 
-def _line_numbers(block: Data, starts: list[int]) -> list[int]:
+def _line_numbers(block: bytes | bytearray, starts: list[int]) -> list[int]:
     """1-based line number of each (sorted) byte offset that starts a line."""
     numbers, line, previous = [], 1, 0
     for start in starts:
@@ -362,7 +423,7 @@ def _line_numbers(block: Data, starts: list[int]) -> list[int]:
     return numbers
 
 
-def _parse_line(raw: Data, width: int) -> tuple[str, list[str] | str] | None:
+def _parse_line(raw: bytes | bytearray, width: int) -> tuple[str, list[str] | str] | None:
     """The former per-line parser: None for a blank line, else (text, fields) or (text, reason)."""
     if not raw.strip():
         return None
@@ -381,7 +442,7 @@ def _parse_line(raw: Data, width: int) -> tuple[str, list[str] | str] | None:
 
 
 def _read(buffer: Data, width: int) -> tuple[pa.Table, list[tuple[int, int, str]]]:
-    """Arrow's serial CSV parse, quoting off, every field as bytes.
+    """Arrow's serial CSV parse, quoting off, every field as a string (not checked: see `_special_lines`).
 
     Returns the rows with `width` fields and, for every other line, (line number, fields found, text).
     """
@@ -399,8 +460,9 @@ def _read(buffer: Data, width: int) -> tuple[pa.Table, list[tuple[int, int, str]
         read_options=pv.ReadOptions(column_names=names, use_threads=False, block_size=max(len(buffer), 1)),
         parse_options=pv.ParseOptions(quote_char=False, ignore_empty_lines=False, invalid_row_handler=handler),
         # An empty field becomes null: casts pass over nulls, so a missing value costs no failed cast.
+        # Every line that is not valid UTF-8 is blanked before the parse, so Arrow need not check.
         convert_options=pv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.binary()), strings_can_be_null=True, null_values=[""]
+            column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True, null_values=[""], check_utf8=False
         ),
     )
     return table, skipped
@@ -415,12 +477,13 @@ def _joined(columns: list[pa.Array], rows: np.ndarray) -> list[str]:
     if not len(rows):
         return []
     picked = [column.take(pa.array(rows)).to_pylist() for column in columns]
-    return [b",".join(field or b"" for field in fields).decode("utf-8") for fields in zip(*picked, strict=True)]
+    return [",".join(value or "" for value in values) for values in zip(*picked, strict=True)]
 
 
 def _empty_lines(
     block: Data,
     buffer: Data,
+    returns: bool,
     columns: list[pa.Array],
     skipped: list[tuple[int, int, str]],
     numbers: list[int],
@@ -429,18 +492,31 @@ def _empty_lines(
 
     Every byte Arrow read is a field, a separator or line end (`width` per row), a carriage return it
     dropped before b"\n", or part of a line it skipped: the bytes missing from that count say how many
-    of these rows are empty lines. All or none settles it without a scan of the block.
+    of these rows are empty lines. All or none settles it without a scan of the block. A column's
+    bytes are read off its offsets (a null is an empty field: no bytes), not summed value by value.
     """
     if not numbers:
         return set()
     width = len(columns)
-    size = len(buffer) + (not buffer.endswith(b"\n")) - (buffer.count(b"\r") if b"\r" in buffer else 0)
-    counted = sum(pc.sum(pc.binary_length(column)).as_py() or 0 for column in columns)
+    size = len(buffer) + (buffer[-1:] != b"\n") - (_count(buffer, 13) if returns else 0)
+    counted = sum(_value_bytes(column) for column in columns)
     counted += len(columns[0]) * width + sum(len(text.encode()) + 1 for _, _, text in skipped)
     empty, remainder = divmod(counted - size, width - 1)
     if remainder == 0 and empty in (0, len(numbers)):
         return set(numbers) if empty else set()
     return _blank_lines(block, numbers)
+
+
+def _count(block: Data, byte: int) -> int:
+    return int(np.count_nonzero(np.frombuffer(block, np.uint8) == byte))
+
+
+def _value_bytes(column: pa.Array) -> int:
+    """The bytes of a binary or string array's values, from its first and last offsets."""
+    if not len(column):
+        return 0
+    offsets = np.frombuffer(column.buffers()[1], np.int32)
+    return int(offsets[column.offset + len(column)] - offsets[column.offset])
 
 
 def _blank_lines(block: Data, numbers: list[int]) -> set[int]:
@@ -451,7 +527,7 @@ def _blank_lines(block: Data, numbers: list[int]) -> set[int]:
     for number in numbers:
         start = int(starts[number - 1])
         end = int(ends[number - 1]) if number - 1 < len(ends) else len(block)
-        if not block[start:end].strip():
+        if not bytes(block[start:end]).strip():
             blank.add(number)
     return blank
 
@@ -461,50 +537,51 @@ def _blank_lines(block: Data, numbers: list[int]) -> set[int]:
 
 def validate(
     timestamp: pa.Array, device_id: pa.Array, frame_rate: pa.Array, gpu_usage: pa.Array, latency_ms: pa.Array
-) -> tuple[pa.Table, np.ndarray, list[str]]:
-    """Check the fields of parsed rows (binary arrays of UTF-8 text).
+) -> tuple[pa.Table, np.ndarray, list[str], pa.Table]:
+    """Check the fields of parsed rows (string arrays), and aggregate the valid ones.
 
-    Returns the valid rows, typed (timestamp[ns, UTC], a time without offset read as UTC; device_id
-    trimmed, dictionary-encoded; frame_rate, gpu_usage float64; latency_ms int64), the indices of the
-    invalid rows (ascending) and, for each, every reason that applies, joined by "; ".
+    Returns the rows, typed (timestamp[ns, UTC], a time without offset read as UTC; device_id trimmed,
+    dictionary-encoded; frame_rate, gpu_usage, latency_ms float64), the indices of the invalid rows
+    (ascending) and, for each, every reason that applies, joined by "; ", and the valid rows'
+    per-device partial aggregate. Nothing is filtered: only tests look at the valid rows (`Batch.valid`).
     """
-    device_flags, devices = _devices(device_id)
-    text = timestamp.view(pa.string())
-    ts = _parse_column(text, _timestamp_cast(text), _TIMESTAMPS)
-    frame = _parse_column(frame_rate.view(pa.string()), _fast_number, _NUMBERS)
-    gpu = _parse_column(gpu_usage.view(pa.string()), _fast_number, _NUMBERS)
-    latency = _parse_column(latency_ms.view(pa.string()), _fast_number, _NUMBERS)
+    device_flags, codes, devices, keys = _devices(device_id)
+    ts = _parse_column(timestamp, _timestamp_cast(timestamp), _TIMESTAMPS)
+    frame = _parse_column(frame_rate, _fast_number, _NUMBERS)
+    gpu = _parse_column(gpu_usage, _fast_number, _NUMBERS)
+    latency = _parse_column(latency_ms, _fast_number, _NUMBERS)
 
-    # One vectorised test per row; the reasons are worked out, in Python, for the few rows that fail it.
-    ok = pc.and_(pc.is_valid(ts), _within(frame, 0, FRAME_RATE_MAX))
-    ok = pc.and_(ok, _within(gpu, 0, 100))
-    ok = pc.and_(ok, pc.and_(_within(latency, 0, INT4_MAX), pc.fill_null(pc.equal(latency, pc.round(latency)), False)))
-    if device_flags is not None:
-        ok = pc.and_(ok, pc.equal(device_flags, 0))
-    bad = pc.invert(ok)
-    bad_rows = pc.indices_nonzero(bad).to_numpy().astype(np.int64)
+    # One vectorised test per row, in numpy (a missing number is NaN there, and NaN fails every
+    # comparison); the reasons are worked out, in Python, for the few rows that fail it.
+    f, g, n = (column.to_numpy(zero_copy_only=False) for column in (frame, gpu, latency))
+    ok = (f >= 0) & (f <= FRAME_RATE_MAX) & (g >= 0) & (g <= 100) & (n >= 0) & (n <= INT4_MAX) & (n == np.round(n))
+    has_timestamp = ts.is_valid().to_numpy(zero_copy_only=False) if ts.null_count else None
+    if has_timestamp is not None:
+        ok &= has_timestamp
+    ok &= np.take(device_flags == 0, codes)  # (np.take: several times faster than indexing)
+    bad_rows = np.flatnonzero(~ok)
     reasons = []
     if len(bad_rows):
-        picked = pa.array(bad_rows)
-        flags = device_flags.take(picked).to_pylist() if device_flags is not None else [0] * len(bad_rows)
-        # The timestamp's validity only: a value would need pandas to convert (nanoseconds).
         found = zip(
-            flags,
-            pc.is_valid(ts).take(picked).to_pylist(),
-            *(column.take(picked).to_pylist() for column in (frame, gpu, latency)),
+            device_flags[codes[bad_rows]].tolist(),
+            # The timestamp's validity only: a value would need pandas to convert (nanoseconds).
+            has_timestamp[bad_rows].tolist() if has_timestamp is not None else [True] * len(bad_rows),
+            f[bad_rows].tolist(),
+            g[bad_rows].tolist(),
+            n[bad_rows].tolist(),
             strict=True,
         )
         reasons = [_reasons(*row) for row in found]
 
     columns = {"timestamp": ts, "device_id": devices, "frame_rate": frame, "gpu_usage": gpu, "latency_ms": latency}
-    if len(bad_rows):
-        columns = {name: column.filter(ok) for name, column in columns.items()}
-    columns["latency_ms"] = columns["latency_ms"].cast(pa.int64())
-    return pa.table(columns), bad_rows, reasons
+    return pa.table(columns), bad_rows, reasons, partial_aggregate(devices.dictionary, keys, ok, f, g, n)
 
 
-def _devices(raw: pa.Array) -> tuple[pa.Array | None, pa.DictionaryArray]:
-    """Per-row problem bits (None when there is none) and the trimmed ids, dictionary-encoded.
+def _devices(raw: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.DictionaryArray, np.ndarray]:
+    """The problem bits of each distinct id, each row's code (its index there), the trimmed ids,
+    dictionary-encoded, and each row's index into that dictionary.
+
+    A missing id is the code (and index) one past the end, with problem bit 1 ("empty device_id").
 
     Render logs carry few distinct devices, so each distinct value is checked once (and remembered
     across blocks), in Python, with the former rules.
@@ -517,29 +594,25 @@ def _devices(raw: pa.Array) -> tuple[pa.Array | None, pa.DictionaryArray]:
         flags.append(problems)
         remap.append(names.setdefault(device, len(names)))
     indices = encoded.indices
+    codes = (indices.fill_null(len(flags)) if indices.null_count else indices).to_numpy()
+    keys = codes
     if len(names) < len(remap):  # ids equal once trimmed share one dictionary entry
         indices = pa.array(remap, pa.int32()).take(indices)
-    device_flags = None
-    if any(flags) or encoded.null_count:  # a null is an empty field
-        device_flags = pc.fill_null(pa.array(flags, pa.uint8()).take(encoded.indices), 1)
-    return device_flags, pa.DictionaryArray.from_arrays(indices, pa.array(list(names), pa.string()))
+        keys = np.take(np.array([*remap, len(names)], np.int32), codes)
+    devices = pa.DictionaryArray.from_arrays(indices, pa.array(list(names), pa.string()), safe=False)
+    return np.array([*flags, 1], np.uint8), codes, devices, keys
 
 
 @lru_cache(maxsize=1 << 16)
-def _check_device(value: bytes) -> tuple[str, int]:
+def _check_device(value: str) -> tuple[str, int]:
     """(the id trimmed as str.strip trims, its problem bits: see _DEVICE_REASONS)."""
-    device = value.decode("utf-8").strip()
+    device = value.strip()
     problems = (
         (not device) * 1
         + (len(device.encode("utf-8")) > DEVICE_ID_MAX_BYTES) * 2
         + (_BAD_DEVICE_CHARACTER.search(device) is not None) * 4
     )
     return device, problems
-
-
-def _within(values: pa.Array, low: float, high: float) -> pa.Array:
-    """A number in [low, high]: false for null, NaN and infinities too."""
-    return pc.fill_null(pc.and_(pc.greater_equal(values, low), pc.less_equal(values, high)), False)
 
 
 def _reasons(
@@ -709,23 +782,29 @@ def _mask(values: pa.Array, texts: list[str]) -> tuple[pa.Array, pa.Array | None
 
 
 def _cast_slice(
-    values: pa.Array, start: int, fast: Callable[[pa.Array], pa.Array], pieces: list[pa.Array | tuple[int, int]]
+    values: pa.Array,
+    start: int,
+    fast: Callable[[pa.Array], pa.Array],
+    pieces: list[pa.Array | tuple[int, int]],
+    failures: list[int] | None = None,
 ) -> None:
-    for _ in range(_MAX_FAILURES):
-        if not len(values):
-            return
+    # `failures`: the failed casts this slice may still spend, shared with the calls on its prefixes, so
+    # a slice of many distinct bad values costs at most _MAX_FAILURES casts (and as many levels of calls).
+    failures = [_MAX_FAILURES] if failures is None else failures
+    while len(values) and failures[0] > 0:
         try:
             pieces.append(fast(values))
             return
         except pa.ArrowInvalid as error:
             found = _FAILED_VALUE.search(str(error))
+        failures[0] -= 1
         # Its first occurrence fails (the same text parses the same way); values before it are retried,
         # in case Arrow named a later failure.
         index = pc.index(values, found.group(1)).as_py() if found else -1
         if index < 0:
             break  # Arrow did not name a value this slice holds
         if index:
-            _cast_slice(values.slice(0, index), start, fast, pieces)
+            _cast_slice(values.slice(0, index), start, fast, pieces, failures)
         pieces.append((start + index, 1))
         values, start = values.slice(index + 1), start + index + 1
     if len(values):
@@ -735,28 +814,30 @@ def _cast_slice(
 # --- aggregation -------------------------------------------------------------------------------------
 
 
-def partial_aggregate(valid: pa.Table) -> pa.Table:
-    """Per-device sums, max and count for one block: mergeable with other blocks' partials."""
-    devices = valid.column("device_id").combine_chunks()
-    grouped = (
-        pa.table(
-            {
-                "key": devices.indices,
-                "frame_rate": valid.column("frame_rate"),
-                "gpu_usage": valid.column("gpu_usage"),
-                "latency_ms": valid.column("latency_ms"),
-            }
-        )
-        .group_by("key", use_threads=False)
-        .aggregate([("frame_rate", "sum"), ("gpu_usage", "sum"), ("latency_ms", "max"), ("latency_ms", "count")])
-    )
+def partial_aggregate(
+    names: pa.Array, keys: np.ndarray, ok: np.ndarray, frame: np.ndarray, gpu: np.ndarray, latency: np.ndarray
+) -> pa.Table:
+    """Per-device sums, max and count of one block's rows where `ok` (`keys` index `names`): mergeable.
+
+    In numpy, by device index: the rows not ok fall in a spare group, dropped, so nothing is filtered.
+    A sum adds its values one by one in row order, as Arrow's grouped sum did: the same sums to the bit.
+    """
+    spare = len(names)
+    groups = np.where(ok, keys, spare).astype(np.intp)  # the index type numpy wants: cast once, not per call
+    count = np.bincount(groups, minlength=spare + 1)[:spare]
+    frame_sum = np.bincount(groups, frame, spare + 1)[:spare]
+    gpu_sum = np.bincount(groups, gpu, spare + 1)[:spare]
+    latency_max = np.full(spare + 1, -np.inf)
+    with np.errstate(invalid="ignore"):  # NaN, a missing value, only in the spare group
+        np.maximum.at(latency_max, groups, latency)
+    present = np.flatnonzero(count)
     return pa.table(
         [
-            devices.dictionary.take(grouped.column("key")),
-            grouped.column("frame_rate_sum"),
-            grouped.column("gpu_usage_sum"),
-            grouped.column("latency_ms_max"),
-            grouped.column("latency_ms_count"),
+            names.take(present),
+            frame_sum[present],
+            gpu_sum[present],
+            latency_max[present].astype(np.int64),
+            count[present],
         ],
         schema=_PARTIAL_SCHEMA,
     )

@@ -1082,7 +1082,93 @@ def test_local_and_streamed_reads_are_the_same_whole_lines(tmp_path: Path, size:
     assert b"".join(local) == data
     assert all(len(c) <= size for c in local)
     # Whole lines, but where a line is longer than a read (it then spans chunks) and at the end.
-    assert all(c.endswith(b"\n") for c in local if b"\n" in c)
+    assert all(bytes(c).endswith(b"\n") for c in local if b"\n" in bytes(c))
     blocks = [bytes(b) for b in transform.split_blocks(local)]
     assert b"".join(blocks) == data
     assert all(b.endswith(b"\n") for b in blocks[:-1])
+
+
+def test_a_file_that_cannot_be_mapped_is_read_into_the_same_chunks(tmp_path: Path, monkeypatch) -> None:
+    data = b"".join(f"line {i},{'x' * (i % 13)}\n".encode() for i in range(500))
+    path = write(tmp_path, data)
+    mapped = [bytes(c) for c in storage.iter_chunks(str(path), 300)]
+
+    def no_mapping(*args: object, **kwargs: object) -> None:
+        raise OSError(19, "No such device")  # what mmap says on a file system that cannot map files
+
+    monkeypatch.setattr(storage.mmap, "mmap", no_mapping)
+    read = list(storage.iter_chunks(str(path), 300))
+    assert all(isinstance(c, bytearray) for c in read)
+    assert [bytes(c) for c in read] == mapped and b"".join(read) == data and len(mapped) > 10
+
+
+def test_an_empty_local_file_gives_no_chunks(tmp_path: Path) -> None:
+    assert list(storage.iter_chunks(str(write(tmp_path, b"")), 300)) == []
+
+
+@pytest.mark.parametrize("column", ["frame_rate", "timestamp"])
+def test_thousands_of_distinct_refused_values_in_one_slice(tmp_path: Path, column: str) -> None:
+    """Arrow names one refused value per failed cast: a slice of 2,048 distinct ones costs a bounded number
+    of casts before pandas takes the rest (it once recursed once per value: RecursionError)."""
+    rows = 3000
+    if column == "frame_rate":  # a digit in each: pandas judges them all, and refuses them
+        body = b"".join(f"2025-10-06T12:00:00,iac-vx1,{i}.5x,90.0,20\n".encode() for i in range(rows))
+    else:  # the first value is naive, so the cast is the naive one; pandas reads the zoned ones
+        body = b"".join(
+            f"2025-10-06T12:{i // 60 % 60:02d}:{i % 60:02d}Z,iac-vx1,60.0,90.0,20\n".encode() for i in range(rows)
+        )
+        body = b"2025-10-06T11:00:00,iac-vx1,60.0,90.0,20\n" + body
+    result, summary = run_file(write(tmp_path, HEADER + body), tmp_path)
+    if column == "frame_rate":
+        assert (result.rows_in, result.rows_loaded, result.rows_quarantined) == (rows, 0, rows)
+        quarantined = pd.read_csv(result.quarantine)
+        assert set(quarantined["reason"]) == {"non-numeric frame_rate"}
+        assert quarantined["line_number"].tolist() == list(range(2, rows + 2))
+    else:
+        assert (result.rows_in, result.rows_loaded, result.rows_quarantined) == (rows + 1, rows + 1, 0)
+        assert summary.to_pydict()["log_count"] == [rows + 1]
+
+
+@pytest.mark.parametrize("size", [1, 300, 4096, transform.DEFAULT_BATCH_BYTES])
+def test_mapped_file_blocks_parse_as_streamed_ones_do(tmp_path: Path, size: int) -> None:
+    """A local file's chunks are views of the mapped file, not copies: every odd line kind (quoted, lone
+    carriage return, invalid UTF-8, blank) parses from them exactly as from a stream's bytearrays."""
+    data, _, _ = mixed_file(5)
+    path = write(tmp_path, data)
+    local = list(storage.iter_chunks(str(path), size))
+    assert all(isinstance(chunk, memoryview) for chunk in local)
+    assert all(bytes(chunk).endswith(b"\n") for chunk in local if b"\n" in bytes(chunk))
+
+    def outcome(chunks: Any) -> tuple[list[str], list[tuple[Any, ...]]]:
+        header, batches = transform.parse(chunks)
+        return header, [(b.lines, b.rows, b.rejected, b.valid.to_pylist(), b.partial.to_pylist()) for b in batches]
+
+    mapped = outcome(storage.iter_chunks(str(path), size))
+    assert mapped == outcome(storage.whole_lines(io.BytesIO(data).read, size))
+    assert mapped == outcome([bytes(chunk) for chunk in local])
+
+
+def test_every_device_id_distinct_in_a_block(tmp_path: Path) -> None:
+    """No id repeats (nothing for the dictionary to fold), two equal once trimmed, and each kind of bad id."""
+    rows = [f"2025-10-06T12:00:00,dev-{i:05d},{i % 60}.5,{i % 100},{i % 50}\n".encode() for i in range(3000)]
+    rows[10] = b"2025-10-06T12:00:00, dev-00011 ,1.5,2,3\n"  # dev-00011 once trimmed
+    rows[20] = b"2025-10-06T12:00:00,,1,2,3\n"
+    rows[30] = b"2025-10-06T12:00:00," + b"x" * 51 + b",1,2,3\n"
+    rows[40] = b"2025-10-06T12:00:00,dev\\40,1,2,3\n"
+    result, summary = run_file(write(tmp_path, HEADER + b"".join(rows)), tmp_path)
+
+    assert read_quarantine(result.quarantine) == [
+        (22, "empty device_id", "2025-10-06T12:00:00,,1,2,3"),
+        (32, "device_id longer than 50 bytes", rows[30].decode().strip()),
+        (42, "device_id contains a backslash or control character", "2025-10-06T12:00:00,dev\\40,1,2,3"),
+    ]
+    assert (result.rows_in, result.rows_loaded, result.devices) == (3000, 2997, 2996)
+    found = {row["device_id"]: row for row in summary.to_pylist()}
+    assert found["dev-00011"] == {
+        "device_id": "dev-00011", "avg_frame_rate": (1.5 + 11.5) / 2, "avg_gpu_usage": (2 + 11) / 2,
+        "max_latency_ms": 11, "log_count": 2,
+    }  # fmt: skip
+    assert found["dev-02999"] == {
+        "device_id": "dev-02999", "avg_frame_rate": 59.5, "avg_gpu_usage": 99.0, "max_latency_ms": 49, "log_count": 1
+    }  # fmt: skip
+    assert "dev-00010" not in found and "dev-00020" not in found
