@@ -22,12 +22,12 @@ import gzip
 import io
 import json
 import random
-import shutil
 from collections import deque
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench import measure
 from bench.measure import Check, Clock, Context, Measurement, Report, benchmark, human_bytes, run_isolated
 
 CORES = 2  # local[2]; DuckDB gets as many threads
@@ -58,18 +58,13 @@ def _sizes(ctx: Context, name: str) -> dict[str, int]:
 
 def cached_input(ctx: Context, name: str, params: dict[str, Any], write: Any) -> Path:
     """The folder of generated input for these parameters, written once (`write(folder, **params)`)."""
+
+    def generate(folder: Path) -> dict[str, Any]:
+        (folder / "files").mkdir()
+        return {"params": params, "seed": SEED, **write(folder / "files", **params)}
+
     key = "-".join(f"{k}{v}" for k, v in sorted(params.items()))
-    folder = ctx.data_dir / "inputs" / name / f"{key}-v{GENERATOR_VERSIONS[name]}-seed{SEED}"
-    manifest = folder / "manifest.json"
-    if manifest.exists():
-        return folder / "files"
-    shutil.rmtree(folder, ignore_errors=True)
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    (partial / "files").mkdir(parents=True)
-    stats = write(partial / "files", **params)
-    (partial / "manifest.json").write_text(json.dumps({"params": params, "seed": SEED, **stats}, indent=2))
-    partial.rename(folder)
+    folder, _ = measure.cached_input(ctx, name, f"{key}-v{GENERATOR_VERSIONS[name]}-seed{SEED}", generate)
     return folder / "files"
 
 

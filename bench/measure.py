@@ -29,6 +29,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -130,6 +131,27 @@ def benchmark(name: str, *, title: str, order: int = 100) -> Callable[[Callable[
         return func
 
     return register
+
+
+def cached_input(
+    ctx: Context, name: str, key: str, write: Callable[[Path], dict[str, Any]]
+) -> tuple[Path, dict[str, Any]]:
+    """The folder `<data dir>/inputs/<name>/<key>` of generated input and its manifest, generated once.
+
+    `write(folder)` fills an empty folder and returns the manifest. It works in `<key>.partial`, renamed
+    when done: an interrupted run leaves nothing that looks finished. `key` names every parameter,
+    generator version and seed, so a change to any of them generates anew.
+    """
+    folder = ctx.data_dir / "inputs" / name / key
+    manifest = folder / "manifest.json"
+    if not manifest.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        partial = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        (partial / "manifest.json").write_text(json.dumps(write(partial), indent=2))
+        partial.rename(folder)
+    return folder, json.loads(manifest.read_text())
 
 
 # --- the child side ---------------------------------------------------------------------------------

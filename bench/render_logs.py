@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from bench import measure
 from bench.measure import REPO, Check, Clock, Context, Measurement, Report, benchmark, human_bytes, run_isolated
 
 GENERATOR_VERSION = 1  # bump when the generator changes: cached inputs are regenerated
@@ -107,21 +107,16 @@ def write_render_logs(path: Path, rows: int, seed: int = SEED, block: int = 1_00
 def cached_input(ctx: Context, rows: int) -> tuple[Path, dict[str, int]]:
     """The generated file for `rows` (written once, kept under bench/data/inputs) and its manifest.
 
-    Written by a child process: a parent grown by the generator would inflate every later child's peak
-    RSS (the kernel's ru_maxrss counts the parent's pages the child holds between fork and exec).
+    Generated in a child process, so the process that launches every measured approach stays small.
     """
-    folder = ctx.data_dir / "inputs" / "render-logs" / f"rows{rows}-v{GENERATOR_VERSION}-seed{SEED}"
-    manifest = folder / "manifest.json"
-    if not manifest.exists():
-        shutil.rmtree(folder, ignore_errors=True)
-        partial = folder.with_name(folder.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        command = [sys.executable, "-m", "bench.render_logs", "generate", str(partial / "render_logs.csv"), str(rows)]
-        stats = json.loads(subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True).stdout)
-        (partial / "manifest.json").write_text(json.dumps({"seed": SEED, **stats}, indent=2))
-        partial.rename(folder)
-    return folder / "render_logs.csv", json.loads(manifest.read_text())
+
+    def generate(folder: Path) -> dict[str, Any]:
+        command = [sys.executable, "-m", "bench.render_logs", "generate", str(folder / "render_logs.csv"), str(rows)]
+        done = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True)
+        return {"seed": SEED, **json.loads(done.stdout)}
+
+    folder, manifest = measure.cached_input(ctx, "render-logs", f"rows{rows}-v{GENERATOR_VERSION}-seed{SEED}", generate)
+    return folder / "render_logs.csv", manifest
 
 
 # --- the approaches (each runs in its own fresh process) --------------------------------------------------

@@ -184,5 +184,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     print(json.dumps({"event": "run_summary", **asdict(result)}))
     if args.warehouse == "none":
-        print(summary.to_pandas().to_string(index=False))  # for a person: pandas is imported only here
+        print(summary.to_pandas().to_string(index=False))  # for a person: pandas' table layout
     return EXIT_OK

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import itertools
 import math
 import re
 import sys
@@ -258,14 +259,9 @@ def _read_header(blocks: Iterator[Data]) -> tuple[list[str], int, Iterator[Data]
             if text[start:end].strip():
                 header = parse_header(text[start:end])
                 rest = [block[end:]] if end < len(block) else []
-                return header, line_number + 1, _chain(rest, blocks)
+                return header, line_number + 1, itertools.chain(rest, blocks)
             start = end
     return [], line_number + 1, iter(())
-
-
-def _chain(first: list[Data], rest: Iterator[Data]) -> Iterator[Data]:
-    yield from first
-    yield from rest
 
 
 def _numbered(batches: Iterable[Batch], first_line: int) -> Iterator[Batch]:
