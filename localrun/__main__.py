@@ -17,12 +17,15 @@ from pathlib import Path
 
 import psycopg
 
-from localrun.ingestion import moto_aws, run_covid, run_gharchive
-from localrun.postgres import temporary_postgres
+from components.warehouse_access import READER_ROLE, Loader, loader_role
+from localrun.ingestion import COVID_SCHEMA, moto_aws, run_covid, run_gharchive
+from localrun.postgres import login_dsn, setup_access, temporary_postgres
 from localrun.sample_data import write_render_logs
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_data" / "render_logs"
+# The schema each loading pipeline writes (render-logs and sales: the stack's defaults).
+LOADERS = {"render-logs": "public", "sales": "public", "covid19": COVID_SCHEMA}
 # On Glue, each script and glue_common.py are top-level modules; the same here.
 sys.path.insert(0, str(ROOT / "glue_scripts"))
 
@@ -75,7 +78,7 @@ def print_table(dsn: str) -> None:
         print(f"{file:>28} | {device:>14} | {fps:>14.6f} | {gpu:>14.6f} | {latency:>14} | {count:>14}")
 
 
-def run_sales(lake: Path, dsn: str) -> dict:
+def run_sales(lake: Path, dsn: str, reader_dsn: str) -> dict:
     """Crawlers aside (they only catalog), the sales workflow's steps in order: convert, then load."""
     import glue_common
     import sales_csv_to_parquet
@@ -106,7 +109,7 @@ def run_sales(lake: Path, dsn: str) -> dict:
         ]
     )
     print(json.dumps(loaded, indent=2))
-    with psycopg.connect(dsn) as conn:
+    with psycopg.connect(reader_dsn) as conn:
         rows = conn.execute(
             "SELECT order_date, count(*), sum(quantity), sum(quantity * unit_price * (1 - coalesce(discount, 0))) "
             "FROM public.sales GROUP BY order_date ORDER BY order_date"
@@ -152,17 +155,23 @@ def main() -> int:
     parser.add_argument("--generated-rows", type=int, default=200_000, help="rows in the generated sample file")
     args = parser.parse_args()
     shutil.rmtree(args.lake, ignore_errors=True)
-    with temporary_postgres() as dsn:
-        summaries = run_render_logs(args.lake, dsn, args.generated_rows)
-        print_table(dsn)
-        sales = run_sales(args.lake, dsn)
+    with temporary_postgres() as admin_dsn:
+        # As the stack does on Redshift: a database role per loading pipeline and a read-only one; each
+        # job then signs in as its own user holding only its pipeline's role.
+        loaders = {name: Loader(loader_role(name), schema) for name, schema in LOADERS.items()}
+        setup_access(admin_dsn, list(loaders.values()))
+        dsn = {name: login_dsn(admin_dsn, f"IAMR:{name}-job", loader.role) for name, loader in loaders.items()}
+        reader = login_dsn(admin_dsn, "IAMR:analyst", READER_ROLE)
+        summaries = run_render_logs(args.lake, dsn["render-logs"], args.generated_rows)
+        print_table(reader)
+        sales = run_sales(args.lake, dsn["sales"], reader)
         sensor = run_sensor(args.lake)
         import glue_common
 
         spark = glue_common.spark_session("localrun")
         with moto_aws():
             gharchive = run_gharchive(args.lake, spark)
-            covid = run_covid(args.lake, spark, dsn)
+            covid = run_covid(args.lake, spark, dsn["covid19"], reader)
     rows_in = sum(s["rows_in"] for s in summaries)
     quarantined = sum(s["rows_quarantined"] for s in summaries)
     print(

@@ -154,7 +154,7 @@ def run_gharchive(lake: Path, spark: Any) -> dict[str, Any]:
 # --- COVID-19 ---------------------------------------------------------------------------------------
 
 
-def run_covid(lake: Path, spark: Any, dsn: str) -> dict[str, Any]:
+def run_covid(lake: Path, spark: Any, loader_dsn: str, reader_dsn: str) -> dict[str, Any]:
     import boto3
     import covid_clean
     import psycopg
@@ -197,11 +197,9 @@ def run_covid(lake: Path, spark: Any, dsn: str) -> dict[str, Any]:
     )
     print(json.dumps(cleaned, indent=2))
     print("\n$ star schema: CREATE, COPY into stages, MERGE (one transaction, PostgreSQL for Redshift)", flush=True)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {COVID_SCHEMA}")
-    staged = load_postgres(dsn, COVID_SCHEMA, str(curated))
-    load_postgres(dsn, COVID_SCHEMA, str(curated))  # a rerun MERGEs the same rows: nothing changes
-    with psycopg.connect(dsn) as conn:
+    staged = load_postgres(loader_dsn, COVID_SCHEMA, str(curated))
+    load_postgres(loader_dsn, COVID_SCHEMA, str(curated))  # a rerun MERGEs the same rows: nothing changes
+    with psycopg.connect(reader_dsn) as conn:
         counts = {t: conn.execute(f"SELECT count(*) FROM {COVID_SCHEMA}.{t}").fetchall()[0][0] for t in TABLES}
         latest = conn.execute(
             f"SELECT d.full_date, l.location_key, l.county, l.state_abbr, f.confirmed, f.deaths "

@@ -12,9 +12,15 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from components.warehouse_access import Loader, call_sql, procedure_sql
 
 PORT = 5432  # only names the socket file; nothing listens on TCP
 
@@ -68,3 +74,24 @@ def temporary_postgres() -> Iterator[str]:
             pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def setup_access(admin_dsn: str, loaders: Sequence[Loader], database: str = "postgres") -> None:
+    """What the stack does on Redshift at deploy time: create and call the access procedure, as the admin."""
+    procedure = procedure_sql(loaders, database, "postgres")
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(procedure)
+        conn.execute(call_sql(procedure))
+
+
+def login_dsn(admin_dsn: str, user: str, role: str) -> str:
+    """A DSN signing in as `user` (created if missing) holding only database role `role`, as Redshift
+    Serverless signs in a job's IAM role as `IAMR:<name>` with the roles of its RedshiftDbRoles tag.
+
+    The session acts as the role (libpq `options=-c role=...`): PostgreSQL has no scoped permissions,
+    so this is how what a loader creates stays the role's, whichever user created it."""
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [user]).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE USER {} IN ROLE {}").format(sql.Identifier(user), sql.Identifier(role)))
+    return make_conninfo(admin_dsn, user=user, options=f"-c role={role}")
