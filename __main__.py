@@ -16,10 +16,15 @@ from components.network import Network, NetworkArgs
 from components.orchestration import NotificationTopic, NotificationTopicArgs
 from components.storage import DataLake, DataLakeArgs, s3_uri
 from components.warehouse import QueryCatalog, QueryCatalogArgs, Warehouse, WarehouseArgs
+from components.warehouse_access import Loader, WarehouseAccess, WarehouseAccessArgs
+from pipelines.covid import WAREHOUSE_ROLE as COVID_DB_ROLE
 from pipelines.covid import CovidArgs, CovidPipeline
+from pipelines.gharchive import EVENTS_TABLE as GHARCHIVE_EVENTS_TABLE
 from pipelines.gharchive import GharchiveArgs, GharchivePipeline
 from pipelines.glue_estate import GlueEstate
+from pipelines.render_logs import WAREHOUSE_ROLE as RENDER_LOGS_DB_ROLE
 from pipelines.render_logs import RenderLogsArgs, RenderLogsPipeline
+from pipelines.sales import WAREHOUSE_ROLE as SALES_DB_ROLE
 from pipelines.sales import SalesArgs, SalesPipeline
 from pipelines.sensor_timeseries import SensorTimeseriesArgs, SensorTimeseriesPipeline
 
@@ -64,12 +69,30 @@ warehouse = Warehouse(
         database=cfg.redshift_database,
         base_capacity=cfg.redshift_base_capacity,
         max_capacity=cfg.redshift_max_capacity,
+        daily_rpu_hour_limit=cfg.redshift_daily_rpu_hour_limit,
+        usage_limit_action=cfg.redshift_usage_limit_action,
         redshift_role_statements=[
             statement(["s3:GetBucketLocation", "s3:ListBucket"], copy_sources),
             statement(["s3:GetObject"], [pulumi.Output.concat(arn, "/*") for arn in copy_sources]),
             statement(["kms:Decrypt"], [lake.key_arn]),
         ],
         remove_data_on_destroy=removal,
+    ),
+    opts=platform,
+)
+# The database roles, schemas and grants of the pipelines that load the warehouse, set up as its admin.
+loaders = {
+    "render-logs": Loader(RENDER_LOGS_DB_ROLE, "public"),
+    "sales": Loader(SALES_DB_ROLE, "public"),
+    "covid19": Loader(COVID_DB_ROLE, cfg.covid.warehouse_schema),
+}
+warehouse_access = WarehouseAccess(
+    "warehouse-access",
+    WarehouseAccessArgs(
+        workgroup_name=warehouse.workgroup_name,
+        database=warehouse.database,
+        admin_secret_arn=warehouse.admin_secret_arn,
+        loaders=tuple(loader for pipeline, loader in loaders.items() if pipeline in cfg.pipelines),
     ),
     opts=platform,
 )
@@ -156,6 +179,7 @@ glue_estate = GlueEstate(
     scripts_bucket_arn=lake.bucket_arns["scripts"],
     topic_arn=notifications.topic_arn,
     catalog_database=catalog.database_name,
+    log_retention_days=cfg.log_retention_days,
 )
 if "sales" in cfg.pipelines:
     pipelines["sales"] = SalesPipeline(
@@ -216,16 +240,20 @@ pulumi.export("kms_key_arn", lake.key_arn)
 pulumi.export("redshift_workgroup", warehouse.workgroup_name)
 pulumi.export("redshift_database", warehouse.database)
 pulumi.export("redshift_admin_secret_arn", warehouse.admin_secret_arn)
+pulumi.export("redshift_reader_role", warehouse_access.reader_role)
 pulumi.export("glue_database", catalog.database_name)
 pulumi.export("athena_workgroup", catalog.workgroup_name)
 pulumi.export("notification_topic_arn", notifications.topic_arn)
+pulumi.export("region", region)  # where the smoke run (python -m smoke) sends its AWS calls
 raw = lake.bucket_names["raw"]
 if isinstance(render_logs := pipelines.get("render-logs"), RenderLogsPipeline):
     pulumi.export("render_logs_upload_to", s3_uri(raw, cfg.render_logs.prefix))
     pulumi.export("render_logs_state_machine_arn", render_logs.state_machine_arn)
+    pulumi.export("render_logs_table", cfg.render_logs.table)  # schema public
 if isinstance(sales := pipelines.get("sales"), SalesPipeline):
     pulumi.export("sales_upload_to", s3_uri(raw, cfg.sales.input_prefix))
     pulumi.export("sales_workflow", sales.workflow_name)
+    pulumi.export("sales_table", cfg.sales.table)  # schema public
 if isinstance(sensor := pipelines.get("sensor-timeseries"), SensorTimeseriesPipeline):
     pulumi.export("sensor_upload_to", s3_uri(raw, cfg.sensor.input_prefix))
     pulumi.export("sensor_state_machine_arn", sensor.state_machine_arn)
@@ -237,8 +265,10 @@ if isinstance(gharchive := pipelines.get("gharchive"), GharchivePipeline):
     pulumi.export("gharchive_state_machine_arn", gharchive.state_machine_arn)
     pulumi.export("gharchive_jobs_table", gharchive.jobs_table_name)
     pulumi.export("gharchive_runs_table", gharchive.runs_table_name)
+    pulumi.export("gharchive_events_table", GHARCHIVE_EVENTS_TABLE)  # in glue_database, for Athena
 if isinstance(covid := pipelines.get("covid19"), CovidPipeline):
     pulumi.export("covid_state_machine_arn", covid.state_machine_arn)
+    pulumi.export("covid_warehouse_schema", cfg.covid.warehouse_schema)
 if ci is not None:
     pulumi.export("ci_deploy_role_arn", ci.role_arn)
     pulumi.export("ci_oidc_provider_arn", ci.provider_arn)

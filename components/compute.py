@@ -68,13 +68,14 @@ class BatchComputeArgs:
 
 
 class BatchCompute(pulumi.ComponentResource):
-    """What every Batch job of the estate shares: an ECR repository (immutable tags, scan on push,
-    KMS, lifecycle), the jobs image built for linux/amd64 and tagged by content, Fargate compute
-    environment(s) and one job queue, an encrypted log group and the tasks' execution role.
-    Each job adds a `BatchJob` (its own role and job definition) on top."""
+    """What every Batch job of the estate shares: an ECR repository (scan on push, KMS, lifecycle),
+    the jobs image built for linux/amd64, tagged by content and referenced by its pushed digest,
+    Fargate compute environment(s) and one job queue, an encrypted log group and the tasks'
+    execution role. Each job adds a `BatchJob` (its own role and job definition) on top."""
 
     job_queue_arn: pulumi.Output[str]
     repository_url: pulumi.Output[str]
+    # <repository>@sha256:<digest> of the pushed image: what runs, known only after a successful push.
     image_uri: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
     execution_role_arn: pulumi.Output[str]
@@ -87,7 +88,10 @@ class BatchCompute(pulumi.ComponentResource):
         repo = aws.ecr.Repository(
             f"{name}-repo",
             name=naming.physical(name, 256),
-            image_tag_mutability="IMMUTABLE",
+            # The content-hash tag is a label; consumers pin the digest. Builds are not reproducible
+            # across machines (timestamps, umask), so an immutable tag would refuse the same tag with
+            # another digest, e.g. after state loss or from another machine.
+            image_tag_mutability="MUTABLE",
             image_scanning_configuration={"scan_on_push": True},
             encryption_configurations=[{"encryption_type": "KMS", "kms_key": args.kms_key_arn}],
             force_delete=args.remove_data_on_destroy,
@@ -131,10 +135,9 @@ class BatchCompute(pulumi.ComponentResource):
         token = aws.ecr.get_authorization_token_output(
             registry_id=repo.registry_id, opts=pulumi.InvokeOutputOptions(parent=self)
         )
-        self.image_uri = pulumi.Output.concat(repo.repository_url, ":", tag)
-        docker.Image(
+        image = docker.Image(
             f"{name}-image",
-            image_name=self.image_uri,
+            image_name=pulumi.Output.concat(repo.repository_url, ":", tag),
             build=docker.DockerBuildArgs(
                 context=project_relative(context),
                 dockerfile=project_relative(context / "Dockerfile"),
@@ -147,6 +150,9 @@ class BatchCompute(pulumi.ComponentResource):
             build_on_preview=False,
             opts=child,
         )
+        # The digest, not the tag: what runs is exactly what was pushed, and every consumer waits
+        # for the push to succeed.
+        self.image_uri = image.repo_digest
 
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
@@ -221,6 +227,8 @@ class BatchJobArgs:
     command: list[str]
     # What the job may do, as IAM statements (least privilege is the caller's to state).
     job_role_statements: list[dict[str, Any]]
+    # Tags of the job's role, e.g. the database roles Redshift grants it (warehouse_access.db_roles_tag).
+    role_tags: dict[str, str] = field(default_factory=dict)
     environment: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     # Public IP for tasks in public subnets (no NAT); the security group still admits nothing.
     assign_public_ip: bool = False
@@ -255,6 +263,7 @@ class BatchJob(pulumi.ComponentResource):
             args.account_id,
             args.job_role_statements,
             parent=self,
+            tags=args.role_tags or None,
         )
         container = {
             "image": args.compute.image_uri,
@@ -306,19 +315,31 @@ class BatchJob(pulumi.ComponentResource):
         )
 
 
+def job_log_group_prefix(job_name: str) -> str:
+    """The `--custom-logGroup-prefix` of a Glue job: its groups are <prefix>/output and <prefix>/error."""
+    return f"/aws-glue/jobs/{job_name}"
+
+
 def glue_security_configuration(
-    name: str, kms_key_arn: pulumi.Input[str], parent: pulumi.Resource
+    name: str, kms_key_arn: pulumi.Input[str], parent: pulumi.Resource, *, encrypt_logs: bool = True
 ) -> aws.glue.SecurityConfiguration:
-    """Encrypts what a Glue job or crawler writes to S3, its logs and its bookmarks with the estate key."""
+    """Encrypts what a Glue job or crawler writes to S3 and its bookmarks with the estate key, and its
+    CloudWatch logs unless `encrypt_logs` is false (for jobs whose log groups are themselves KMS-encrypted)."""
+    cloudwatch: aws.glue.SecurityConfigurationEncryptionConfigurationCloudwatchEncryptionArgsDict = (
+        {"cloudwatch_encryption_mode": "SSE-KMS", "kms_key_arn": kms_key_arn}
+        if encrypt_logs
+        else {"cloudwatch_encryption_mode": "DISABLED"}
+    )
     return aws.glue.SecurityConfiguration(
         f"{name}-security",
         name=naming.physical(f"{name}-security", 255),
         encryption_configuration={
-            "cloudwatch_encryption": {"cloudwatch_encryption_mode": "SSE-KMS", "kms_key_arn": kms_key_arn},
+            "cloudwatch_encryption": cloudwatch,
             "job_bookmarks_encryption": {"job_bookmarks_encryption_mode": "CSE-KMS", "kms_key_arn": kms_key_arn},
             "s3_encryption": {"s3_encryption_mode": "SSE-KMS", "kms_key_arn": kms_key_arn},
         },
-        opts=pulumi.ResourceOptions(parent=parent),
+        # Glue cannot change a security configuration, and its name is fixed: replace it by deleting first.
+        opts=pulumi.ResourceOptions(parent=parent, delete_before_replace=True),
     )
 
 
@@ -335,6 +356,8 @@ class GlueJobArgs:
     extra_py_files: tuple[str, ...] = ()
     # What the job may do besides reading its script and logging (least privilege is the caller's).
     role_statements: list[dict[str, Any]]
+    # Tags of the job's role, e.g. the database roles Redshift grants it (warehouse_access.db_roles_tag).
+    role_tags: dict[str, str] = field(default_factory=dict)
     # Job arguments ("--name": value) every run receives.
     arguments: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     worker_type: str = "G.1X"
@@ -344,14 +367,32 @@ class GlueJobArgs:
     # Glue job bookmarks: process only new input on each run.
     bookmarks: bool = False
     max_concurrent_runs: int = 1
+    # Retention of the job's two log groups (a value CloudWatch Logs accepts).
+    log_retention_days: int = 30
+
+
+def with_multipart_abort(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`statements` where every Allow of s3:PutObject also allows s3:AbortMultipartUpload on the same
+    resources: Spark's S3 committers upload large files in parts and abort the parts of a failed
+    write, which S3 authorises with s3:AbortMultipartUpload alone (without it the parts stay, billed)."""
+    result = []
+    for stmt in statements:
+        actions = stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]]
+        if stmt["Effect"] == "Allow" and "s3:PutObject" in actions and "s3:AbortMultipartUpload" not in actions:
+            stmt = {**stmt, "Action": sorted([*actions, "s3:AbortMultipartUpload"])}
+        result.append(stmt)
+    return result
 
 
 class GlueJob(pulumi.ComponentResource):
     """A Glue 5.0 (Spark 3.5, Python 3.11) job: its script uploaded with a content hash, a security
-    configuration encrypting S3 output, logs and bookmarks with the estate key, continuous logging,
-    a timeout and bounded retries."""
+    configuration encrypting S3 output and bookmarks with the estate key, its own two log groups
+    (`/aws-glue/jobs/<job>/output` and `/error`, KMS-encrypted, the stack's so destroy removes them,
+    the only groups its role may write to), job metrics, a timeout and bounded retries."""
 
     job_name: pulumi.Output[str]
+    # Where Glue 5.0 writes the driver's and executors' logs (the stack traces of a failed run).
+    error_log_group_name: pulumi.Output[str]
     job_arn: pulumi.Output[str]
     role_arn: pulumi.Output[str]
     script_location: pulumi.Output[str]
@@ -394,43 +435,68 @@ class GlueJob(pulumi.ComponentResource):
             for module, module_key in zip(args.extra_py_files, module_keys, strict=True)
         ]
 
-        security = glue_security_configuration(name, args.kms_key_arn, self)
-        glue_logs = pulumi.Output.concat("arn:aws:logs:", args.region, ":", args.account_id, ":log-group:/aws-glue/*")
+        # Glue 5.0 writes to <--custom-logGroup-prefix>/output and /error. The groups carry the estate
+        # key themselves, so the security configuration does not encrypt logs: with CloudWatch
+        # encryption on, Glue documents group names of its own (after the security configuration).
+        security = glue_security_configuration(name, args.kms_key_arn, self, encrypt_logs=False)
+        physical_name = naming.physical(name, 255)
+        log_prefix = job_log_group_prefix(physical_name)
+        log_groups = {
+            kind: aws.cloudwatch.LogGroup(
+                f"{name}-{kind}-logs",
+                name=f"{log_prefix}/{kind}",
+                retention_in_days=args.log_retention_days,
+                kms_key_id=args.kms_key_arn,
+                opts=child,
+            )
+            for kind in ("output", "error")
+        }
         temp_prefix = f"glue-temp/{script.stem}/"
         role = service_role(
             f"{name}-role",
             f"{name}-glue",
             "glue.amazonaws.com",
             args.account_id,
-            [
-                # The job's own code folder, not the exact hashed keys: a script change then
-                # shows in preview as the object and the job only, not also this policy.
-                statement(["s3:GetObject"], objects(args.scripts_bucket_arn, f"glue/{script.stem}/")),
-                statement(
-                    ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                    objects(args.scripts_bucket_arn, temp_prefix),
-                ),
-                statement(
-                    ["logs:AssociateKmsKey", "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                    [glue_logs],
-                ),
-                statement(["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], [args.kms_key_arn]),
-                *args.role_statements,
-            ],
+            with_multipart_abort(
+                [
+                    # The job's own code folder, not the exact hashed keys: a script change then
+                    # shows in preview as the object and the job only, not also this policy.
+                    statement(["s3:GetObject"], objects(args.scripts_bucket_arn, f"glue/{script.stem}/")),
+                    statement(
+                        ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                        objects(args.scripts_bucket_arn, temp_prefix),
+                    ),
+                    statement(
+                        ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                        [g.arn for g in log_groups.values()]
+                        + [pulumi.Output.concat(g.arn, ":*") for g in log_groups.values()],
+                    ),
+                    # --enable-metrics and --enable-observability-metrics publish to the "Glue" namespace.
+                    statement(
+                        ["cloudwatch:PutMetricData"],
+                        ["*"],
+                        condition={"StringEquals": {"cloudwatch:namespace": "Glue"}},
+                    ),
+                    statement(["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], [args.kms_key_arn]),
+                    *args.role_statements,
+                ]
+            ),
             parent=self,
+            tags=args.role_tags or None,
         )
         extra_py_files = (
             {"--extra-py-files": pulumi.Output.all(*module_locations).apply(",".join)} if module_locations else {}
         )
         job = aws.glue.Job(
             f"{name}-job",
-            name=naming.physical(name, 255),
+            name=physical_name,
             role_arn=role.arn,
             glue_version="5.0",
             command={"name": "glueetl", "script_location": self.script_location, "python_version": "3"},
             default_arguments={
                 "--job-language": "python",
-                "--enable-continuous-cloudwatch-log": "true",
+                # Glue 5.0 always logs in real time; this only chooses the groups.
+                "--custom-logGroup-prefix": log_prefix,
                 "--enable-metrics": "true",
                 "--enable-observability-metrics": "true",
                 "--job-bookmark-option": "job-bookmark-enable" if args.bookmarks else "job-bookmark-disable",
@@ -444,9 +510,12 @@ class GlueJob(pulumi.ComponentResource):
             max_retries=args.max_retries,
             security_configuration=security.name,
             execution_property={"max_concurrent_runs": args.max_concurrent_runs},
-            opts=child,
+            # Its log groups exist before any run can write (else Glue would create them, unencrypted,
+            # outside the stack).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(log_groups.values())),
         )
         self.job_name = job.name
+        self.error_log_group_name = log_groups["error"].name
         self.job_arn = job.arn
         self.role_arn = role.arn
         self.register_outputs(

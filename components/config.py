@@ -82,6 +82,8 @@ FARGATE_MEMORY_MIB: dict[float, tuple[int, ...]] = {
     16: tuple(range(32768, 122881, 8192)),
 }
 REDSHIFT_RPU_RANGE = (8, 1024)  # Redshift Serverless base capacity, in steps of 8 RPUs
+# What Redshift Serverless does when a workgroup reaches its RPU-hour usage limit.
+REDSHIFT_USAGE_LIMIT_ACTIONS = ("log", "emit-metric", "deactivate")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # GitHub: an owner (user or organisation) is 1-39 letters, digits and single hyphens, neither first nor
 # last; a repository is 1-100 ASCII letters, digits, '.', '-' and '_' ('.git' is stripped, '.wiki' reserved).
@@ -179,6 +181,9 @@ class StackConfig:
     redshift_database: str
     redshift_base_capacity: int
     redshift_max_capacity: int
+    # RPU-hours the workgroup may use per day (0: no limit) and what happens when it is reached.
+    redshift_daily_rpu_hour_limit: int
+    redshift_usage_limit_action: str
     batch_max_vcpus: int
     batch_use_spot: bool
     render_logs: RenderLogsConfig
@@ -290,6 +295,16 @@ def load_config(raw: Mapping[str, str], project: str, stack: str, region: str | 
         top == 0 or (top >= base and top % 8 == 0 and top <= 5632),
         "redshiftMaxCapacity",
         "must be 0 (no cap) or a multiple of 8 from redshiftBaseCapacity to 5632",
+    )
+    check(
+        values["redshiftDailyRpuHourLimit"] >= 0,
+        "redshiftDailyRpuHourLimit",
+        "must be 0 (no limit) or a positive number of RPU-hours per day",
+    )
+    check(
+        values["redshiftUsageLimitAction"] in REDSHIFT_USAGE_LIMIT_ACTIONS,
+        "redshiftUsageLimitAction",
+        f"Redshift Serverless allows {', '.join(REDSHIFT_USAGE_LIMIT_ACTIONS)}",
     )
     check(1 <= values["batchMaxVcpus"] <= 4096, "batchMaxVcpus", "must be 1 to 4096")
     for key, example in (
@@ -408,6 +423,8 @@ def load_config(raw: Mapping[str, str], project: str, stack: str, region: str | 
         redshift_database=values["redshiftDatabase"],
         redshift_base_capacity=base,
         redshift_max_capacity=top,
+        redshift_daily_rpu_hour_limit=values["redshiftDailyRpuHourLimit"],
+        redshift_usage_limit_action=values["redshiftUsageLimitAction"],
         batch_max_vcpus=values["batchMaxVcpus"],
         batch_use_spot=values["batchUseSpot"],
         render_logs=RenderLogsConfig(

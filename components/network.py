@@ -30,7 +30,8 @@ class NetworkArgs:
 class Network(pulumi.ComponentResource):
     """VPC with public and isolated subnets per zone, a free S3 gateway endpoint, VPC flow logs,
     a locked default security group, a `jobs` security group (egress only) and a `warehouse`
-    security group that admits Redshift's port from the jobs group alone."""
+    security group that admits Redshift's port from the jobs group alone and reaches only S3 (HTTPS
+    through the gateway endpoint's prefix list), which COPY and UNLOAD need under enhanced VPC routing."""
 
     vpc_id: pulumi.Output[str]
     job_subnet_ids: pulumi.Output[list[str]]
@@ -149,7 +150,7 @@ class Network(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=iso),
             )
         # Gateway endpoints are free: S3 traffic never crosses the internet gateway or NAT.
-        aws.ec2.VpcEndpoint(
+        s3_endpoint = aws.ec2.VpcEndpoint(
             f"{name}-s3-endpoint",
             vpc_id=vpc.id,
             vpc_endpoint_type="Gateway",
@@ -196,7 +197,17 @@ class Network(pulumi.ComponentResource):
                     "description": "jobs",
                 }
             ],
-            egress=[],
+            # Enhanced VPC routing sends COPY/UNLOAD through the VPC: HTTPS to S3 through the gateway
+            # endpoint's prefix list, and nowhere else.
+            egress=[
+                {
+                    "protocol": "tcp",
+                    "from_port": 443,
+                    "to_port": 443,
+                    "prefix_list_ids": [s3_endpoint.prefix_list_id],
+                    "description": "S3 through the gateway endpoint (COPY and UNLOAD)",
+                }
+            ],
             opts=pulumi.ResourceOptions(parent=vpc, delete_before_replace=True),
         )
 

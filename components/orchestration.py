@@ -109,6 +109,12 @@ def _allow_delivery(name: str, queue: aws.sqs.Queue, service: str, source_arns: 
     )
 
 
+def _start_encrypted_execution(key_arn: pulumi.Input[str]) -> dict[str, Any]:
+    """What a caller of StartExecution needs on the customer key a state machine is encrypted with
+    (Step Functions, "Data at rest encryption": StartExecution -> kms:GenerateDataKey, kms:Decrypt)."""
+    return statement(["kms:Decrypt", "kms:GenerateDataKey"], [key_arn])
+
+
 @dataclass(frozen=True, kw_only=True)
 class ObjectCreatedRuleArgs:
     account_id: pulumi.Input[str]
@@ -120,6 +126,9 @@ class ObjectCreatedRuleArgs:
     # What the rule starts: a state machine (states:StartExecution) or a Glue workflow (glue:notifyEvent).
     target_arn: pulumi.Input[str]
     target_action: str = "states:StartExecution"
+    # The customer key the target state machine is encrypted with (StateMachine always has one; None
+    # for a workflow): StartExecution also needs kms:GenerateDataKey and kms:Decrypt on it.
+    target_kms_key_arn: pulumi.Input[str] | None = None
     # How long and how often EventBridge keeps trying to start the target before dead-lettering.
     maximum_event_age_seconds: int = 3600
     maximum_retry_attempts: int = 10
@@ -147,6 +156,8 @@ class ObjectCreatedRule(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ObjectCreatedRuleArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:orchestration:ObjectCreatedRule", name, None, opts)
+        if args.target_action == "states:StartExecution" and args.target_kms_key_arn is None:
+            raise ValueError(f"ObjectCreatedRule {name}: give target_kms_key_arn, the key the state machine uses")
         rule = aws.cloudwatch.EventRule(
             f"{name}-rule",
             name_prefix=naming.physical_prefix(name, 64),
@@ -161,7 +172,10 @@ class ObjectCreatedRule(pulumi.ComponentResource):
             f"{name}-events",
             "events.amazonaws.com",
             args.account_id,
-            [statement([args.target_action], [args.target_arn])],
+            [
+                statement([args.target_action], [args.target_arn]),
+                *([_start_encrypted_execution(args.target_kms_key_arn)] if args.target_kms_key_arn else []),
+            ],
             parent=self,
         )
         dlq = _dead_letter_queue(name, args.kms_key_arn, self)
@@ -186,11 +200,14 @@ class ObjectCreatedRule(pulumi.ComponentResource):
 @dataclass(frozen=True, kw_only=True)
 class ScheduleArgs:
     account_id: pulumi.Input[str]
+    # Encrypts the schedule's payload and its dead-letter queue.
     kms_key_arn: pulumi.Input[str]
     # rate(...), cron(...) or at(...); validated by components.config.schedule_expression_problem.
     expression: str
     timezone: str = "UTC"
     state_machine_arn: pulumi.Input[str]
+    # The customer key the state machine is encrypted with (StateMachine always has one).
+    state_machine_kms_key_arn: pulumi.Input[str]
     # JSON input for each execution.
     input: pulumi.Input[str] = "{}"
     maximum_event_age_seconds: int = 3600
@@ -199,7 +216,11 @@ class ScheduleArgs:
 
 class Schedule(pulumi.ComponentResource):
     """An EventBridge Scheduler schedule that starts a state machine, KMS-encrypted, with a retry
-    policy and a dead-letter queue."""
+    policy and a dead-letter queue.
+
+    Scheduler does everything as the schedule's execution role: it decrypts the payload with the
+    schedule's key, starts the (possibly encrypted) state machine, and sends dead letters to the
+    encrypted queue. So that role holds all of it, and the queue has no resource policy."""
 
     schedule_arn: pulumi.Output[str]
 
@@ -210,15 +231,21 @@ class Schedule(pulumi.ComponentResource):
         problem = schedule_expression_problem(args.expression)
         if problem:
             raise ValueError(f"Schedule {name}: {args.expression!r} {problem}")
+        dlq = _dead_letter_queue(name, args.kms_key_arn, self)
         role = service_role(
             f"{name}-role",
             f"{name}-scheduler",
             "scheduler.amazonaws.com",
             args.account_id,
-            [statement(["states:StartExecution"], [args.state_machine_arn])],
+            [
+                statement(["states:StartExecution"], [args.state_machine_arn]),
+                _start_encrypted_execution(args.state_machine_kms_key_arn),
+                statement(["sqs:SendMessage"], [dlq.arn]),
+                # Decrypt: the payload; GenerateDataKey and Decrypt: SSE-KMS of the dead-letter queue.
+                statement(["kms:Decrypt", "kms:GenerateDataKey"], [args.kms_key_arn]),
+            ],
             parent=self,
         )
-        dlq = _dead_letter_queue(name, args.kms_key_arn, self)
         schedule = aws.scheduler.Schedule(
             f"{name}-schedule",
             name_prefix=naming.physical_prefix(name, 64),
@@ -238,7 +265,6 @@ class Schedule(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self),
         )
-        _allow_delivery(name, dlq, "scheduler.amazonaws.com", [schedule.arn])
         self.schedule_arn = schedule.arn
         self.register_outputs({"schedule_arn": self.schedule_arn})
 
@@ -259,7 +285,10 @@ class TaskStep:
 class PollStep:
     """Work without a `.sync` integration (a crawler run, a Redshift Data API statement): `start` it,
     then every `wait_seconds` run `check` until the Choice rule `succeeded` (go on) or `failed` (notify
-    the failure with the check's result as the cause) holds on the check's result."""
+    the failure with the check's result as the cause) holds on the check's result.
+
+    The rules are only read once every path they name is present (a Choice on a missing path raises
+    States.Runtime, which no Catch handles): until then the step keeps waiting."""
 
     name: str
     start: TaskStep
@@ -339,7 +368,8 @@ def glue_job_statements(job_arns: list[Any]) -> list[dict[str, Any]]:
 
 
 def crawl_step(name: str, crawler_name: Any, wait_seconds: int = 30) -> PollStep:
-    """Run a Glue crawler and wait until it is READY again; a crawl that did not succeed fails the step."""
+    """Run a Glue crawler and wait until it is READY again; a crawl that did not succeed fails the step.
+    A crawler that never finished a crawl has no `LastCrawl`: the poll keeps waiting until it has one."""
     result = f"$.{name[0].lower()}{name[1:]}"
     return PollStep(
         name=name,
@@ -380,12 +410,31 @@ def _task_state(step: TaskStep, next_state: str) -> dict[str, Any]:
     }
 
 
+def choice_variables(rule: dict[str, Any]) -> list[str]:
+    """Every `Variable` path a Choice rule reads, nested And/Or/Not included, in order, once each."""
+    found = [rule["Variable"]] if "Variable" in rule else []
+    for nested in [*rule.get("And", []), *rule.get("Or", []), *([rule["Not"]] if "Not" in rule else [])]:
+        found += choice_variables(nested)
+    return list(dict.fromkeys(found))
+
+
+def present(paths: list[str]) -> dict[str, Any]:
+    """A Choice rule that holds when every path exists (IsPresent itself never fails on a missing path)."""
+    rules = [{"Variable": path, "IsPresent": True} for path in paths]
+    return rules[0] if len(rules) == 1 else {"And": rules}
+
+
 def _poll_states(step: PollStep, next_state: str) -> dict[str, Any]:
-    wait, check, decide, failed = (f"{step.name}{s}" for s in ("Wait", "Check", "Decide", "Failed"))
+    wait, check, ready, decide, failed = (f"{step.name}{s}" for s in ("Wait", "Check", "Ready", "Decide", "Failed"))
     return {
         step.name: _task_state(step.start, wait),
         wait: {"Type": "Wait", "Seconds": step.wait_seconds, "Next": check},
-        check: _task_state(replace(step.check, name=check), decide),
+        check: _task_state(replace(step.check, name=check), ready),
+        ready: {
+            "Type": "Choice",
+            "Choices": [{**present(choice_variables({"And": [step.succeeded, step.failed]})), "Next": decide}],
+            "Default": wait,
+        },
         decide: {
             "Type": "Choice",
             "Choices": [{**step.succeeded, "Next": next_state}, {**step.failed, "Next": failed}],
@@ -489,6 +538,8 @@ class StateMachineArgs:
     definition: dict[str, Any]
     # What the state machine's role may do besides publishing to `topic_arn`.
     role_statements: list[dict[str, Any]] = field(default_factory=list)
+    # Tags of the state machine's role, e.g. the database roles Redshift grants it (warehouse_access.db_roles_tag).
+    role_tags: dict[str, str] = field(default_factory=dict)
     topic_arn: pulumi.Input[str]
     log_retention_days: int = 30
 
@@ -534,6 +585,7 @@ class StateMachine(pulumi.ComponentResource):
                 *args.role_statements,
             ],
             parent=self,
+            tags=args.role_tags or None,
         )
         machine = aws.sfn.StateMachine(
             f"{name}-machine",
@@ -648,6 +700,9 @@ class WatchedStep:
     name: pulumi.Input[str]
     # What the step does and where to look, e.g. "converts new CSVs; rejected rows under s3://...".
     hint: pulumi.Input[str]
+    # The CloudWatch log group the step writes to: Crawler.log_group_name or GlueJob.error_log_group_name.
+    # A job's can be left out (it follows from the job's name); a crawler's is named after its role.
+    log_group: pulumi.Input[str] | None = None
 
 
 _GLUE_FINISHES = {
@@ -662,19 +717,29 @@ def glue_state_pattern(kind: str, name: Any) -> dict[str, Any]:
     return {"source": ["aws.glue"], "detail-type": [detail_type], "detail": {name_field: [name], "state": states}}
 
 
-def glue_state_message(pipeline: str, position: str, kind: str, hint: str) -> str:
-    """Input-transformer template (a JSON string) naming the pipeline, the step, its state and error."""
+def glue_state_message(pipeline: str, position: str, kind: str, hint: str, log_group: str | None = None) -> str:
+    """Input-transformer template (a JSON string) naming the pipeline, the step, its state and error,
+    and the log group and stream the step wrote to: a job's driver stream <run>-driver in its error
+    group (by default <prefix>/error, the prefix following from the job's name: compute.job_log_group_prefix),
+    a crawler's stream named after it in its group."""
     if kind == "job":
+        group = log_group or "/aws-glue/jobs/<name>/error"
         text = (
             f"[{pipeline}] step {position}: Glue job <name> <state> at <time> (run <run>). Message: <message>. "
-            f"{hint} Logs: CloudWatch log group /aws-glue/jobs/error, stream <run>."
+            f"{hint} Logs: CloudWatch log group {group}, stream <run>-driver."
         )
     else:
+        if not log_group:
+            raise ValueError(f"{pipeline} step {position}: a crawler's log group is named after its role; pass it")
         text = (
             f"[{pipeline}] step {position}: Glue crawler <name> <state> at <time>. Message: <message> <error>. "
-            f"{hint} Logs: CloudWatch log group /aws-glue/crawlers, stream <name>."
+            f"{hint} Logs: CloudWatch log group {log_group}, stream <name>."
         )
     return json.dumps(text)
+
+
+def _step_message(pipeline: str, position: str, kind: str, hint_and_group: list[Any]) -> str:
+    return glue_state_message(pipeline, position, kind, hint_and_group[0], hint_and_group[1])
 
 
 _INPUT_PATHS: dict[str, dict[str, str]] = {
@@ -722,8 +787,8 @@ class GlueStateNotifications(pulumi.ComponentResource):
                 event_pattern=pulumi.Output.json_dumps(glue_state_pattern(step.kind, step.name)),
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            template = pulumi.Output.from_input(step.hint).apply(
-                functools.partial(glue_state_message, args.pipeline, f"{i}/{len(args.steps)}", step.kind)
+            template = pulumi.Output.all(step.hint, step.log_group).apply(
+                functools.partial(_step_message, args.pipeline, f"{i}/{len(args.steps)}", step.kind)
             )
             aws.cloudwatch.EventTarget(
                 f"{name}-{i}-target",

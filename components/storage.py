@@ -236,8 +236,11 @@ def _lifecycle(
 
 
 def _key_policy(account_id: pulumi.Input[str], region: pulumi.Input[str]) -> pulumi.Output[str]:
-    """Account administrators manage the key; AWS services that encrypt for us may use it only
-    on this account's behalf (logs for log groups, EventBridge/SNS/SQS for notifications)."""
+    """Account administrators manage the key (so IAM policies grant its use to the estate's roles);
+    AWS services that encrypt for us may use it: CloudWatch Logs for this account's log groups,
+    EventBridge for this account's rules delivering to encrypted topics and dead-letter queues, and
+    vended-log delivery for state machines encrypted with this key that log to an encrypted group.
+    EventBridge Scheduler is not among them: it acts as each schedule's execution role."""
     root = pulumi.Output.concat("arn:aws:iam::", account_id, ":root")
     use = ["kms:Decrypt", "kms:GenerateDataKey*", "kms:Encrypt", "kms:ReEncrypt*", "kms:DescribeKey"]
     return document(
@@ -266,10 +269,19 @@ def _key_policy(account_id: pulumi.Input[str], region: pulumi.Input[str]) -> pul
             {
                 "Sid": "EventDeliveryToEncryptedTopicsAndQueues",
                 "Effect": "Allow",
-                "Principal": {"Service": ["events.amazonaws.com", "scheduler.amazonaws.com"]},
+                "Principal": {"Service": "events.amazonaws.com"},
                 "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
                 "Resource": "*",
                 "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+            },
+            {
+                # Step Functions' encryption-at-rest guide (and AWS CDK) give the log delivery service
+                # exactly this, unconditioned, for machines encrypted with a customer key that log.
+                "Sid": "StateMachineLogDelivery",
+                "Effect": "Allow",
+                "Principal": {"Service": "delivery.logs.amazonaws.com"},
+                "Action": "kms:Decrypt",
+                "Resource": "*",
             },
         ]
     )

@@ -12,7 +12,7 @@ import pulumi_aws as aws
 
 from components import naming
 from components.compute import glue_security_configuration
-from components.iam import list_buckets, objects, service_role, statement
+from components.iam import document, list_buckets, objects, service_role, statement
 from components.storage import s3_uri
 
 
@@ -26,16 +26,38 @@ class WarehouseArgs:
     # Redshift Processing Units: a multiple of 8 from 8 to 1024; 0 max means no cap.
     base_capacity: int = 8
     max_capacity: int = 0
+    # RPU-hours the workgroup may use per day; 0 sets no usage limit.
+    daily_rpu_hour_limit: int = 0
+    # At the limit: "log", "emit-metric" (a CloudWatch metric too) or "deactivate" (queries refused until
+    # the next day). "log" by default: a limit never stops a warehouse unless the stack asks for it.
+    usage_limit_action: str = "log"
     # What Redshift itself may read (COPY from S3), as IAM statements.
     redshift_role_statements: list[dict[str, Any]] = field(default_factory=list)
     # Without removal, the namespace (its data) is protected and retained on destroy.
     remove_data_on_destroy: bool = False
 
 
+# Every parameter Redshift Serverless reports for a workgroup, sorted by key as AWS returns them, with
+# AWS's defaults except require_ssl. Setting only some makes every preview show the rest as removed.
+WORKGROUP_CONFIG_PARAMETERS: tuple[tuple[str, str], ...] = (
+    ("auto_mv", "true"),
+    ("datestyle", "ISO, MDY"),
+    ("enable_case_sensitive_identifier", "false"),
+    # The namespace exports useractivitylog, which Redshift writes only with this on.
+    ("enable_user_activity_logging", "true"),
+    ("max_query_execution_time", "14400"),
+    ("query_group", "default"),
+    ("require_ssl", "true"),
+    ("search_path", "$user, public"),
+    ("use_fips_ssl", "false"),
+)
+
+
 class Warehouse(pulumi.ComponentResource):
     """A Redshift Serverless namespace and workgroup: encrypted with the estate key, the admin
     password generated and kept by Secrets Manager (never in config or state), not publicly
-    accessible, enhanced VPC routing, TLS required, audit logs exported, and an IAM role for COPY."""
+    accessible, enhanced VPC routing, TLS required, audit logs exported, an IAM role for COPY, and
+    optionally a daily RPU-hour usage limit."""
 
     namespace_name: pulumi.Output[str]
     workgroup_name: pulumi.Output[str]
@@ -48,6 +70,11 @@ class Warehouse(pulumi.ComponentResource):
         super().__init__("dataplatform:warehouse:Warehouse", name, None, opts)
         if args.base_capacity % 8 or not 8 <= args.base_capacity <= 1024:
             raise ValueError(f"Warehouse {name}: base_capacity must be a multiple of 8 from 8 to 1024")
+        if args.daily_rpu_hour_limit < 0 or args.usage_limit_action not in ("log", "emit-metric", "deactivate"):
+            raise ValueError(
+                f"Warehouse {name}: daily_rpu_hour_limit must be >= 0 and usage_limit_action one of "
+                "log, emit-metric, deactivate"
+            )
         keep = not args.remove_data_on_destroy
         copy_role = service_role(
             f"{name}-copy-role",
@@ -80,9 +107,19 @@ class Warehouse(pulumi.ComponentResource):
             enhanced_vpc_routing=True,
             subnet_ids=args.subnet_ids,
             security_group_ids=args.security_group_ids,
-            config_parameters=[{"parameter_key": "require_ssl", "parameter_value": "true"}],
+            config_parameters=[{"parameter_key": k, "parameter_value": v} for k, v in WORKGROUP_CONFIG_PARAMETERS],
             opts=pulumi.ResourceOptions(parent=self),
         )
+        if args.daily_rpu_hour_limit:
+            aws.redshiftserverless.UsageLimit(
+                f"{name}-daily-rpu-hours",
+                resource_arn=workgroup.arn,
+                usage_type="serverless-compute",
+                amount=args.daily_rpu_hour_limit,
+                period="daily",
+                breach_action=args.usage_limit_action,
+                opts=pulumi.ResourceOptions(parent=workgroup),
+            )
         self.namespace_name = namespace.namespace_name
         self.workgroup_name = workgroup.workgroup_name
         self.workgroup_arn = workgroup.arn
@@ -176,6 +213,14 @@ class CrawlerArgs:
     csv_with_header: bool = False
     # Glob patterns (relative to the prefix) the crawler skips.
     exclusions: tuple[str, ...] = ()
+    # Retention of the crawler's log group (a value CloudWatch Logs accepts).
+    log_retention_days: int = 30
+
+
+def table_level(prefix: str, table_per_folder: bool = False) -> int:
+    """Glue's TableLevelConfiguration for tables at `prefix` (or at each folder directly under it):
+    Glue counts absolute levels from the bucket, which is level 1, so "sales/parquet/" is level 3."""
+    return 1 + len(prefix.strip("/").split("/")) + int(table_per_folder)
 
 
 def crawler_configuration(prefix: str, table_per_folder: bool = False) -> str:
@@ -186,8 +231,7 @@ def crawler_configuration(prefix: str, table_per_folder: bool = False) -> str:
             "Version": 1.0,
             "Grouping": {
                 "TableGroupingPolicy": "CombineCompatibleSchemas",
-                # Absolute level below the bucket: "sales/parquet/" is level 2.
-                "TableLevelConfiguration": len(prefix.strip("/").split("/")) + int(table_per_folder),
+                "TableLevelConfiguration": table_level(prefix, table_per_folder),
             },
             "CrawlerOutput": {
                 "Partitions": {"AddOrUpdateBehavior": "InheritFromTable"},
@@ -199,13 +243,23 @@ def crawler_configuration(prefix: str, table_per_folder: bool = False) -> str:
     )
 
 
+def crawler_log_group_name(
+    role_name: pulumi.Input[str], security_configuration: pulumi.Input[str]
+) -> pulumi.Output[str]:
+    """Where a crawler whose security configuration encrypts CloudWatch logs writes: Glue names the
+    group after the role (path included; ours are at "/") and the security configuration."""
+    return pulumi.Output.concat("/aws-glue/crawlers-role/", role_name, "-", security_configuration)
+
+
 class Crawler(pulumi.ComponentResource):
     """A Glue crawler over one S3 dataset that does not fight the jobs: it crawls new folders only,
     logs (never applies) schema changes and deletions, keeps one table per dataset, and encrypts
-    its logs with the estate key. Started by a workflow trigger, never on a schedule."""
+    its logs with the estate key into its own log group (the stack's, so destroy removes it), the
+    only group its role may write to. Started by a workflow trigger, never on a schedule."""
 
     crawler_name: pulumi.Output[str]
     crawler_arn: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: CrawlerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:warehouse:Crawler", name, None, opts)
@@ -245,12 +299,31 @@ class Crawler(pulumi.ComponentResource):
                         pulumi.Output.concat(catalog, "table/", args.database_name, "/", args.table_prefix, "*"),
                     ],
                 ),
-                statement(
-                    ["logs:AssociateKmsKey", "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                    [pulumi.Output.concat("arn:aws:logs:", region, ":", account, ":log-group:/aws-glue/crawlers*")],
-                ),
             ],
             parent=self,
+        )
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=crawler_log_group_name(role.name, security.name),
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # A second inline policy: the group's name comes from the role's, so it cannot be in the first.
+        # The crawler associates the security configuration's key with the group and writes one stream
+        # per crawler; CreateLogGroup only ever finds the group already there.
+        logs_policy = aws.iam.RolePolicy(
+            f"{name}-logs-policy",
+            role=role.id,
+            policy=document(
+                [
+                    statement(
+                        ["logs:AssociateKmsKey", "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                        [log_group.arn, pulumi.Output.concat(log_group.arn, ":*")],
+                    )
+                ]
+            ),
+            opts=pulumi.ResourceOptions(parent=role),
         )
         classifiers = []
         if args.csv_with_header:
@@ -285,8 +358,12 @@ class Crawler(pulumi.ComponentResource):
             classifiers=classifiers,
             configuration=crawler_configuration(args.prefix, args.table_per_folder),
             security_configuration=security.name,
-            opts=pulumi.ResourceOptions(parent=self),
+            # Its log group and the right to write to it exist before any crawl can start.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, logs_policy]),
         )
         self.crawler_name = crawler.name
         self.crawler_arn = crawler.arn
-        self.register_outputs({"crawler_name": self.crawler_name, "crawler_arn": self.crawler_arn})
+        self.log_group_name = log_group.name
+        self.register_outputs(
+            {"crawler_name": self.crawler_name, "crawler_arn": self.crawler_arn, "log_group_name": self.log_group_name}
+        )

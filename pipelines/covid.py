@@ -10,9 +10,9 @@
   4. the Glue job `covid_clean` types, de-duplicates and keys the staged data into the star schema's
      tables at s3://<curated>/covid/curated/<table>/ (Parquet), quarantining bad rows with reasons;
   5. a crawler catalogs the curated tables (`covid_<table>`) for Athena;
-  6. one Redshift Data API transaction (pipelines/covid_star_schema.py) creates the star schema if
-     missing and, per table, COPYs the curated Parquet into a temp stage and MERGEs it: reruns leave
-     the same tables.
+  6. one Redshift Data API transaction (pipelines/covid_star_schema.py) creates the star schema's tables
+     if missing (in the schema the stack created) and, per table, COPYs the curated Parquet into a temp
+     stage and MERGEs it: reruns leave the same tables.
 Success and failure are announced on the topic. The SQL of steps 3 and 6 is generated here, so a
 change to it shows in `pulumi preview`.
 """
@@ -27,7 +27,7 @@ import pulumi
 
 from components.compute import BatchCompute, BatchJob, BatchJobArgs, GlueJob
 from components.config import CovidConfig
-from components.iam import list_buckets, objects, statement
+from components.iam import hadoop_directories, list_buckets, objects, statement
 from components.orchestration import (
     PollStep,
     Schedule,
@@ -44,6 +44,7 @@ from components.orchestration import (
 )
 from components.storage import SCRATCH_PREFIX, s3_uri
 from components.warehouse import Crawler, data_api_statements
+from components.warehouse_access import db_roles_tag, loader_role
 from pipelines import covid_staging, covid_star_schema
 from pipelines.glue_estate import GlueEstate
 
@@ -54,6 +55,7 @@ CURATED_PREFIX = "covid/curated/"
 QUARANTINE_PREFIX = "quarantine/covid/"
 EXECUTION = "EXECUTIONNAME"  # stands for $$.Execution.Name in generated SQL, replaced by a States.Format slot
 ATHENA_API_ERRORS = ("Athena.TooManyRequestsException", "Athena.InternalServerException")
+WAREHOUSE_ROLE = loader_role("covid19")
 DATA_API_ERRORS = ("RedshiftData.ActiveStatementsExceededException", "RedshiftData.InternalServerException")
 
 
@@ -80,11 +82,9 @@ def stage_query(processed_bucket: str, dataset: str) -> str:
 
 
 def load_sqls(schema: str, curated_bucket: str, iam_role: str) -> list[str]:
-    """The warehouse transaction: the schema if missing, then the star schema's create/COPY/MERGE statements."""
-    return [
-        f"CREATE SCHEMA IF NOT EXISTS {schema}",
-        *covid_star_schema.redshift_load_statements(schema, f"s3://{curated_bucket}/{CURATED_PREFIX}", iam_role),
-    ]
+    """The warehouse transaction: the star schema's create/COPY/MERGE statements. The schema itself is the
+    stack's (components/warehouse_access.py): the loading role may create tables in it, not schemas."""
+    return covid_star_schema.redshift_load_statements(schema, f"s3://{curated_bucket}/{CURATED_PREFIX}", iam_role)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,6 +177,10 @@ class CovidPipeline(pulumi.ComponentResource):
                         objects(args.curated_bucket_arn, CURATED_PREFIX),
                     ),
                     list_buckets(e.processed_bucket_arn, args.curated_bucket_arn),
+                    *hadoop_directories(
+                        reads=[(e.processed_bucket_arn, STAGING_PREFIX)],
+                        writes=[(args.curated_bucket_arn, CURATED_PREFIX), (e.processed_bucket_arn, QUARANTINE_PREFIX)],
+                    ),
                 ],
             ),
             opts=child,
@@ -259,6 +263,8 @@ class CovidPipeline(pulumi.ComponentResource):
                 definition=definition,
                 topic_arn=e.topic_arn,
                 log_retention_days=args.log_retention_days,
+                # The star schema load signs in to Redshift with this pipeline's database role.
+                role_tags=db_roles_tag(WAREHOUSE_ROLE),
                 role_statements=[
                     *batch_job_statements(e.account_id, e.region, args.batch.job_queue_arn, [copy.job_definition_name]),
                     *glue_job_statements([clean.job_arn]),
@@ -275,6 +281,13 @@ class CovidPipeline(pulumi.ComponentResource):
                                 "arn:aws:athena:", region, ":", account, ":workgroup/", args.athena_workgroup
                             )
                         ],
+                    ),
+                    # Athena requires these on the default database and the catalog whatever the query
+                    # names (Athena, "Fine-grained access to databases and tables in the AWS Glue
+                    # Data Catalog": mandatory access policy to the default database).
+                    statement(
+                        ["glue:CreateDatabase", "glue:GetDatabase"],
+                        [pulumi.Output.concat(catalog, "catalog"), pulumi.Output.concat(catalog, "database/default")],
                     ),
                     statement(
                         ["glue:GetDatabase", "glue:GetPartitions", "glue:GetTable"],
@@ -312,6 +325,7 @@ class CovidPipeline(pulumi.ComponentResource):
                 expression=s.schedule,
                 timezone="UTC",
                 state_machine_arn=machine.state_machine_arn,
+                state_machine_kms_key_arn=e.kms_key_arn,
                 input=json.dumps({}),
             ),
             opts=child,

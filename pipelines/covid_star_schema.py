@@ -173,7 +173,7 @@ def literal(value: str) -> str:
 
 def create_statements(schema: str) -> list[str]:
     """`CREATE TABLE IF NOT EXISTS` per table, dimensions first, with primary and foreign keys. The schema
-    must exist: the caller creates it (pipelines/covid.py puts `CREATE SCHEMA IF NOT EXISTS` before these)."""
+    must exist: the stack creates it (components/warehouse_access.py)."""
     schema = identifier(schema, "schema")
     statements = []
     for table in TABLES.values():

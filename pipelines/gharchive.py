@@ -24,7 +24,7 @@ import pulumi_aws as aws
 
 from components.compute import BatchCompute, BatchJob, BatchJobArgs, GlueJob
 from components.config import GharchiveConfig
-from components.iam import list_buckets, objects, statement
+from components.iam import hadoop_directories, list_buckets, objects, statement
 from components.orchestration import (
     Schedule,
     ScheduleArgs,
@@ -141,6 +141,14 @@ class GharchivePipeline(pulumi.ComponentResource):
                         objects(e.processed_bucket_arn, EVENTS_PREFIX, QUARANTINE_PREFIX, STATE_PREFIX),
                     ),
                     list_buckets(e.raw_bucket_arn, e.processed_bucket_arn),
+                    *hadoop_directories(
+                        reads=[(e.raw_bucket_arn, RAW_PREFIX)],
+                        writes=[
+                            (e.processed_bucket_arn, EVENTS_PREFIX),
+                            (e.processed_bucket_arn, QUARANTINE_PREFIX),
+                            (e.processed_bucket_arn, STATE_PREFIX),
+                        ],
+                    ),
                 ],
             ),
             opts=child,
@@ -195,6 +203,7 @@ class GharchivePipeline(pulumi.ComponentResource):
                 expression=s.schedule,
                 timezone="UTC",
                 state_machine_arn=machine.state_machine_arn,
+                state_machine_kms_key_arn=e.kms_key_arn,
                 input=json.dumps({}),
             ),
             opts=child,

@@ -30,6 +30,8 @@ class GlueEstate:
     topic_arn: pulumi.Input[str]
     # The Glue Data Catalog database the crawlers write tables to.
     catalog_database: pulumi.Input[str]
+    # Retention of every job's and crawler's log groups.
+    log_retention_days: int = 30
 
     def job(
         self, script: str, arguments: dict[str, pulumi.Input[str]], role_statements: list[dict[str, Any]]
@@ -48,6 +50,7 @@ class GlueEstate:
             worker_type=self.glue.worker_type,
             number_of_workers=self.glue.workers,
             timeout_minutes=self.glue.timeout_minutes,
+            log_retention_days=self.log_retention_days,
         )
 
     def crawler(
@@ -72,4 +75,5 @@ class GlueEstate:
             table_prefix=table_prefix,
             table_per_folder=table_per_folder,
             csv_with_header=csv_with_header,
+            log_retention_days=self.log_retention_days,
         )

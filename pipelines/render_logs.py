@@ -14,7 +14,7 @@ import pulumi
 
 from components.compute import BatchCompute, BatchJob, BatchJobArgs
 from components.config import RenderLogsConfig
-from components.iam import objects, statement
+from components.iam import list_buckets, objects, statement
 from components.orchestration import (
     ObjectCreatedRule,
     ObjectCreatedRuleArgs,
@@ -26,8 +26,10 @@ from components.orchestration import (
 )
 from components.storage import s3_uri
 from components.warehouse import data_api_statements
+from components.warehouse_access import db_roles_tag, loader_role
 
 QUARANTINE_PREFIX = "quarantine/render-logs"
+WAREHOUSE_ROLE = loader_role("render-logs")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,13 +78,19 @@ class RenderLogsPipeline(pulumi.ComponentResource):
                 },
                 job_role_statements=[
                     statement(["s3:GetObject"], objects(args.raw_bucket_arn, s.prefix)),
+                    # An input that is gone is NoSuchKey (bad input, no retry) only to a caller that may
+                    # list the bucket; without it S3 answers AccessDenied.
+                    list_buckets(args.raw_bucket_arn),
                     statement(
-                        ["s3:DeleteObject", "s3:PutObject"],
+                        # The quarantine file is a multipart upload: a failed run aborts it.
+                        ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject"],
                         objects(args.processed_bucket_arn, f"{QUARANTINE_PREFIX}/"),
                     ),
                     statement(["kms:Decrypt", "kms:GenerateDataKey"], [args.kms_key_arn]),
                     *data_api_statements(args.workgroup_arn),
                 ],
+                # Signs in to Redshift with this pipeline's database role (components/warehouse_access.py).
+                role_tags=db_roles_tag(WAREHOUSE_ROLE),
                 assign_public_ip=args.assign_public_ip,
                 vcpu=s.vcpu,
                 memory_mib=s.memory_mib,
@@ -128,6 +136,7 @@ class RenderLogsPipeline(pulumi.ComponentResource):
                 key_prefix=s.prefix,
                 key_suffixes=(".csv",),
                 target_arn=machine.state_machine_arn,
+                target_kms_key_arn=args.kms_key_arn,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -11,13 +11,13 @@ double-load a file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 
 from components.compute import GlueJob
 from components.config import SalesConfig
-from components.iam import list_buckets, objects, statement
+from components.iam import hadoop_directories, list_buckets, objects, statement
 from components.orchestration import (
     GlueStateNotifications,
     GlueStateNotificationsArgs,
@@ -30,6 +30,7 @@ from components.orchestration import (
 )
 from components.storage import s3_uri
 from components.warehouse import Crawler, data_api_statements
+from components.warehouse_access import db_roles_tag, loader_role
 from pipelines.glue_estate import GlueEstate
 
 # Layout in the processed bucket.
@@ -37,6 +38,7 @@ PARQUET_PREFIX = "sales/parquet/"
 STATE_PREFIX = "sales/state/"
 STAGE_PREFIX = "sales/stage/"
 QUARANTINE_PREFIX = "quarantine/sales/"
+WAREHOUSE_ROLE = loader_role("sales")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +85,14 @@ class SalesPipeline(pulumi.ComponentResource):
                         objects(e.processed_bucket_arn, PARQUET_PREFIX, STATE_PREFIX, QUARANTINE_PREFIX),
                     ),
                     list_buckets(e.raw_bucket_arn, e.processed_bucket_arn),
+                    *hadoop_directories(
+                        reads=[(e.raw_bucket_arn, s.input_prefix)],
+                        writes=[
+                            (e.processed_bucket_arn, PARQUET_PREFIX),
+                            (e.processed_bucket_arn, STATE_PREFIX),
+                            (e.processed_bucket_arn, QUARANTINE_PREFIX),
+                        ],
+                    ),
                 ],
             ),
             opts=child,
@@ -94,27 +104,35 @@ class SalesPipeline(pulumi.ComponentResource):
         )
         load = GlueJob(
             f"{name}-load",
-            e.job(
-                "sales_load_warehouse.py",
-                arguments={
-                    "--parquet_path": s3_uri(e.processed_bucket, PARQUET_PREFIX),
-                    "--stage_path": s3_uri(e.processed_bucket, STAGE_PREFIX),
-                    "--state_path": s3_uri(e.processed_bucket, STATE_PREFIX),
-                    "--table": s.table,
-                    "--warehouse": "redshift-data",
-                    "--workgroup": args.workgroup_name,
-                    "--database": args.database,
-                    "--iam_role": args.copy_role_arn,
-                },
-                role_statements=[
-                    statement(["s3:GetObject"], objects(e.processed_bucket_arn, PARQUET_PREFIX)),
-                    statement(
-                        ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
-                        objects(e.processed_bucket_arn, STATE_PREFIX, STAGE_PREFIX),
-                    ),
-                    list_buckets(e.processed_bucket_arn),
-                    *data_api_statements(args.workgroup_arn),
-                ],
+            replace(
+                e.job(
+                    "sales_load_warehouse.py",
+                    arguments={
+                        "--parquet_path": s3_uri(e.processed_bucket, PARQUET_PREFIX),
+                        "--stage_path": s3_uri(e.processed_bucket, STAGE_PREFIX),
+                        "--state_path": s3_uri(e.processed_bucket, STATE_PREFIX),
+                        "--table": s.table,
+                        "--warehouse": "redshift-data",
+                        "--workgroup": args.workgroup_name,
+                        "--database": args.database,
+                        "--iam_role": args.copy_role_arn,
+                    },
+                    role_statements=[
+                        statement(["s3:GetObject"], objects(e.processed_bucket_arn, PARQUET_PREFIX)),
+                        statement(
+                            ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+                            objects(e.processed_bucket_arn, STATE_PREFIX, STAGE_PREFIX),
+                        ),
+                        list_buckets(e.processed_bucket_arn),
+                        *hadoop_directories(
+                            reads=[(e.processed_bucket_arn, PARQUET_PREFIX)],
+                            writes=[(e.processed_bucket_arn, STATE_PREFIX), (e.processed_bucket_arn, STAGE_PREFIX)],
+                        ),
+                        *data_api_statements(args.workgroup_arn),
+                    ],
+                ),
+                # Signs in to Redshift with this pipeline's database role (components/warehouse_access.py).
+                role_tags=db_roles_tag(WAREHOUSE_ROLE),
             ),
             opts=child,
         )
@@ -153,7 +171,10 @@ class SalesPipeline(pulumi.ComponentResource):
                 topic_arn=e.topic_arn,
                 steps=(
                     WatchedStep(
-                        "crawler", input_crawler.crawler_name, pulumi.Output.concat("It catalogs the CSVs in ", inputs)
+                        "crawler",
+                        input_crawler.crawler_name,
+                        pulumi.Output.concat("It catalogs the CSVs in ", inputs),
+                        log_group=input_crawler.log_group_name,
                     ),
                     WatchedStep(
                         "job",
@@ -172,6 +193,7 @@ class SalesPipeline(pulumi.ComponentResource):
                         "crawler",
                         parquet_crawler.crawler_name,
                         pulumi.Output.concat("It catalogs the Parquet in ", s3_uri(e.processed_bucket, PARQUET_PREFIX)),
+                        log_group=parquet_crawler.log_group_name,
                     ),
                     WatchedStep(
                         "job",

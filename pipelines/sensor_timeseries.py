@@ -16,7 +16,7 @@ import pulumi
 
 from components.compute import GlueJob
 from components.config import SensorConfig
-from components.iam import list_buckets, objects, statement
+from components.iam import hadoop_directories, list_buckets, objects, statement
 from components.orchestration import (
     Schedule,
     ScheduleArgs,
@@ -68,6 +68,10 @@ class SensorTimeseriesPipeline(pulumi.ComponentResource):
                         objects(e.processed_bucket_arn, OUTPUT_PREFIX, QUARANTINE_PREFIX),
                     ),
                     list_buckets(e.raw_bucket_arn, e.processed_bucket_arn),
+                    *hadoop_directories(
+                        reads=[(e.raw_bucket_arn, s.input_prefix)],
+                        writes=[(e.processed_bucket_arn, OUTPUT_PREFIX), (e.processed_bucket_arn, QUARANTINE_PREFIX)],
+                    ),
                 ],
             ),
             opts=child,
@@ -100,6 +104,7 @@ class SensorTimeseriesPipeline(pulumi.ComponentResource):
                 expression=s.schedule,
                 timezone=s.schedule_timezone,
                 state_machine_arn=machine.state_machine_arn,
+                state_machine_kms_key_arn=e.kms_key_arn,
                 input=json.dumps({"month": "previous"}),
             ),
             opts=child,

@@ -7,6 +7,7 @@ options (protect, retain_on_delete, parent), which never reach the mock monitor.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import runpy
 import threading
@@ -88,6 +89,12 @@ def _arn(typ: str, name: str) -> str:
     return _ARN_FORMATS.get(typ, default).format(r=REGION, a=ACCOUNT, n=name)
 
 
+def repo_digest(image_name: str) -> str:
+    """What the mocked registry answers for a push of `<repository>:<tag>`: `<repository>@sha256:<hex>`,
+    a digest that differs with the tag, as a real push's does with the content."""
+    return f"{image_name.rpartition(':')[0]}@sha256:{hashlib.sha256(image_name.encode()).hexdigest()}"
+
+
 class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
     """The mock monitor, also keeping each registration's URN, parent and (property) dependencies."""
 
@@ -131,6 +138,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
             "aws:redshiftserverless/namespace:Namespace": {
                 "adminPasswordSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:redshift!{name}"
             },
+            # The AWS-managed prefix list of the S3 gateway endpoint (pl-6da54004 is S3's in eu-west-1).
+            "aws:ec2/vpcEndpoint:VpcEndpoint": {"prefixListId": "pl-6da54004"},
+            "docker:index/image:Image": {"repoDigest": repo_digest(str(inputs.get("imageName", "")))},
             # IAM names an OIDC provider after its URL without the scheme.
             "aws:iam/openIdConnectProvider:OpenIdConnectProvider": {
                 "arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{str(inputs.get('url', '')).removeprefix('https://')}"

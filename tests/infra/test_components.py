@@ -65,14 +65,15 @@ def test_glue_job_runs_the_script_its_component_uploaded(tmp_path: Path) -> None
     assert (job["timeout"], job["maxRetries"], job["workerType"], job["numberOfWorkers"]) == (30, 2, "G.1X", 2)
     security = estate.one("aws:glue/securityConfiguration:SecurityConfiguration").inputs
     assert job["securityConfiguration"] == security["name"] == "dataplatform-dev-sales-csv-security"
+    # Logs are encrypted by the job's own log groups (KMS), which keeps their names the documented ones.
     assert security["encryptionConfiguration"] == {
-        "cloudwatchEncryption": {"cloudwatchEncryptionMode": "SSE-KMS", "kmsKeyArn": KEY},
+        "cloudwatchEncryption": {"cloudwatchEncryptionMode": "DISABLED"},
         "jobBookmarksEncryption": {"jobBookmarksEncryptionMode": "CSE-KMS", "kmsKeyArn": KEY},
         "s3Encryption": {"s3EncryptionMode": "SSE-KMS", "kmsKeyArn": KEY},
     }
     assert job["defaultArguments"] == {
         "--job-language": "python",
-        "--enable-continuous-cloudwatch-log": "true",
+        "--custom-logGroup-prefix": "/aws-glue/jobs/dataplatform-dev-sales-csv",
         "--enable-metrics": "true",
         "--enable-observability-metrics": "true",
         "--job-bookmark-option": "job-bookmark-enable",
@@ -151,6 +152,7 @@ def schedule(expression: str):
                 kms_key_arn=KEY,
                 expression=expression,
                 state_machine_arn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:m",
+                state_machine_kms_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/machine",
             ),
         ),
     )
@@ -165,13 +167,24 @@ def test_schedule_starts_the_state_machine_with_retries_and_a_dead_letter_queue(
     assert s["target"]["retryPolicy"] == {"maximumEventAgeInSeconds": 3600, "maximumRetryAttempts": 10}
     assert s["target"]["deadLetterConfig"]["arn"].startswith(f"arn:aws:sqs:{REGION}:{ACCOUNT}:dataplatform-dev-monthly")
     role = json.loads(estate.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    # Scheduler acts as this role for all of it (EventBridge Scheduler user guide, "Encryption at rest"
+    # and "Configuring a dead-letter queue"): start the encrypted machine, decrypt the payload, send
+    # dead letters to the encrypted queue. A queue policy for scheduler.amazonaws.com would do nothing.
     assert role["Statement"] == [
         {
             "Effect": "Allow",
             "Action": ["states:StartExecution"],
             "Resource": [f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:m"],
-        }
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": [f"arn:aws:kms:{REGION}:{ACCOUNT}:key/machine"],
+        },
+        {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": [s["target"]["deadLetterConfig"]["arn"]]},
+        {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": [KEY]},
     ]
+    assert estate.of_type("aws:sqs/queuePolicy:QueuePolicy") == []
 
 
 def test_schedule_rejects_a_malformed_expression() -> None:

@@ -40,6 +40,8 @@ DEFAULTS = StackConfig(
     redshift_database="analytics",
     redshift_base_capacity=8,
     redshift_max_capacity=0,
+    redshift_daily_rpu_hour_limit=0,
+    redshift_usage_limit_action="log",
     batch_max_vcpus=16,
     batch_use_spot=False,
     render_logs=RenderLogsConfig(
@@ -162,6 +164,16 @@ def test_prod_example_keeps_data() -> None:
             "redshiftBaseCapacity to 5632",
         ),
         (
+            {"redshiftDailyRpuHourLimit": "-1"},
+            "dataplatform:redshiftDailyRpuHourLimit = -1 is invalid: must be 0 (no limit) or a positive number "
+            "of RPU-hours per day",
+        ),
+        (
+            {"redshiftUsageLimitAction": "stop"},
+            "dataplatform:redshiftUsageLimitAction = 'stop' is invalid: Redshift Serverless allows log, "
+            "emit-metric, deactivate",
+        ),
+        (
             {"vpcCidr": "10.40.0.0/8"},
             "dataplatform:vpcCidr = '10.40.0.0/8' is invalid: must be a private IPv4 CIDR "
             "block (RFC 1918) with a prefix length from /16 to /24",
@@ -223,7 +235,8 @@ def test_prod_example_keeps_data() -> None:
             "gharchiveBaselineDay, gharchiveMaxHoursPerRun, gharchiveSchedule, "
             "glueTimeoutMinutes, glueWorkerType, glueWorkers, logRetentionDays, natGateway, "
             "notificationEmails, owner, pipelines, "
-            "redshiftBaseCapacity, redshiftDatabase, redshiftMaxCapacity, "
+            "redshiftBaseCapacity, redshiftDailyRpuHourLimit, redshiftDatabase, redshiftMaxCapacity, "
+            "redshiftUsageLimitAction, "
             "removeDataOnDestroy, renderLogsMemoryMib, renderLogsPrefix, "
             "renderLogsRetryAttempts, renderLogsTable, renderLogsTimeoutMinutes, "
             "renderLogsVcpu, salesColumns, salesInputPrefix, salesTable, "

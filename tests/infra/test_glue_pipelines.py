@@ -161,15 +161,23 @@ def test_every_sales_crawler_and_job_announces_success_and_failure_with_an_actio
         f"It converts new CSVs from s3://{raw}/sales/input/ (a failure names each rejected file and why); "
         f"rejected rows with reasons are under s3://{processed}/quarantine/sales/, per-file results under "
         f"s3://{processed}/sales/state/converted/ and rejected/. "
-        "Logs: CloudWatch log group /aws-glue/jobs/error, stream jr_42."
+        "Logs: CloudWatch log group /aws-glue/jobs/dataplatform-dev-sales-convert/error, stream jr_42-driver."
     )
     crawler_failure = glue_event(
         "crawler", "dataplatform-dev-sales-input-crawler", "Failed", message="Crawler Failed", errorMessage="denied"
     )
+    # The group a crawler with CloudWatch-encrypting security configuration writes to (test_aws_rules.py).
+    crawler_group = dev.named("sales-input-crawler-logs").inputs["name"]
+    assert crawler_group == (
+        "/aws-glue/crawlers-role/"
+        + dev.named("sales-input-crawler-role").inputs["namePrefix"]
+        + SUFFIX
+        + "-dataplatform-dev-sales-input-crawler-security"
+    )
     assert transform(dev.named("sales-notify-1-target").inputs, crawler_failure) == (
         "[sales] step 1/4: Glue crawler dataplatform-dev-sales-input-crawler Failed at 2026-11-22T10:00:00Z. "
         f"Message: Crawler Failed denied. It catalogs the CSVs in s3://{raw}/sales/input/ "
-        "Logs: CloudWatch log group /aws-glue/crawlers, stream dataplatform-dev-sales-input-crawler."
+        f"Logs: CloudWatch log group {crawler_group}, stream dataplatform-dev-sales-input-crawler."
     )
     queue_policy = json.loads(dev.named("sales-notify-dlq-policy").inputs["policy"])["Statement"][0]
     assert queue_policy["Condition"]["ArnEquals"]["aws:SourceArn"] == [
@@ -201,14 +209,14 @@ def test_crawlers_do_not_fight_the_jobs(dev: Estate) -> None:
         assert security["encryptionConfiguration"]["cloudwatchEncryption"]["kmsKeyArn"] == KEY
     assert json.loads(crawlers["sales-parquet-crawler-crawler"]["configuration"]) == {
         "Version": 1.0,
-        "Grouping": {"TableGroupingPolicy": "CombineCompatibleSchemas", "TableLevelConfiguration": 2},
+        "Grouping": {"TableGroupingPolicy": "CombineCompatibleSchemas", "TableLevelConfiguration": 3},
         "CrawlerOutput": {
             "Partitions": {"AddOrUpdateBehavior": "InheritFromTable"},
             "Tables": {"AddOrUpdateBehavior": "MergeNewColumns"},
         },
         "CreatePartitionIndex": True,
     }
-    assert json.loads(crawler_configuration("a/b/c/"))["Grouping"]["TableLevelConfiguration"] == 3
+    assert json.loads(crawler_configuration("a/b/c/"))["Grouping"]["TableLevelConfiguration"] == 4
 
 
 # --- the Glue jobs --------------------------------------------------------------------------------
@@ -251,8 +259,10 @@ def test_glue_job_arguments_point_at_the_lake(dev: Estate) -> None:
         name: {k: v for k, v in a.items() if k not in ("--extra-py-files", "--TempDir") and not k.startswith("--job")}
         for name, a in args.items()
     }
-    common = {"--enable-continuous-cloudwatch-log": "true", "--enable-metrics": "true"}
-    common |= {"--enable-observability-metrics": "true"}
+    common = {"--enable-metrics": "true", "--enable-observability-metrics": "true"}
+    assert {name: own[name].pop("--custom-logGroup-prefix") for name in own} == {
+        name: f"/aws-glue/jobs/{name}" for name in own
+    }
     assert own == {
         "dataplatform-dev-sales-convert": {
             **common,
@@ -308,19 +318,30 @@ def test_sales_convert_role_reads_the_input_and_writes_only_its_own_prefixes(dev
         },
         {
             "Effect": "Allow",
-            "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+            "Action": ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
             "Resource": [f"arn:aws:s3:::{scripts}/glue-temp/sales_csv_to_parquet/*"],
         },
         {
             "Effect": "Allow",
-            "Action": ["logs:AssociateKmsKey", "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws-glue/*"],
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [
+                f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws-glue/jobs/dataplatform-dev-sales-convert/output",
+                f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws-glue/jobs/dataplatform-dev-sales-convert/error",
+                f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws-glue/jobs/dataplatform-dev-sales-convert/output:*",
+                f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws-glue/jobs/dataplatform-dev-sales-convert/error:*",
+            ],
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["cloudwatch:PutMetricData"],
+            "Resource": ["*"],
+            "Condition": {"StringEquals": {"cloudwatch:namespace": "Glue"}},
         },
         {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], "Resource": [KEY]},
         {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [f"arn:aws:s3:::{raw}/sales/input/*"]},
         {
             "Effect": "Allow",
-            "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+            "Action": ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
             "Resource": [
                 f"arn:aws:s3:::{processed}/sales/parquet/*",
                 f"arn:aws:s3:::{processed}/sales/state/*",
@@ -331,6 +352,39 @@ def test_sales_convert_role_reads_the_input_and_writes_only_its_own_prefixes(dev
             "Effect": "Allow",
             "Action": ["s3:ListBucket"],
             "Resource": [f"arn:aws:s3:::{raw}", f"arn:aws:s3:::{processed}"],
+        },
+        # EMRFS probes each directory (parents included) as a key and as its _$folder$ marker...
+        {
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": [
+                f"arn:aws:s3:::{raw}/sales",
+                f"arn:aws:s3:::{raw}/sales_$folder$",
+                f"arn:aws:s3:::{raw}/sales/input",
+                f"arn:aws:s3:::{raw}/sales/input_$folder$",
+                f"arn:aws:s3:::{processed}/sales",
+                f"arn:aws:s3:::{processed}/sales_$folder$",
+                f"arn:aws:s3:::{processed}/sales/parquet",
+                f"arn:aws:s3:::{processed}/sales/parquet_$folder$",
+                f"arn:aws:s3:::{processed}/sales/state",
+                f"arn:aws:s3:::{processed}/sales/state_$folder$",
+                f"arn:aws:s3:::{processed}/quarantine",
+                f"arn:aws:s3:::{processed}/quarantine_$folder$",
+                f"arn:aws:s3:::{processed}/quarantine/sales",
+                f"arn:aws:s3:::{processed}/quarantine/sales_$folder$",
+            ],
+        },
+        # ...and writes the markers of the directories it creates to write into.
+        {
+            "Effect": "Allow",
+            "Action": ["s3:AbortMultipartUpload", "s3:PutObject"],
+            "Resource": [
+                f"arn:aws:s3:::{processed}/sales_$folder$",
+                f"arn:aws:s3:::{processed}/sales/parquet_$folder$",
+                f"arn:aws:s3:::{processed}/sales/state_$folder$",
+                f"arn:aws:s3:::{processed}/quarantine_$folder$",
+                f"arn:aws:s3:::{processed}/quarantine/sales_$folder$",
+            ],
         },
     ]
 

@@ -184,9 +184,9 @@ def test_every_policy_examines_resources_of_the_dev_estate(dev: Estate) -> None:
         "glue-job-bounded-runs": 5,
         "batch-job-bounded-runs": 3,
         "sfn-tasks-retry-and-catch": 4,
-        "log-group-retention-and-kms": 6,
-        "estate-tags": 108,  # the taggable types of test_estate.py's resource families
-        "physical-name-limits": 99,
+        "log-group-retention-and-kms": 21,  # flow logs, Batch, 4 state machines, 5 Glue jobs x 2, 5 crawlers
+        "estate-tags": 123,  # the taggable types of test_estate.py's resource families
+        "physical-name-limits": 114,
         "schedule-expressions-valid": 18,  # 3 schedules, 6 rules, 4 Glue triggers, 5 crawlers
     }
     # The stack policies: companions look at the buckets, encryption at the configurations (counted above).
@@ -576,7 +576,8 @@ def test_taggable_types_are_exactly_those_whose_sdk_class_takes_tags(
 ) -> None:
     estates = (dev, prod, with_ci_role)
     types = {r.type for estate in estates for r in estate.resources if r.type.startswith(("aws:", "docker:"))}
-    assert len(types) == 55  # with the CI role's OIDC provider and policy attachment
+    # with the CI role's OIDC provider and policy attachment, the Redshift usage limit and Data API statements
+    assert len(types) == 57
     assert {t for t in types if takes_tags(t)} == types & guardrails.TAGGABLE_TYPES
     assert [t for t in sorted(guardrails.TAGGABLE_TYPES) if not takes_tags(t)] == []
 
