@@ -26,7 +26,7 @@ run: setup  ## the render-log pipeline locally on the bundled samples, then prin
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy components pipelines localrun ingestion glue_scripts batch_image/render_summary batch_image/lake_ingest batch_image/job_errors.py __main__.py policy/guardrails.py scripts bench
+	$(BIN)/mypy components pipelines localrun ingestion glue_scripts batch_image/render_summary batch_image/lake_ingest batch_image/job_errors.py __main__.py policy/guardrails.py scripts bench smoke
 
 test: lint  ## everything CI runs
 	$(BIN)/pytest

@@ -3,8 +3,10 @@
 Validity: check-jsonschema's vendored copy of SchemaStore's GitHub workflow schema, run offline.
 Behaviour: the YAML parsed (PyYAML reads the key `on` as True; `load` puts it back) and checked
 job by job: OIDC-only AWS credentials, least privilege, one update per stack at a time, the policy
-pack on every preview and update, the PR stack's lifecycle, dev before prod. The PR stack's
-configuration is taken from the workflow itself and the whole estate is built with it.
+pack on every preview and update, the PR stack's lifecycle (update, smoke test, comment; destroyed
+on close whatever the smoke test said), dev before prod (update dev, smoke test, preview prod,
+approve, update prod). The PR stack's configuration is taken from the workflow itself and the
+whole estate is built with it; the smoke commands are parsed by the smoke CLI itself.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ PULUMI = "pulumi/actions"
 PULUMI_AUTH = "pulumi/auth-actions"
 AWS_CREDENTIALS = "aws-actions/configure-aws-credentials"
 UPDATES = {"up", "update", "destroy"}  # commands that change a stack (preview does not)
+# GitHub environments, each holding its own AWS_DEPLOY_ROLE_ARN; prod-preview's role reads prod.
+ENVIRONMENTS = {"preview", "dev", "prod-preview", "prod"}
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -240,6 +244,7 @@ def test_job_permissions_are_least_privilege(job_id: str, job: dict[str, Any]) -
     oidc = bool(steps_using(job, AWS_CREDENTIALS) or steps_using(job, PULUMI_AUTH))
     assert (permissions.get("id-token") == "write") == oidc, "an OIDC token exactly where a role is assumed"
     comments = any(s.get("with", {}).get("comment-on-pr") is True for s in steps_using(job, PULUMI))
+    comments = comments or "gh pr comment " in run_lines(job)
     assert (permissions.get("pull-requests") == "write") == comments, "PR write access only to comment"
 
 
@@ -251,7 +256,7 @@ def test_aws_credentials_only_by_role_assumption(job_id: str, job: dict[str, Any
         assert inputs["role-to-assume"] == ROLE_ARN
         assert job["permissions"]["id-token"] == "write"
         # Each environment holds its own role ARN; the role trusts repo:<owner>/<repo>:environment:<env>.
-        assert job.get("environment") in {"preview", "dev", "prod"}
+        assert job.get("environment") in ENVIRONMENTS
         pulumi = pulumi_step(job)
         assert pulumi is not None
         region = stack_config(stack_file(stack_of(pulumi)))["aws:region"]
@@ -261,14 +266,23 @@ def test_aws_credentials_only_by_role_assumption(job_id: str, job: dict[str, Any
 @pytest.mark.parametrize(("job_id", "job", "step"), [pytest.param(*j, id=j[0]) for j in pulumi_jobs()])
 def test_pulumi_runs_with_keyless_logins_in_an_environment(job_id: str, job: dict, step: dict) -> None:
     steps = job["steps"]
-    (aws,) = steps_using(job, AWS_CREDENTIALS)
+    aws, *renewed = steps_using(job, AWS_CREDENTIALS)
     (auth,) = steps_using(job, PULUMI_AUTH)
     assert steps.index(aws) < steps.index(step) and steps.index(auth) < steps.index(step)
     assert auth["with"] == {
         "organization": PULUMI_ORG,
         "requested-token-type": "urn:pulumi:token-type:access_token:organization",
     }
-    assert job["environment"] in {"preview", "dev", "prod"}
+    assert job["environment"] in ENVIRONMENTS
+    # Credentials renewed after the Pulumi step are for the smoke run alone (one-hour role sessions).
+    if renewed:
+        (again,) = renewed
+        assert steps.index(again) == steps.index(step) + 1
+        assert steps[steps.index(again) + 1] == smoke_step(job)
+        assert {k: v for k, v in again["with"].items() if k != "role-session-name"} == {
+            k: v for k, v in aws["with"].items() if k != "role-session-name"
+        }
+        assert again["with"]["role-session-name"] != aws["with"]["role-session-name"]
 
 
 # --- one update per stack at a time ---------------------------------------------------------------
@@ -287,11 +301,14 @@ def test_previews_never_queue_in_a_stack_group() -> None:
     """GitHub keeps one pending run per group: a queued preview must not cancel a queued update."""
     update_groups = {job["concurrency"]["group"] for _, job, _ in update_jobs()}
     previews = [j for j in pulumi_jobs() if j[2]["with"]["command"] == "preview"]
-    assert previews
-    for _, job, _ in previews:
+    assert {stack_of(step) for _, _, step in previews} == {"dev", "prod"}
+    for _, job, step in previews:
         group = job["concurrency"]["group"]
         assert group not in update_groups
-        assert PR_NUMBER in group, "one preview group per PR: only a superseded preview of that PR is cancelled"
+        if stack_of(step) == "dev":  # from pull requests
+            assert PR_NUMBER in group, "one preview group per PR: only a superseded preview of that PR is cancelled"
+        else:
+            assert job["concurrency"] == {"group": "pulumi-preview-prod", "cancel-in-progress": False}
 
 
 # --- the policy pack and the virtualenvs ----------------------------------------------------------
@@ -384,15 +401,128 @@ def test_only_the_destroy_runs_when_the_pr_closes() -> None:
 
 
 def test_main_deploys_dev_then_prod_after_approval() -> None:
+    """Update dev -> smoke-test dev -> preview prod -> (approval) -> update prod."""
     assert DEPLOY_WF["on"] == {"push": {"branches": ["main"]}}
     operations = {(s["with"]["command"], stack_of(s)) for _, _, s in pulumi_jobs(DEPLOY_WF)}
-    assert operations == {("up", "dev"), ("up", "prod")}
-    dev_id, dev, _ = job_running_pulumi(DEPLOY_WF, "up", "dev")
+    assert operations == {("up", "dev"), ("preview", "prod"), ("up", "prod")}
+    dev_id, dev, up_dev = job_running_pulumi(DEPLOY_WF, "up", "dev")
+    preview_id, preview, _ = job_running_pulumi(DEPLOY_WF, "preview", "prod")
     _, prod, _ = job_running_pulumi(DEPLOY_WF, "up", "prod")
     assert dev["needs"] == ci_job(DEPLOY_WF)[0]
-    assert prod["needs"] == dev_id
+    # The smoke test is a step after dev's update: a failed smoke run fails the job, so prod waits.
+    smoke = smoke_step(dev)
+    assert dev["steps"].index(up_dev) < dev["steps"].index(smoke)
+    assert "if" not in smoke and "continue-on-error" not in smoke
+    assert smoke_argv(smoke)[smoke_argv(smoke).index("--stack") + 1] == "${PULUMI_ORG}/dev"
+    assert preview["needs"] == dev_id
+    assert prod["needs"] == preview_id
     assert dev["environment"] == "dev"
+    assert preview["environment"] == "prod-preview"  # deployment branch main, no reviewers; reads prod
     assert prod["environment"] == "prod"  # its required reviewers are set in the repository settings
+
+
+def test_prod_preview_runs_the_policy_pack_and_shows_its_diff_in_the_job_summary() -> None:
+    """What the prod approval shows: this commit's prod diff, in the summary of the job it waits on."""
+    _, job, step = job_running_pulumi(DEPLOY_WF, "preview", "prod")
+    assert step["id"] == "preview"
+    assert step["with"]["policyPacks"] == "policy"
+    assert step["with"]["diff"] is True
+    steps = job["steps"]
+    (summary,) = steps[steps.index(step) + 1 :]
+    assert summary["env"] == {"PREVIEW": "${{ steps.preview.outputs.output }}"}
+    assert summary["run"].rstrip().endswith('} >> "$GITHUB_STEP_SUMMARY"')
+    assert "printf '%s\\n' \"$PREVIEW\" | tail -c 1000000" in summary["run"]  # the 1 MiB summary limit
+    # The preview only reads: no stack group of an update, and no write to the repository or the PR.
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+
+
+# --- the smoke test -------------------------------------------------------------------------------
+
+
+def smoke_step(job: dict[str, Any]) -> dict[str, Any]:
+    found = [s for s in job.get("steps", []) if "-m smoke" in str(s.get("run", ""))]
+    assert len(found) == 1, "one step runs python -m smoke"
+    return found[0]
+
+
+def smoke_argv(step: dict[str, Any]) -> list[str]:
+    return shlex.split(step["run"])
+
+
+def smoke_jobs() -> list[tuple[str, str, dict[str, Any]]]:
+    return [(n, i, j) for n, i, j in all_jobs() if any("-m smoke" in str(s.get("run", "")) for s in j["steps"])]
+
+
+def test_the_smoke_test_runs_after_each_dev_and_pr_stack_update() -> None:
+    assert [(name, job_id) for name, job_id, _ in smoke_jobs()] == [
+        ("deploy.yml", "deploy-dev"),
+        ("pull-request.yml", "pr-stack"),
+    ]
+
+
+@pytest.mark.parametrize(("job_id", "job"), [pytest.param(i, j, id=f"{n}:{i}") for n, i, j in smoke_jobs()])
+def test_the_workflow_smoke_commands_are_what_the_smoke_cli_accepts(job_id: str, job: dict) -> None:
+    from smoke.cli import parse_args
+
+    step = smoke_step(job)
+    argv = smoke_argv(step)
+    assert argv[:3] == [".venv/bin/python", "-m", "smoke"]
+    args = parse_args(argv[3:])
+    assert args.timeout_minutes == 40
+    assert args.only == "", "every pipeline the stack builds"
+    pulumi = pulumi_step(job)
+    assert pulumi is not None
+    # The stack the job just updated, as <org>/<stack> with the org and PR number from the environment.
+    expected = stack_of(pulumi).replace(PR_NUMBER, "${PR_NUMBER}")
+    assert args.stack == f"${{PULUMI_ORG}}/{expected}"
+    assert step["env"]["PULUMI_ORG"] == PULUMI_ORG
+    if "PR_NUMBER" in args.stack:
+        assert step["env"]["PR_NUMBER"] == PR_NUMBER
+    # boto3 for the smoke run, in the program's virtualenv.
+    assert ".venv/bin/pip install --quiet --disable-pip-version-check -r smoke/requirements.txt" in run_lines(job)
+    # The Pulumi CLI (installed and logged in by the Pulumi steps) reads the outputs: after them.
+    steps = job["steps"]
+    assert steps.index(pulumi) < steps.index(step)
+    assert steps.index(steps_using(job, PULUMI_AUTH)[0]) < steps.index(step)
+
+
+def test_pr_stack_is_smoke_tested_after_its_update_and_the_result_commented() -> None:
+    """up -> smoke -> summary and artifact (also when the smoke run failed) -> the PR comment."""
+    up_id, job, up = job_running_pulumi(PR_WF, "up", PR_STACK)
+    steps = job["steps"]
+    smoke = smoke_step(job)
+    summary_file = smoke_argv(smoke)[smoke_argv(smoke).index("--summary-file") + 1]
+    assert smoke["id"] == "smoke"
+    assert steps.index(up) < steps.index(smoke)
+    after = steps[steps.index(smoke) + 1 :]
+    assert [s.get("if") for s in after] == ["always() && steps.smoke.outcome != 'skipped'"] * 2
+    assert after[0]["run"] == f'if [ -f {summary_file} ]; then cat {summary_file} >> "$GITHUB_STEP_SUMMARY"; fi'
+    assert uses(after[1], "actions/upload-artifact")
+    artifact = after[1]["with"]
+    assert artifact == {"name": "smoke-summary", "path": summary_file, "if-no-files-found": "ignore"}
+
+    commenters = [j for j in PR_WF["jobs"].values() if "gh pr comment " in run_lines(j)]
+    assert len(commenters) == 1
+    comment = commenters[0]
+    assert comment["needs"] == up_id
+    assert comment["if"].startswith("always() &&")
+    assert f"(needs.{up_id}.result == 'success' || needs.{up_id}.result == 'failure')" in comment["if"]
+    assert comment["permissions"] == {"pull-requests": "write"}
+    assert "environment" not in comment and not steps_using(comment, AWS_CREDENTIALS)
+    (download,) = [s for s in comment["steps"] if uses(s, "actions/download-artifact")]
+    assert download["with"] == {"name": artifact["name"]}
+    assert download["continue-on-error"] is True
+    assert f'gh pr comment "$PR_NUMBER" --repo "$GITHUB_REPOSITORY" --body-file {summary_file}' in run_lines(comment)
+
+
+def test_the_pr_stack_is_destroyed_whatever_the_smoke_test_said() -> None:
+    """The destroy job needs no job (so neither the smoke run nor its comment) and runs on close."""
+    destroy_id, destroy, _ = job_running_pulumi(PR_WF, "destroy", PR_STACK)
+    assert "needs" not in destroy
+    assert "needs." not in destroy["if"] and "smoke" not in destroy["if"]
+    assert not any("-m smoke" in str(s.get("run", "")) for s in destroy["steps"])
+    # Nothing the destroy waits on can fail it, and no job waits on a smoke job to run the destroy.
+    assert all(destroy_id != job.get("needs") for job in PR_WF["jobs"].values())
 
 
 # --- the tests job, timeouts, pinned actions ------------------------------------------------------
@@ -492,3 +622,20 @@ def test_pr_overrides_win_over_the_dev_settings() -> None:
     estate = build_estate("pr-123", "Pulumi.dev.yaml", {**dev_changed, **pr_config_overrides()})
     assert estate.of_type(oidc) == []
     assert all(b.inputs.get("forceDestroy") is True for b in estate.of_type("aws:s3/bucket:Bucket"))
+
+
+def test_pr_stack_gharchive_runs_download_one_hour() -> None:
+    """The smoke run on a PR stack downloads one GH Archive hour file per run (dev keeps its 24)."""
+
+    def max_hours(estate: Any) -> str:
+        (ingest,) = [
+            d
+            for d in estate.of_type("aws:batch/jobDefinition:JobDefinition")
+            if json.loads(d.inputs["containerProperties"])["command"] == ["gharchive-ingest"]
+        ]
+        environment = json.loads(ingest.inputs["containerProperties"])["environment"]
+        return {e["name"]: e["value"] for e in environment}["GHARCHIVE_MAX_HOURS"]
+
+    assert pr_config_overrides()["dataplatform:gharchiveMaxHoursPerRun"] == "1"
+    assert max_hours(build_estate("pr-123", "Pulumi.dev.yaml", pr_config_overrides())) == "1"
+    assert max_hours(build_estate("dev", "Pulumi.dev.yaml")) == "24"
