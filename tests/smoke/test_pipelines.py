@@ -34,17 +34,6 @@ from tests.smoke.support import (
     workflow_run,
 )
 
-
-@pytest.fixture
-def aws(moto_server) -> Aws:
-    moto_server.reset()
-    aws = Aws(moto_server.endpoint_url)
-    s3 = aws.client("s3")
-    for bucket in (RAW, PROCESSED):
-        s3.create_bucket(Bucket=bucket)
-    return aws
-
-
 # --- sales ----------------------------------------------------------------------------------------
 
 SALES_SQL = (

@@ -6,8 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from smoke import samples
 from tests.smoke.support import (
     MACHINE,
@@ -50,16 +48,6 @@ def records(rows: list[tuple[Any, ...]]) -> list[list[dict[str, Any]]]:
         [{"stringValue": d}, {"longValue": n}, {"longValue": m}, {"doubleValue": f}, {"doubleValue": g}]
         for d, n, m, f, g in rows
     ]
-
-
-@pytest.fixture
-def aws(moto_server) -> Aws:
-    moto_server.reset()
-    aws = Aws(moto_server.endpoint_url)
-    s3 = aws.client("s3")
-    for bucket in (RAW, PROCESSED):
-        s3.create_bucket(Bucket=bucket)
-    return aws
 
 
 def stub_executions(aws: Aws, good_polls: int = 4) -> None:
