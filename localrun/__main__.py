@@ -3,7 +3,7 @@
 The lake is a local folder (.local/lake) and the warehouse a throwaway PostgreSQL. Render logs: the
 same `render-summary` command the Batch image runs, one process per file, as Step Functions does
 per upload. Sales and sensor: the very Glue scripts, on local Spark (the Glue 5.0 engine), in the
-order the Glue workflow and the state machine run them. GH Archive and COVID-19: see localrun/ingestion.py.
+order the Glue workflow and the state machine run them. GH Archive and COVID-19: see localrun/outside_world.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 
 from components.warehouse_access import READER_ROLE, Loader, loader_role
-from localrun.ingestion import COVID_SCHEMA, moto_aws, run_covid, run_gharchive
+from localrun.outside_world import COVID_SCHEMA, moto_aws, run_covid, run_gharchive
 from localrun.postgres import login_dsn, setup_access, temporary_postgres
 from localrun.sample_data import write_render_logs
 
