@@ -20,13 +20,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt batch_image/requiremen
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-run: setup  ## the render-log pipeline locally on the bundled samples, then print the table
+run: setup  ## the five pipelines locally on the bundled samples (python -m localrun), printing what each loaded
 	$(BIN)/python -m localrun
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy components pipelines localrun ingestion glue_scripts batch_image/render_summary batch_image/lake_ingest batch_image/job_errors.py __main__.py policy/guardrails.py scripts bench smoke
+	$(BIN)/mypy components pipelines localrun ingestion glue_scripts batch_image/render_summary batch_image/lake_ingest job_runtime __main__.py policy/guardrails.py scripts bench smoke
 
 test: lint  ## everything CI runs
 	$(BIN)/pytest

@@ -1,6 +1,6 @@
 """`python -m bench [--quick] [--only NAME ...]`: run the benchmarks, print a table each, write RESULTS.md.
 
-Every module of this package (except `__main__` and `measure`) is imported, and each registers
+Every module of this package (except `__main__`, `measure` and `glue_shared`) is imported, and each registers
 its benchmarks with `@bench.measure.benchmark(name, title=..., order=...)`; a new `bench/foo.py`
 needs no change here. A full run rewrites `bench/RESULTS.md`: the machine, then one section per
 benchmark (sections of benchmarks not run this time are kept from the previous file, with the
@@ -35,7 +35,7 @@ from bench.measure import BENCHMARKS, REPO, Context, Report, as_json, render
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 DATA = HERE / "data"  # git-ignored: generated inputs (kept) and each run's outputs
-NOT_BENCHMARKS = {"__main__", "measure"}
+NOT_BENCHMARKS = {"__main__", "measure", "glue_shared"}  # the machinery, not benchmarks
 SECTION = re.compile(r"<!-- bench:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /bench:(?P=name) -->\n", re.S)
 
 

@@ -1,6 +1,6 @@
 """What every benchmark shares: the registry, running one approach in a fresh process, and the tables.
 
-A benchmark module (any `bench/<name>.py`; `python -m bench` imports them all) registers itself::
+A benchmark module (a `bench/<name>.py`; `python -m bench` imports every one, see bench/__init__.py) registers itself::
 
     from bench.measure import Check, Context, Report, benchmark, run_isolated
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,12 +15,16 @@ import pulumi_aws as aws
 import pulumi_docker as docker
 
 from components import naming
-from components.config import FARGATE_MEMORY_MIB
+from components.aws_limits import BATCH_RETRY_ATTEMPTS, FARGATE_MEMORY_MIB
 from components.iam import objects, service_role, statement
-from components.storage import s3_uri
+from components.storage import s3_uri, stateful
 
-# Mirrors batch_image/.dockerignore: local caches must not change the tag (that would be preview noise).
+# Mirrors .dockerignore: local caches must not change the tag (that would be preview noise).
 _NOT_IMAGE_CONTENT = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".venv", ".git", "build", "dist"}
+# Where packages shipped to Glue are zipped (project-relative; git ignores build/).
+GLUE_PACKAGE_BUILD_DIR = Path("build") / "glue-py-files"
+# Fixed timestamp of every entry in a built zip (the earliest a zip can record), so equal files give equal bytes.
+_ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 
 
 def project_relative(path: str | Path) -> str:
@@ -28,25 +33,66 @@ def project_relative(path: str | Path) -> str:
     return os.path.relpath(path)
 
 
+def code_files(path: Path) -> list[Path]:
+    """A file, or a directory's files without caches and build output, sorted."""
+    if path.is_file():
+        return [path]
+    return sorted(
+        p
+        for p in path.rglob("*")
+        if p.is_file()
+        and not (_NOT_IMAGE_CONTENT & set(p.relative_to(path).parts))
+        and not any(part.endswith(".egg-info") for part in p.parts)
+        and p.suffix != ".pyc"
+    )
+
+
+def files_hash(root: Path, paths: Sequence[Path]) -> str:
+    """sha256 over the files of `paths` (files or directories): names relative to `root`, and bytes."""
+    digest, root = hashlib.sha256(), root.resolve()
+    for path in paths:
+        for file in code_files(path.resolve()):
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def content_hash(path: Path) -> str:
     """sha256 over a file or a directory's files (names and bytes): the tag that changes only with the code."""
-    files = (
-        [path]
-        if path.is_file()
-        else sorted(
-            p
-            for p in path.rglob("*")
-            if p.is_file()
-            and not (_NOT_IMAGE_CONTENT & set(p.relative_to(path).parts))
-            and not any(part.endswith(".egg-info") for part in p.parts)
-            and p.suffix != ".pyc"
-        )
-    )
-    digest = hashlib.sha256()
-    for file in files:
-        digest.update(file.relative_to(path if path.is_dir() else path.parent).as_posix().encode() + b"\0")
-        digest.update(file.read_bytes() + b"\0")
-    return digest.hexdigest()
+    return files_hash(path if path.is_dir() else path.parent, [path])
+
+
+def dockerfile_sources(dockerfile: Path) -> list[str]:
+    """The build-context paths a Dockerfile's COPY/ADD instructions read (multi-stage `--from` copies excluded)."""
+    sources = []
+    for line in dockerfile.read_text().replace("\\\n", " ").splitlines():
+        words = line.split()
+        if words and words[0].upper() in ("COPY", "ADD") and not any(w.startswith("--from") for w in words):
+            sources += [w for w in words[1:-1] if not w.startswith("--")]
+    return sources
+
+
+def image_content_hash(context: Path, dockerfile: Path) -> str:
+    """sha256 over the Dockerfile and exactly the files it copies from the build context: the image tag."""
+    return files_hash(context, [dockerfile, *(context / source for source in dockerfile_sources(dockerfile))])
+
+
+def python_package_zip(package: Path, build_dir: Path) -> Path:
+    """A zip of a Python package's modules under `<package name>/` (the layout Glue's --extra-py-files
+    imports from), byte-for-byte the same for the same files; written once under `build_dir`, named by
+    its content hash."""
+    modules = [p for p in code_files(package) if p.suffix == ".py"]
+    target = build_dir / f"{package.name}-{files_hash(package.parent, modules)[:16]}.zip"
+    if not target.exists():
+        build_dir.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(f".{os.getpid()}.part")
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+            for module in modules:
+                entry = zipfile.ZipInfo(module.relative_to(package.parent).as_posix(), _ZIP_TIMESTAMP)
+                entry.external_attr = 0o644 << 16
+                archive.writestr(entry, module.read_bytes(), zipfile.ZIP_DEFLATED)
+        partial.replace(target)
+    return target
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,10 +100,14 @@ class BatchComputeArgs:
     account_id: pulumi.Input[str]
     region: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
-    # Directory holding the Dockerfile; its content hash is the image tag.
+    # Directory holding the Dockerfile (batch_image/).
     image_context: str
     subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    # Docker build context: the project directory, so the image can install job_runtime/ beside the
+    # jobs (its .dockerignore sends only what the Dockerfile copies). The hash of the Dockerfile and of
+    # exactly the files it copies is the image tag.
+    build_context: str = "."
     max_vcpus: int = 16
     # Fargate Spot first, on-demand Fargate as the fallback.
     use_spot: bool = False
@@ -83,7 +133,6 @@ class BatchCompute(pulumi.ComponentResource):
     def __init__(self, name: str, args: BatchComputeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:compute:BatchCompute", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        keep = not args.remove_data_on_destroy
 
         repo = aws.ecr.Repository(
             f"{name}-repo",
@@ -95,7 +144,7 @@ class BatchCompute(pulumi.ComponentResource):
             image_scanning_configuration={"scan_on_push": True},
             encryption_configurations=[{"encryption_type": "KMS", "kms_key": args.kms_key_arn}],
             force_delete=args.remove_data_on_destroy,
-            opts=pulumi.ResourceOptions(parent=self, protect=keep, retain_on_delete=keep),
+            opts=stateful(args.remove_data_on_destroy, self),
         )
         aws.ecr.LifecyclePolicy(
             f"{name}-repo-lifecycle",
@@ -130,8 +179,8 @@ class BatchCompute(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=repo),
         )
 
-        context = Path(args.image_context)
-        tag = content_hash(context)[:16]
+        context, dockerfile = Path(args.build_context), Path(args.image_context) / "Dockerfile"
+        tag = image_content_hash(context, dockerfile)[:16]
         token = aws.ecr.get_authorization_token_output(
             registry_id=repo.registry_id, opts=pulumi.InvokeOutputOptions(parent=self)
         )
@@ -140,7 +189,7 @@ class BatchCompute(pulumi.ComponentResource):
             image_name=pulumi.Output.concat(repo.repository_url, ":", tag),
             build=docker.DockerBuildArgs(
                 context=project_relative(context),
-                dockerfile=project_relative(context / "Dockerfile"),
+                dockerfile=project_relative(dockerfile),
                 platform="linux/amd64",
             ),
             registry=docker.RegistryArgs(
@@ -253,8 +302,9 @@ class BatchJob(pulumi.ComponentResource):
         allowed = FARGATE_MEMORY_MIB.get(args.vcpu)
         if not allowed or args.memory_mib not in allowed:
             raise ValueError(f"BatchJob {name}: Fargate does not offer {args.vcpu:g} vCPU with {args.memory_mib} MiB")
-        if not 1 <= args.retry_attempts <= 10:
-            raise ValueError(f"BatchJob {name}: retry_attempts must be 1 to 10, got {args.retry_attempts}")
+        fewest, most = BATCH_RETRY_ATTEMPTS
+        if not fewest <= args.retry_attempts <= most:
+            raise ValueError(f"BatchJob {name}: retry_attempts must be {fewest} to {most}, got {args.retry_attempts}")
         child = pulumi.ResourceOptions(parent=self)
         job_role = service_role(
             f"{name}-role",
@@ -352,7 +402,8 @@ class GlueJobArgs:
     script_path: str
     scripts_bucket: pulumi.Input[str]
     scripts_bucket_arn: pulumi.Input[str]
-    # Local modules the script imports (e.g. glue_scripts/glue_common.py), shipped via --extra-py-files.
+    # Local modules (e.g. glue_scripts/glue_common.py) and packages (directories, e.g. job_runtime/, shipped
+    # as a zip) the script imports, shipped via --extra-py-files.
     extra_py_files: tuple[str, ...] = ()
     # What the job may do besides reading its script and logging (least privilege is the caller's).
     role_statements: list[dict[str, Any]]
@@ -413,27 +464,26 @@ class GlueJob(pulumi.ComponentResource):
             opts=child,
         )
         self.script_location = pulumi.Output.concat("s3://", script_object.bucket, "/", script_object.key)
-        # Each module keeps its file name (that is what the script imports) under a content-hashed folder.
-        module_keys = [
-            f"glue/{script.stem}/lib/{content_hash(Path(module))[:16]}/{Path(module).name}"
+        # Each module keeps its file name (that is what the script imports) under a content-hashed folder;
+        # a package travels as `<package>.zip` holding `<package>/...`, which Glue puts on the Python path
+        # (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-python-libraries.html#aws-glue-programming-python-libraries-zipping).
+        uploads = [
+            Path(module) if Path(module).is_file() else python_package_zip(Path(module), GLUE_PACKAGE_BUILD_DIR)
             for module in args.extra_py_files
         ]
-        module_locations = [
-            pulumi.Output.concat(
-                "s3://",
-                aws.s3.BucketObjectv2(
-                    f"{name}-lib-{Path(module).stem.replace('_', '-')}",
-                    bucket=args.scripts_bucket,
-                    key=module_key,
-                    source=pulumi.FileAsset(project_relative(module)),
-                    content_type="text/x-python",
-                    opts=child,
-                ).bucket,
-                "/",
-                module_key,
+        module_locations = []
+        for module, upload in zip(args.extra_py_files, uploads, strict=True):
+            name_in_bucket = upload.name if upload.suffix == ".py" else f"{Path(module).name}.zip"
+            module_key = f"glue/{script.stem}/lib/{content_hash(upload)[:16]}/{name_in_bucket}"
+            module_object = aws.s3.BucketObjectv2(
+                f"{name}-lib-{Path(module).stem.replace('_', '-')}",
+                bucket=args.scripts_bucket,
+                key=module_key,
+                source=pulumi.FileAsset(project_relative(upload)),
+                content_type="text/x-python" if upload.suffix == ".py" else "application/zip",
+                opts=child,
             )
-            for module, module_key in zip(args.extra_py_files, module_keys, strict=True)
-        ]
+            module_locations.append(pulumi.Output.concat("s3://", module_object.bucket, "/", module_key))
 
         # Glue 5.0 writes to <--custom-logGroup-prefix>/output and /error. The groups carry the estate
         # key themselves, so the security configuration does not encrypt logs: with CloudWatch

@@ -1,8 +1,10 @@
-"""Typed stack configuration: read every setting once, validate all of it, fail with every problem.
+"""Typed stack configuration: the shared settings and the generic loader that validates every setting.
 
-The key list, types and defaults come from Pulumi.yaml's `config:` block, so the schema Pulumi
-shows users and the one this loader enforces cannot drift apart. A misspelt key is an error,
-not a silently ignored setting.
+A setting is declared once, in code: the estate's shared settings here, each pipeline's own in its
+`ConfigSection` (pipelines/<name>.py). Pulumi.yaml's `config:` block is the schema users and the
+Pulumi CLI see; tests/infra/test_config.py keeps it equal to these declarations (key, type, default,
+description). The loader parses every value by its declared type, reports a misspelt key instead of
+ignoring it, asks every section to validate its keys, and fails with every problem at once.
 """
 
 from __future__ import annotations
@@ -10,86 +12,39 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-import zoneinfo
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import yaml
 
+from components.aws_limits import (
+    GLUE_TIMEOUT_MINUTES,
+    GLUE_WORKER_TYPES,
+    LOG_RETENTION_DAYS,
+    REDSHIFT_MAX_CAPACITY,
+    REDSHIFT_RPU_RANGE,
+    REDSHIFT_USAGE_LIMIT_ACTIONS,
+)
+
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
-KNOWN_PIPELINES = ("render-logs", "sales", "sensor-timeseries", "gharchive", "covid19")
-# The COVID-19 datasets the clean job knows (pipelines/covid_staging.DATASETS; a test keeps them equal),
-# each with the Pulumi.yaml key naming its source prefix.
-COVID_DATASET_KEYS = {
-    "cases": "covidCasesPrefix",
-    "testing": "covidTestingPrefix",
-    "county_population": "covidCountyPopulationPrefix",
-    "state_abbreviations": "covidStateAbbreviationsPrefix",
-}
-# The sales job's typed schema (glue_scripts/sales_csv_to_parquet.py; a test keeps the two equal).
-SALES_COLUMNS = (
-    "order_id",
-    "order_date",
-    "customer_id",
-    "product_id",
-    "product_name",
-    "category",
-    "region",
-    "quantity",
-    "unit_price",
-    "discount",
-    "sales_rep",
-    "notes",
-)
-GLUE_WORKER_TYPES = ("G.1X", "G.2X", "G.4X", "G.8X")
-# CloudWatch Logs accepts only these retention periods.
-LOG_RETENTION_DAYS = (
-    1,
-    3,
-    5,
-    7,
-    14,
-    30,
-    60,
-    90,
-    120,
-    150,
-    180,
-    365,
-    400,
-    545,
-    731,
-    1096,
-    1827,
-    2192,
-    2557,
-    2922,
-    3288,
-    3653,
-)
-# AWS Fargate's valid vCPU -> memory (MiB) combinations.
-FARGATE_MEMORY_MIB: dict[float, tuple[int, ...]] = {
-    0.25: (512, 1024, 2048),
-    0.5: tuple(range(1024, 4097, 1024)),
-    1: tuple(range(2048, 8193, 1024)),
-    2: tuple(range(4096, 16385, 1024)),
-    4: tuple(range(8192, 30721, 1024)),
-    8: tuple(range(16384, 61441, 4096)),
-    16: tuple(range(32768, 122881, 8192)),
-}
-REDSHIFT_RPU_RANGE = (8, 1024)  # Redshift Serverless base capacity, in steps of 8 RPUs
-# What Redshift Serverless does when a workgroup reaches its RPU-hour usage limit.
-REDSHIFT_USAGE_LIMIT_ACTIONS = ("log", "emit-metric", "deactivate")
+# A key prefix of lower-case path segments ending in '/', as the raw bucket's uploads use.
+UPLOAD_PREFIX = re.compile(r"([a-z0-9][a-z0-9_.-]*/)+")
+# A lower-case SQL identifier (Redshift table and schema names).
+SQL_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,126}")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # GitHub: an owner (user or organisation) is 1-39 letters, digits and single hyphens, neither first nor
 # last; a repository is 1-100 ASCII letters, digits, '.', '-' and '_' ('.git' is stripped, '.wiki' reserved).
 _GITHUB_REPOSITORY = re.compile(r"[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}/[A-Za-z0-9._-]{1,100}")
 # The one IAM OIDC provider an account can hold for GitHub Actions' issuer.
 _GITHUB_OIDC_PROVIDER_ARN = re.compile(r"arn:aws:iam::[0-9]{12}:oidc-provider/token\.actions\.githubusercontent\.com")
+_TYPES = ("string", "integer", "boolean", "array")
+
+# Validation records a problem as check(ok, key, what is allowed): nothing when ok.
+Check = Callable[[bool, str, str], None]
+Settings = TypeVar("Settings")
 
 
 class ConfigError(ValueError):
@@ -101,13 +56,36 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class RenderLogsConfig:
-    prefix: str
-    vcpu: float
-    memory_mib: int
-    timeout_minutes: int
-    retry_attempts: int
-    table: str
+class Setting:
+    """One key of the stack configuration, as Pulumi.yaml declares it. An array is a list of strings."""
+
+    key: str
+    type: str  # string, integer, boolean or array
+    default: Any
+    description: str
+
+    def __post_init__(self) -> None:
+        if self.type not in _TYPES:
+            raise ValueError(f"setting {self.key}: type must be one of {', '.join(_TYPES)}, not {self.type}")
+
+    def schema(self) -> dict[str, Any]:
+        """The entry under Pulumi.yaml's `config:`."""
+        items = {"items": {"type": "string"}} if self.type == "array" else {}
+        return {"type": self.type, **items, "description": self.description, "default": self.default}
+
+
+@dataclass(frozen=True)
+class ConfigSection(Generic[Settings]):
+    """A pipeline's part of the stack configuration: its keys, their checks, and its typed settings."""
+
+    settings: tuple[Setting, ...]
+    # Records each invalid value of these keys with `check`; sees every parsed value.
+    validate: Callable[[Mapping[str, Any], Check], None]
+    # The pipeline's settings object from the parsed (and valid) values.
+    parse: Callable[[Mapping[str, Any]], Settings]
+    # The key naming the raw-bucket prefix whose uploads belong to this pipeline, if any: no two
+    # pipelines' prefixes may contain one another (an upload would start both).
+    upload_prefix_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,40 +93,6 @@ class GlueConfig:
     worker_type: str
     workers: int
     timeout_minutes: int
-
-
-@dataclass(frozen=True)
-class SalesConfig:
-    input_prefix: str
-    columns: tuple[str, ...]
-    table: str
-
-
-@dataclass(frozen=True)
-class SensorConfig:
-    input_prefix: str
-    schedule: str
-    schedule_timezone: str
-    frequency: str
-
-
-@dataclass(frozen=True)
-class GharchiveConfig:
-    base_url: str
-    # YYYY-MM-DD, or "" for three days before the first run; only used before the first bookmark.
-    baseline_day: str
-    max_hours_per_run: int
-    schedule: str
-
-
-@dataclass(frozen=True)
-class CovidConfig:
-    source_bucket: str
-    source_region: str
-    # dataset name -> key prefix in the source bucket
-    datasets: dict[str, str]
-    schedule: str
-    warehouse_schema: str
 
 
 @dataclass(frozen=True)
@@ -186,13 +130,10 @@ class StackConfig:
     redshift_usage_limit_action: str
     batch_max_vcpus: int
     batch_use_spot: bool
-    render_logs: RenderLogsConfig
     glue: GlueConfig
-    sales: SalesConfig
-    sensor: SensorConfig
-    gharchive: GharchiveConfig
-    covid: CovidConfig
     ci: CiConfig
+    # Every known pipeline's settings (its section's `parse`), by pipeline name, enabled or not.
+    pipeline_settings: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def tags(self) -> dict[str, str]:
@@ -206,12 +147,134 @@ class StackConfig:
         }
 
 
+def shared_settings(pipeline_names: Sequence[str]) -> tuple[Setting, ...]:
+    """The estate's settings besides the pipelines' own; `pipelines` defaults to every known pipeline."""
+    return (
+        Setting(
+            "pipelines",
+            "array",
+            list(pipeline_names),
+            f"Pipelines to build in this stack (known - {', '.join(pipeline_names)})",
+        ),
+        Setting(
+            "removeDataOnDestroy",
+            "boolean",
+            False,
+            "true lets `pulumi destroy` delete data (buckets emptied, ECR images, Redshift without retention). "
+            "Keep false for prod.",
+        ),
+        Setting("owner", "string", "data-platform", "Team that owns the estate, as the `owner` tag on every resource"),
+        Setting("costCenter", "string", "unassigned", "The `cost-center` tag on every resource"),
+        Setting(
+            "logRetentionDays",
+            "integer",
+            30,
+            "Retention of every CloudWatch log group (a value CloudWatch accepts)",
+        ),
+        Setting(
+            "notificationEmails",
+            "array",
+            [],
+            "E-mail addresses subscribed to pipeline success/failure notifications",
+        ),
+        Setting("vpcCidr", "string", "10.40.0.0/16", "Private IPv4 CIDR (/16 to /24) of the estate's VPC"),
+        Setting(
+            "availabilityZoneCount",
+            "integer",
+            3,
+            "Zones to spread subnets over (Redshift Serverless needs at least 3)",
+        ),
+        Setting(
+            "natGateway",
+            "boolean",
+            False,
+            "false (zero idle cost) runs Batch tasks in public subnets with public IPs and no inbound rules; "
+            "true uses private subnets behind one NAT gateway",
+        ),
+        Setting("redshiftDatabase", "string", "analytics", "Database created in the Redshift Serverless namespace"),
+        Setting(
+            "redshiftBaseCapacity",
+            "integer",
+            8,
+            "Redshift Serverless base capacity in RPUs (multiple of 8, 8 to 1024)",
+        ),
+        Setting("redshiftMaxCapacity", "integer", 0, "Redshift Serverless maximum RPUs (0 = no cap)"),
+        Setting(
+            "redshiftDailyRpuHourLimit",
+            "integer",
+            0,
+            "RPU-hours the Redshift Serverless workgroup may use per day before redshiftUsageLimitAction "
+            "applies (0 = no limit)",
+        ),
+        Setting(
+            "redshiftUsageLimitAction",
+            "string",
+            "log",
+            "What Redshift Serverless does at the daily RPU-hour limit - log (an entry in a system table), "
+            "emit-metric (also a CloudWatch metric), or deactivate (refuse queries until the next day)",
+        ),
+        Setting("batchMaxVcpus", "integer", 16, "Maximum vCPUs the Fargate compute environment may run at once"),
+        Setting(
+            "batchUseSpot",
+            "boolean",
+            False,
+            "Run Batch jobs on Fargate Spot (cheaper, may be interrupted; interrupted attempts are retried)",
+        ),
+        Setting("glueWorkerType", "string", "G.1X", "Worker type of every Glue job (G.1X, G.2X, G.4X, G.8X)"),
+        Setting("glueWorkers", "integer", 2, "Workers per Glue job run (2 to 100)"),
+        Setting("glueTimeoutMinutes", "integer", 60, "Timeout of each Glue job run (1 to 2880)"),
+        Setting(
+            "ciRoleEnabled",
+            "boolean",
+            False,
+            "Create the IAM role GitHub Actions assumes (OIDC, no keys) to deploy this project's stacks; "
+            "needs ciGithubRepository",
+        ),
+        Setting(
+            "ciGithubRepository",
+            "string",
+            "",
+            "<owner>/<repository> (exactly as GitHub spells it) whose workflows may assume the CI deploy role",
+        ),
+        Setting(
+            "ciDeployBranches",
+            "array",
+            ["main"],
+            "Branches whose workflows may assume the CI deploy role (exact git branch names, no wildcards)",
+        ),
+        Setting(
+            "ciDeployEnvironments",
+            "array",
+            ["preview", "dev", "prod"],
+            "GitHub environments whose jobs may assume the CI deploy role (protect them with deployment "
+            "branch rules and reviewers)",
+        ),
+        Setting(
+            "ciOidcProviderArn",
+            "string",
+            "",
+            "ARN of the account's existing GitHub OIDC provider to trust; empty = this stack creates it "
+            "(an account holds one per URL)",
+        ),
+    )
+
+
+def declared_settings(sections: Mapping[str, ConfigSection[Any]]) -> tuple[Setting, ...]:
+    """Every setting of the estate: the shared ones, then each pipeline section's, in order."""
+    declared = (*shared_settings(tuple(sections)), *(s for section in sections.values() for s in section.settings))
+    keys = [s.key for s in declared]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"settings declared twice: {sorted({k for k in keys if keys.count(k) > 1})}")
+    return declared
+
+
 @cache
 def schema() -> dict[str, dict[str, Any]]:
+    """Pulumi.yaml's `config:` block: the schema users and the Pulumi CLI see."""
     return yaml.safe_load(PROJECT_FILE.read_text())["config"]
 
 
-def _parse(key: str, raw: str, kind: str) -> Any:
+def _parse(raw: str, kind: str) -> Any:
     if kind == "string":
         return raw
     if kind == "boolean":
@@ -223,30 +286,35 @@ def _parse(key: str, raw: str, kind: str) -> Any:
             return int(raw)
         except ValueError:
             raise ValueError("must be a whole number") from None
-    if kind == "array":
-        value = json.loads(raw)
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ValueError("must be a list of strings")
-        return tuple(value)
-    raise AssertionError(f"Pulumi.yaml declares {key} with unsupported type {kind}")
+    value = json.loads(raw)  # array
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("must be a list of strings")
+    return tuple(value)
 
 
-def load_config(raw: Mapping[str, str], project: str, stack: str, region: str | None) -> StackConfig:
-    """Validate raw Pulumi config values (`<project>:<key>` -> string as Pulumi stores it)."""
+def load_config(
+    raw: Mapping[str, str],
+    project: str,
+    stack: str,
+    region: str | None,
+    sections: Mapping[str, ConfigSection[Any]],
+) -> StackConfig:
+    """Validate raw Pulumi config values (`<project>:<key>` -> string as Pulumi stores it) against the
+    shared settings and `sections` (pipeline name -> its config section, in the registry's order)."""
     problems: list[str] = []
     values: dict[str, Any] = {}
-    declared = schema()
+    declared = {s.key: s for s in declared_settings(sections)}
     for full_key in sorted(raw):
         namespace, _, key = full_key.partition(":")
         if namespace == project and key not in declared:
             problems.append(f"{full_key} is not a known setting (known: {', '.join(sorted(declared))})")
-    for key, spec in declared.items():
+    for key, setting in declared.items():
         full_key = f"{project}:{key}"
         if full_key not in raw:
-            values[key] = tuple(spec["default"]) if spec["type"] == "array" else spec["default"]
+            values[key] = tuple(setting.default) if setting.type == "array" else setting.default
             continue
         try:
-            values[key] = _parse(key, raw[full_key], spec["type"])
+            values[key] = _parse(raw[full_key], setting.type)
         except (ValueError, json.JSONDecodeError) as exc:
             problems.append(f"{full_key} = {raw[full_key]!r} is invalid: {exc}")
     if problems:
@@ -260,8 +328,54 @@ def load_config(raw: Mapping[str, str], project: str, stack: str, region: str | 
 
     if not region:
         problems.append("aws:region is not set: run `pulumi config set aws:region <region>` for this stack")
-    unknown = [p for p in values["pipelines"] if p not in KNOWN_PIPELINES]
-    check(not unknown, "pipelines", f"unknown pipeline(s) {', '.join(unknown)}; known: {', '.join(KNOWN_PIPELINES)}")
+    _check_shared(values, check, known_pipelines=tuple(sections))
+    # Every known pipeline's values are checked, enabled or not: a bad value is wrong either way.
+    for section in sections.values():
+        section.validate(values, check)
+    _check_upload_prefixes(values, check, [s.upload_prefix_key for s in sections.values() if s.upload_prefix_key])
+    _check_ci(values, check)
+    if problems:
+        raise ConfigError(problems)
+
+    return StackConfig(
+        project=project,
+        stack=stack,
+        region=region or "",
+        pipelines=values["pipelines"],
+        remove_data_on_destroy=values["removeDataOnDestroy"],
+        owner=values["owner"],
+        cost_center=values["costCenter"],
+        log_retention_days=values["logRetentionDays"],
+        notification_emails=values["notificationEmails"],
+        vpc_cidr=values["vpcCidr"],
+        availability_zone_count=values["availabilityZoneCount"],
+        nat_gateway=values["natGateway"],
+        redshift_database=values["redshiftDatabase"],
+        redshift_base_capacity=values["redshiftBaseCapacity"],
+        redshift_max_capacity=values["redshiftMaxCapacity"],
+        redshift_daily_rpu_hour_limit=values["redshiftDailyRpuHourLimit"],
+        redshift_usage_limit_action=values["redshiftUsageLimitAction"],
+        batch_max_vcpus=values["batchMaxVcpus"],
+        batch_use_spot=values["batchUseSpot"],
+        glue=GlueConfig(
+            worker_type=values["glueWorkerType"],
+            workers=values["glueWorkers"],
+            timeout_minutes=values["glueTimeoutMinutes"],
+        ),
+        ci=CiConfig(
+            enabled=values["ciRoleEnabled"],
+            github_repository=values["ciGithubRepository"],
+            deploy_branches=values["ciDeployBranches"],
+            deploy_environments=values["ciDeployEnvironments"],
+            oidc_provider_arn=values["ciOidcProviderArn"],
+        ),
+        pipeline_settings={name: section.parse(values) for name, section in sections.items()},
+    )
+
+
+def _check_shared(values: Mapping[str, Any], check: Check, known_pipelines: tuple[str, ...]) -> None:
+    unknown = [p for p in values["pipelines"] if p not in known_pipelines]
+    check(not unknown, "pipelines", f"unknown pipeline(s) {', '.join(unknown)}; known: {', '.join(known_pipelines)}")
     check(len(set(values["pipelines"])) == len(values["pipelines"]), "pipelines", "lists a pipeline twice")
     check(
         values["logRetentionDays"] in LOG_RETENTION_DAYS,
@@ -292,9 +406,9 @@ def load_config(raw: Mapping[str, str], project: str, stack: str, region: str | 
     )
     top = values["redshiftMaxCapacity"]
     check(
-        top == 0 or (top >= base and top % 8 == 0 and top <= 5632),
+        top == 0 or (top >= base and top % 8 == 0 and top <= REDSHIFT_MAX_CAPACITY),
         "redshiftMaxCapacity",
-        "must be 0 (no cap) or a multiple of 8 from redshiftBaseCapacity to 5632",
+        f"must be 0 (no cap) or a multiple of 8 from redshiftBaseCapacity to {REDSHIFT_MAX_CAPACITY}",
     )
     check(
         values["redshiftDailyRpuHourLimit"] >= 0,
@@ -307,170 +421,41 @@ def load_config(raw: Mapping[str, str], project: str, stack: str, region: str | 
         f"Redshift Serverless allows {', '.join(REDSHIFT_USAGE_LIMIT_ACTIONS)}",
     )
     check(1 <= values["batchMaxVcpus"] <= 4096, "batchMaxVcpus", "must be 1 to 4096")
-    for key, example in (
-        ("renderLogsPrefix", "render-logs/"),
-        ("salesInputPrefix", "sales/input/"),
-        ("sensorInputPrefix", "sensor/raw/"),
-    ):
-        check(
-            re.fullmatch(r"([a-z0-9][a-z0-9_.-]*/)+", values[key]) is not None,
-            key,
-            f"must be an S3 key prefix of lower-case path segments ending in '/', e.g. {example}",
-        )
-    prefixes = [values[k] for k in ("renderLogsPrefix", "salesInputPrefix", "sensorInputPrefix")]
-    overlapping = any(a != b and b.startswith(a) for a in prefixes for b in prefixes) or len(set(prefixes)) < 3
-    check(
-        not overlapping,
-        "salesInputPrefix",
-        "renderLogsPrefix, salesInputPrefix and sensorInputPrefix must not contain one another "
-        "(an upload would start two pipelines)",
-    )
-    vcpu = _parse_vcpu(values["renderLogsVcpu"])
-    check(vcpu in FARGATE_MEMORY_MIB, "renderLogsVcpu", f"Fargate allows {', '.join(map(_fmt, FARGATE_MEMORY_MIB))}")
-    if vcpu in FARGATE_MEMORY_MIB:
-        allowed = FARGATE_MEMORY_MIB[vcpu]
-        check(
-            values["renderLogsMemoryMib"] in allowed,
-            "renderLogsMemoryMib",
-            f"with {_fmt(vcpu)} vCPU Fargate allows {allowed[0]} to {allowed[-1]} MiB in the steps "
-            f"{', '.join(map(str, allowed))}",
-        )
-    check(1 <= values["renderLogsTimeoutMinutes"] <= 1440, "renderLogsTimeoutMinutes", "must be 1 to 1440")
-    check(1 <= values["renderLogsRetryAttempts"] <= 10, "renderLogsRetryAttempts", "Batch allows 1 to 10 attempts")
-    for key in ("renderLogsTable", "salesTable"):
-        check(
-            re.fullmatch(r"[a-z_][a-z0-9_]{0,126}", values[key]) is not None, key, "must be a lower-case SQL identifier"
-        )
     check(
         values["glueWorkerType"] in GLUE_WORKER_TYPES,
         "glueWorkerType",
         f"Glue 5.0 Spark jobs run on {', '.join(GLUE_WORKER_TYPES)}",
     )
     check(2 <= values["glueWorkers"] <= 100, "glueWorkers", "must be 2 to 100")
-    check(1 <= values["glueTimeoutMinutes"] <= 2880, "glueTimeoutMinutes", "Glue allows 1 to 2880 minutes")
-    columns = values["salesColumns"]
-    unknown_columns = [c for c in columns if c not in SALES_COLUMNS]
+    shortest, longest = GLUE_TIMEOUT_MINUTES
     check(
-        not unknown_columns and len(set(columns)) == len(columns) and {"order_id", "order_date"} <= set(columns),
-        "salesColumns",
-        "must list each column once, include order_id and order_date, and use only "
-        + ", ".join(SALES_COLUMNS)
-        + (f" (unknown: {', '.join(unknown_columns)})" if unknown_columns else ""),
-    )
-    check(
-        values["sensorScheduleTimezone"] in zoneinfo.available_timezones(),
-        "sensorScheduleTimezone",
-        "must be an IANA time zone name such as UTC or Europe/Berlin",
-    )
-    check(
-        frequency_seconds(values["sensorFrequency"]) is not None,
-        "sensorFrequency",
-        "must be <n>s, <n>min or <n>h with n >= 1 and divide a day evenly (e.g. 30s, 1min, 15min, 1h)",
-    )
-    for key in ("sensorSchedule", "gharchiveSchedule", "covidSchedule"):
-        problem = schedule_expression_problem(values[key])
-        check(problem is None, key, problem or "")
-    check(
-        re.fullmatch(r"https://[a-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?", values["gharchiveBaseUrl"]) is not None
-        and not values["gharchiveBaseUrl"].endswith("/"),
-        "gharchiveBaseUrl",
-        "must be an https:// URL without a trailing slash, e.g. https://data.gharchive.org",
-    )
-    check(
-        values["gharchiveBaselineDay"] == "" or _is_date(values["gharchiveBaselineDay"]),
-        "gharchiveBaselineDay",
-        "must be a date YYYY-MM-DD, or empty for three days before the first run",
-    )
-    check(1 <= values["gharchiveMaxHoursPerRun"] <= 744, "gharchiveMaxHoursPerRun", "must be 1 to 744 (a month)")
-    check(
-        re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", values["covidSourceBucket"]) is not None,
-        "covidSourceBucket",
-        "must be an S3 bucket name",
-    )
-    check(
-        re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-[0-9]", values["covidSourceRegion"]) is not None,
-        "covidSourceRegion",
-        "must be an AWS region name such as us-east-2",
-    )
-    for key in COVID_DATASET_KEYS.values():
-        check(
-            re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9_.-]*/)+", values[key]) is not None,
-            key,
-            "must be a key prefix in the source bucket ending in '/', e.g. enigma-jhu/csv/",
-        )
-    check(
-        re.fullmatch(r"[a-z_][a-z0-9_]{0,126}", values["covidWarehouseSchema"]) is not None,
-        "covidWarehouseSchema",
-        "must be a lower-case SQL identifier",
-    )
-    _check_ci(values, check)
-    if problems:
-        raise ConfigError(problems)
-
-    return StackConfig(
-        project=project,
-        stack=stack,
-        region=region or "",
-        pipelines=values["pipelines"],
-        remove_data_on_destroy=values["removeDataOnDestroy"],
-        owner=values["owner"],
-        cost_center=values["costCenter"],
-        log_retention_days=values["logRetentionDays"],
-        notification_emails=values["notificationEmails"],
-        vpc_cidr=values["vpcCidr"],
-        availability_zone_count=values["availabilityZoneCount"],
-        nat_gateway=values["natGateway"],
-        redshift_database=values["redshiftDatabase"],
-        redshift_base_capacity=base,
-        redshift_max_capacity=top,
-        redshift_daily_rpu_hour_limit=values["redshiftDailyRpuHourLimit"],
-        redshift_usage_limit_action=values["redshiftUsageLimitAction"],
-        batch_max_vcpus=values["batchMaxVcpus"],
-        batch_use_spot=values["batchUseSpot"],
-        render_logs=RenderLogsConfig(
-            prefix=values["renderLogsPrefix"],
-            vcpu=vcpu,
-            memory_mib=values["renderLogsMemoryMib"],
-            timeout_minutes=values["renderLogsTimeoutMinutes"],
-            retry_attempts=values["renderLogsRetryAttempts"],
-            table=values["renderLogsTable"],
-        ),
-        glue=GlueConfig(
-            worker_type=values["glueWorkerType"],
-            workers=values["glueWorkers"],
-            timeout_minutes=values["glueTimeoutMinutes"],
-        ),
-        sales=SalesConfig(input_prefix=values["salesInputPrefix"], columns=columns, table=values["salesTable"]),
-        sensor=SensorConfig(
-            input_prefix=values["sensorInputPrefix"],
-            schedule=values["sensorSchedule"],
-            schedule_timezone=values["sensorScheduleTimezone"],
-            frequency=values["sensorFrequency"],
-        ),
-        gharchive=GharchiveConfig(
-            base_url=values["gharchiveBaseUrl"],
-            baseline_day=values["gharchiveBaselineDay"],
-            max_hours_per_run=values["gharchiveMaxHoursPerRun"],
-            schedule=values["gharchiveSchedule"],
-        ),
-        covid=CovidConfig(
-            source_bucket=values["covidSourceBucket"],
-            source_region=values["covidSourceRegion"],
-            datasets={name: values[key] for name, key in COVID_DATASET_KEYS.items()},
-            schedule=values["covidSchedule"],
-            warehouse_schema=values["covidWarehouseSchema"],
-        ),
-        ci=CiConfig(
-            enabled=values["ciRoleEnabled"],
-            github_repository=values["ciGithubRepository"],
-            deploy_branches=values["ciDeployBranches"],
-            deploy_environments=values["ciDeployEnvironments"],
-            oidc_provider_arn=values["ciOidcProviderArn"],
-        ),
+        shortest <= values["glueTimeoutMinutes"] <= longest,
+        "glueTimeoutMinutes",
+        f"Glue allows {shortest} to {longest} minutes",
     )
 
 
-def _check_ci(values: dict[str, Any], check: Callable[[bool, str, str], None]) -> None:
+def check_upload_prefix(values: Mapping[str, Any], check: Check, key: str, example: str) -> None:
+    """A pipeline's raw-bucket prefix setting: lower-case path segments ending in '/'."""
+    check(
+        UPLOAD_PREFIX.fullmatch(values[key]) is not None,
+        key,
+        f"must be an S3 key prefix of lower-case path segments ending in '/', e.g. {example}",
+    )
+
+
+def _check_upload_prefixes(values: Mapping[str, Any], check: Check, keys: list[str]) -> None:
+    """No pipeline's upload prefix may contain another's: reported on the first key that overlaps an
+    earlier one."""
+    for i, key in enumerate(keys):
+        mine = values[key]
+        if any(mine.startswith(values[k]) or values[k].startswith(mine) for k in keys[:i]):
+            names = ", ".join(keys[:-1]) + f" and {keys[-1]}" if len(keys) > 1 else keys[0]
+            check(False, key, f"{names} must not contain one another (an upload would start two pipelines)")
+            return
+
+
+def _check_ci(values: Mapping[str, Any], check: Check) -> None:
     """The CI deploy role's settings. Values are checked even while the role is disabled (a bad value
     is wrong either way); the repository and at least one branch or environment only when enabled."""
     enabled, repository = values["ciRoleEnabled"], values["ciGithubRepository"]
@@ -557,69 +542,9 @@ def is_environment_name(name: str) -> bool:
     return 0 < len(name) <= 255 and name == name.strip() and re.search(r"[\x00-\x1f\x7f*?]", name) is None
 
 
-def _is_date(text: str) -> bool:
-    try:
-        return re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) is not None and bool(date.fromisoformat(text))
-    except ValueError:
-        return False
-
-
-_FREQUENCY = re.compile(r"^([1-9][0-9]*)(s|min|h)$")
-
-
-def frequency_seconds(text: str) -> int | None:
-    """Seconds of a time-series step such as 30s, 15min or 1h; None unless it divides a day."""
-    match = _FREQUENCY.match(text)
-    if not match:
-        return None
-    seconds = int(match.group(1)) * {"s": 1, "min": 60, "h": 3600}[match.group(2)]
-    return seconds if 86400 % seconds == 0 else None
-
-
-def _parse_vcpu(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return -1.0
-
-
-def _fmt(vcpu: float) -> str:
-    return f"{vcpu:g}"
-
-
 def _is_private_cidr(text: str) -> bool:
     try:
         network = ipaddress.IPv4Network(text, strict=True)
     except ValueError:
         return False
     return network.is_private and 16 <= network.prefixlen <= 24
-
-
-_CRON_FIELD = re.compile(r"^[0-9A-Za-z*?/,#L W-]+$")
-_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
-_AT = re.compile(r"^at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\)$")
-
-
-def schedule_expression_problem(expression: str) -> str | None:
-    """None if EventBridge Scheduler accepts the expression, else what is wrong with it."""
-    rate = _RATE.match(expression)
-    if rate:
-        amount, unit = int(rate.group(1)), rate.group(2)
-        if amount < 1:
-            return "rate() needs a positive amount"
-        if (amount == 1) != (not unit.endswith("s")):
-            return f"rate({amount} {unit}): use the singular unit for 1 and the plural otherwise"
-        return None
-    if _AT.match(expression):
-        return None
-    if expression.startswith("cron(") and expression.endswith(")"):
-        fields = expression[5:-1].split(" ")
-        if len(fields) != 6:
-            return f"cron() needs 6 fields (minutes hours day-of-month month day-of-week year), found {len(fields)}"
-        if not all(_CRON_FIELD.match(f) for f in fields):
-            return "cron() fields may use only digits, names, and * ? / , - # L W"
-        day_of_month, day_of_week = fields[2], fields[4]
-        if (day_of_month == "?") == (day_of_week == "?"):
-            return "cron(): exactly one of day-of-month and day-of-week must be '?'"
-        return None
-    return "must be rate(...), cron(...) or at(...)"

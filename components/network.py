@@ -28,10 +28,14 @@ class NetworkArgs:
 
 
 class Network(pulumi.ComponentResource):
-    """VPC with public and isolated subnets per zone, a free S3 gateway endpoint, VPC flow logs,
+    """VPC with public and private subnets per zone, a free S3 gateway endpoint, VPC flow logs,
     a locked default security group, a `jobs` security group (egress only) and a `warehouse`
     security group that admits Redshift's port from the jobs group alone and reaches only S3 (HTTPS
-    through the gateway endpoint's prefix list), which COPY and UNLOAD need under enhanced VPC routing."""
+    through the gateway endpoint's prefix list), which COPY and UNLOAD need under enhanced VPC routing.
+
+    The private subnets hold the warehouse, and the jobs when `nat_gateway` is on: their route table
+    sends outbound traffic through the NAT gateway then, and has no route out of the VPC otherwise
+    (S3 stays reachable through the gateway endpoint either way)."""
 
     vpc_id: pulumi.Output[str]
     job_subnet_ids: pulumi.Output[list[str]]
@@ -42,30 +46,61 @@ class Network(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:network:Network", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        network = ipaddress.IPv4Network(args.cidr)
-        # Public subnets take the first half of the block, isolated ones the second half.
-        subnets = list(network.subnets(prefixlen_diff=4))
         tag = naming.physical(name, 200)
+        # Public subnets take the first half of the block, private ones the second half.
+        blocks = list(ipaddress.IPv4Network(args.cidr).subnets(prefixlen_diff=4))
+        public_blocks, private_blocks = blocks[: len(blocks) // 2], blocks[len(blocks) // 2 :]
+        zones = pulumi.Output.from_input(args.zones)
 
+        vpc = self._vpc(name, args, tag)
+        self._flow_logs(name, args, tag, vpc)
+        public, igw, public_rt = self._public_subnets(name, args, tag, vpc, zones, public_blocks)
+        private, private_rt = self._private_subnets(name, args, tag, vpc, zones, private_blocks, public, igw)
+        s3_endpoint = self._s3_endpoint(name, args, tag, vpc, [public_rt, private_rt])
+        jobs_sg, warehouse_sg = self._security_groups(name, args, vpc, s3_endpoint)
+
+        self.vpc_id = vpc.id
+        self.assign_public_ip = not args.nat_gateway
+        job_subnets = private if args.nat_gateway else public
+        self.job_subnet_ids = pulumi.Output.all(*[s.id for s in job_subnets])
+        self.warehouse_subnet_ids = pulumi.Output.all(*[s.id for s in private])
+        self.jobs_security_group_id = jobs_sg.id
+        self.warehouse_security_group_id = warehouse_sg.id
+        self.register_outputs(
+            {
+                "vpc_id": self.vpc_id,
+                "job_subnet_ids": self.job_subnet_ids,
+                "warehouse_subnet_ids": self.warehouse_subnet_ids,
+                "jobs_security_group_id": self.jobs_security_group_id,
+                "warehouse_security_group_id": self.warehouse_security_group_id,
+            }
+        )
+
+    def _vpc(self, name: str, args: NetworkArgs, tag: str) -> aws.ec2.Vpc:
+        """The VPC, and its default security group stripped of every rule."""
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
             cidr_block=args.cidr,
             enable_dns_hostnames=True,
             enable_dns_support=True,
             tags={"Name": tag},
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        vpc_child = pulumi.ResourceOptions(parent=vpc)
         # Nothing may use the default security group: it loses all rules.
-        aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=vpc.id, ingress=[], egress=[], opts=vpc_child)
+        aws.ec2.DefaultSecurityGroup(
+            f"{name}-default-sg", vpc_id=vpc.id, ingress=[], egress=[], opts=pulumi.ResourceOptions(parent=vpc)
+        )
+        return vpc
 
+    def _flow_logs(self, name: str, args: NetworkArgs, tag: str, vpc: aws.ec2.Vpc) -> None:
+        """Rejected traffic to an encrypted log group, written through a role that may write only there."""
+        in_vpc = pulumi.ResourceOptions(parent=vpc)
         flow_logs = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
             name=f"/vpc/{tag}/flow-logs",
             retention_in_days=args.flow_log_retention_days,
             kms_key_id=args.kms_key_arn,
-            opts=vpc_child,
+            opts=in_vpc,
         )
         flow_role = service_role(
             f"{name}-flow-logs-role",
@@ -86,80 +121,116 @@ class Network(pulumi.ComponentResource):
             traffic_type="REJECT",
             log_destination=flow_logs.arn,
             iam_role_arn=flow_role.arn,
-            opts=vpc_child,
+            opts=in_vpc,
         )
 
-        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags={"Name": tag}, opts=vpc_child)
-        public_rt = aws.ec2.RouteTable(
+    def _public_subnets(
+        self,
+        name: str,
+        args: NetworkArgs,
+        tag: str,
+        vpc: aws.ec2.Vpc,
+        zones: pulumi.Output[list[str]],
+        blocks: list[ipaddress.IPv4Network],
+    ) -> tuple[list[aws.ec2.Subnet], aws.ec2.InternetGateway, aws.ec2.RouteTable]:
+        """One public subnet per zone, routed to an internet gateway; (subnets, gateway, route table)."""
+        in_vpc = pulumi.ResourceOptions(parent=vpc)
+        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags={"Name": tag}, opts=in_vpc)
+        route_table = aws.ec2.RouteTable(
             f"{name}-public-rt",
             vpc_id=vpc.id,
             routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}],
             tags={"Name": f"{tag}-public"},
-            opts=vpc_child,
+            opts=in_vpc,
         )
-        public, isolated = [], []
-        half = len(subnets) // 2
-        zone = pulumi.Output.from_input(args.zones)
+        subnets = []
         for i in range(args.zone_count):
-            az = zone[i]
-            pub = aws.ec2.Subnet(
+            subnet = aws.ec2.Subnet(
                 f"{name}-public-{i}",
                 vpc_id=vpc.id,
-                cidr_block=str(subnets[i]),
-                availability_zone=az,
+                cidr_block=str(blocks[i]),
+                availability_zone=zones[i],
                 map_public_ip_on_launch=False,
                 tags={"Name": f"{tag}-public-{i}"},
-                opts=vpc_child,
+                opts=in_vpc,
             )
             aws.ec2.RouteTableAssociation(
                 f"{name}-public-{i}-rta",
-                subnet_id=pub.id,
-                route_table_id=public_rt.id,
-                opts=pulumi.ResourceOptions(parent=pub),
+                subnet_id=subnet.id,
+                route_table_id=route_table.id,
+                opts=pulumi.ResourceOptions(parent=subnet),
             )
-            iso = aws.ec2.Subnet(
-                f"{name}-isolated-{i}",
-                vpc_id=vpc.id,
-                cidr_block=str(subnets[half + i]),
-                availability_zone=az,
-                tags={"Name": f"{tag}-isolated-{i}"},
-                opts=vpc_child,
-            )
-            public.append(pub)
-            isolated.append(iso)
+            subnets.append(subnet)
+        return subnets, igw, route_table
 
-        private_routes: list[aws.ec2.RouteTableRouteArgsDict] = []
+    def _private_subnets(
+        self,
+        name: str,
+        args: NetworkArgs,
+        tag: str,
+        vpc: aws.ec2.Vpc,
+        zones: pulumi.Output[list[str]],
+        blocks: list[ipaddress.IPv4Network],
+        public_subnets: list[aws.ec2.Subnet],
+        igw: aws.ec2.InternetGateway,
+    ) -> tuple[list[aws.ec2.Subnet], aws.ec2.RouteTable]:
+        """One private subnet per zone and their route table: through a NAT gateway in the first public
+        subnet when `nat_gateway` is on, else no route out of the VPC; (subnets, route table)."""
+        # The aliases name what stacks deployed as `-isolated-<i>`: those subnets are updated, not replaced.
+        in_vpc = pulumi.ResourceOptions(parent=vpc)
+        subnets = [
+            aws.ec2.Subnet(
+                f"{name}-private-{i}",
+                vpc_id=vpc.id,
+                cidr_block=str(blocks[i]),
+                availability_zone=zones[i],
+                tags={"Name": f"{tag}-private-{i}"},
+                opts=pulumi.ResourceOptions(parent=vpc, aliases=[pulumi.Alias(name=f"{name}-isolated-{i}")]),
+            )
+            for i in range(args.zone_count)
+        ]
+        routes: list[aws.ec2.RouteTableRouteArgsDict] = []
         if args.nat_gateway:
-            eip = aws.ec2.Eip(f"{name}-nat-ip", domain="vpc", tags={"Name": tag}, opts=vpc_child)
+            eip = aws.ec2.Eip(f"{name}-nat-ip", domain="vpc", tags={"Name": tag}, opts=in_vpc)
             nat = aws.ec2.NatGateway(
                 f"{name}-nat",
-                subnet_id=public[0].id,
+                subnet_id=public_subnets[0].id,
                 allocation_id=eip.id,
                 tags={"Name": tag},
                 opts=pulumi.ResourceOptions(parent=vpc, depends_on=[igw]),
             )
-            private_routes = [{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}]
-        private_rt = aws.ec2.RouteTable(
-            f"{name}-private-rt", vpc_id=vpc.id, routes=private_routes, tags={"Name": f"{tag}-private"}, opts=vpc_child
+            routes = [{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}]
+        route_table = aws.ec2.RouteTable(
+            f"{name}-private-rt", vpc_id=vpc.id, routes=routes, tags={"Name": f"{tag}-private"}, opts=in_vpc
         )
-        for i, iso in enumerate(isolated):
+        for i, subnet in enumerate(subnets):
             aws.ec2.RouteTableAssociation(
-                f"{name}-isolated-{i}-rta",
-                subnet_id=iso.id,
-                route_table_id=private_rt.id,
-                opts=pulumi.ResourceOptions(parent=iso),
+                f"{name}-private-{i}-rta",
+                subnet_id=subnet.id,
+                route_table_id=route_table.id,
+                opts=pulumi.ResourceOptions(parent=subnet, aliases=[pulumi.Alias(name=f"{name}-isolated-{i}-rta")]),
             )
+        return subnets, route_table
+
+    def _s3_endpoint(
+        self, name: str, args: NetworkArgs, tag: str, vpc: aws.ec2.Vpc, route_tables: list[aws.ec2.RouteTable]
+    ) -> aws.ec2.VpcEndpoint:
+        """The S3 gateway endpoint on every route table."""
         # Gateway endpoints are free: S3 traffic never crosses the internet gateway or NAT.
-        s3_endpoint = aws.ec2.VpcEndpoint(
+        return aws.ec2.VpcEndpoint(
             f"{name}-s3-endpoint",
             vpc_id=vpc.id,
             vpc_endpoint_type="Gateway",
             service_name=pulumi.Output.concat("com.amazonaws.", args.region, ".s3"),
-            route_table_ids=[public_rt.id, private_rt.id],
+            route_table_ids=[rt.id for rt in route_tables],
             tags={"Name": f"{tag}-s3"},
-            opts=vpc_child,
+            opts=pulumi.ResourceOptions(parent=vpc),
         )
 
+    def _security_groups(
+        self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc, s3_endpoint: aws.ec2.VpcEndpoint
+    ) -> tuple[aws.ec2.SecurityGroup, aws.ec2.SecurityGroup]:
+        """The jobs group (no inbound; HTTPS anywhere, Redshift in the VPC) and the warehouse group."""
         jobs_sg = aws.ec2.SecurityGroup(
             f"{name}-jobs-sg",
             name_prefix=naming.physical_prefix("jobs", 255),
@@ -210,20 +281,4 @@ class Network(pulumi.ComponentResource):
             ],
             opts=pulumi.ResourceOptions(parent=vpc, delete_before_replace=True),
         )
-
-        self.vpc_id = vpc.id
-        self.assign_public_ip = not args.nat_gateway
-        job_subnets = isolated if args.nat_gateway else public
-        self.job_subnet_ids = pulumi.Output.all(*[s.id for s in job_subnets])
-        self.warehouse_subnet_ids = pulumi.Output.all(*[s.id for s in isolated])
-        self.jobs_security_group_id = jobs_sg.id
-        self.warehouse_security_group_id = warehouse_sg.id
-        self.register_outputs(
-            {
-                "vpc_id": self.vpc_id,
-                "job_subnet_ids": self.job_subnet_ids,
-                "warehouse_subnet_ids": self.warehouse_subnet_ids,
-                "jobs_security_group_id": self.jobs_security_group_id,
-                "warehouse_security_group_id": self.warehouse_security_group_id,
-            }
-        )
+        return jobs_sg, warehouse_sg

@@ -202,7 +202,7 @@ class ScheduleArgs:
     account_id: pulumi.Input[str]
     # Encrypts the schedule's payload and its dead-letter queue.
     kms_key_arn: pulumi.Input[str]
-    # rate(...), cron(...) or at(...); validated by components.config.schedule_expression_problem.
+    # rate(...), cron(...) or at(...); validated by components.aws_limits.schedule_expression_problem.
     expression: str
     timezone: str = "UTC"
     state_machine_arn: pulumi.Input[str]
@@ -226,7 +226,7 @@ class Schedule(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ScheduleArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:orchestration:Schedule", name, None, opts)
-        from components.config import schedule_expression_problem
+        from components.aws_limits import schedule_expression_problem
 
         problem = schedule_expression_problem(args.expression)
         if problem:

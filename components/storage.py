@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from components import naming
-from components.iam import document
+from components.iam import document, objects, statement
 
 ZONES = ("raw", "processed", "curated", "scripts", "query-results")
 SCRATCH_PREFIX = "scratch/"  # in the processed zone: expires after DataLakeArgs.scratch_days
@@ -17,6 +18,55 @@ SCRATCH_PREFIX = "scratch/"  # in the processed zone: expires after DataLakeArgs
 def s3_uri(bucket: pulumi.Input[str], prefix: str) -> pulumi.Output[str]:
     """s3://bucket/prefix, the form Glue job arguments and crawler targets take."""
     return pulumi.Output.concat("s3://", bucket, "/", prefix)
+
+
+def stateful(remove_data_on_destroy: bool, parent: pulumi.Resource) -> pulumi.ResourceOptions:
+    """Options of a resource holding data: protected and retained on destroy unless the stack's
+    two-key removal setting (removeDataOnDestroy) allows deleting it."""
+    keep = not remove_data_on_destroy
+    return pulumi.ResourceOptions(parent=parent, protect=keep, retain_on_delete=keep)
+
+
+@dataclass(frozen=True)
+class LakeZone:
+    """One bucket of the lake, and the IAM statements that grant access to key prefixes in it."""
+
+    zone: str
+    name: pulumi.Output[str]
+    # One Output per bucket, shared by every statement: iam.hadoop_directories groups keys by it.
+    arn: pulumi.Output[str]
+
+    def uri(self, prefix: str) -> pulumi.Output[str]:
+        """s3://<bucket>/<prefix>."""
+        return s3_uri(self.name, prefix)
+
+    def objects(self, *prefixes: str) -> list[pulumi.Output[str]]:
+        """The ARNs of the objects under each prefix."""
+        return objects(self.arn, *prefixes)
+
+    def read(self, *prefixes: str) -> dict[str, Any]:
+        """Read the objects under each prefix."""
+        return statement(["s3:GetObject"], self.objects(*prefixes))
+
+    def write(self, *prefixes: str) -> dict[str, Any]:
+        """Read, write and replace the objects under each prefix (what a Spark job's output needs)."""
+        return statement(["s3:DeleteObject", "s3:GetObject", "s3:PutObject"], self.objects(*prefixes))
+
+    def grant(self, actions: list[str], *prefixes: str) -> dict[str, Any]:
+        """Exactly `actions` on the objects under each prefix (e.g. multipart uploads' abort)."""
+        return statement(actions, self.objects(*prefixes))
+
+
+@dataclass(frozen=True)
+class Lake:
+    """What pipelines use of the data lake: its key and its zones."""
+
+    key_arn: pulumi.Output[str]
+    raw: LakeZone
+    processed: LakeZone
+    curated: LakeZone
+    scripts: LakeZone
+    query_results: LakeZone
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,12 +103,13 @@ class DataLake(pulumi.ComponentResource):
     key_id: pulumi.Output[str]
     bucket_names: dict[str, pulumi.Output[str]]
     bucket_arns: dict[str, pulumi.Output[str]]
+    # The key and zones as pipelines use them (uris and grants by key prefix).
+    zones: Lake
     access_log_bucket_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: DataLakeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:storage:DataLake", name, None, opts)
-        keep = not args.remove_data_on_destroy
-        stateful = pulumi.ResourceOptions(parent=self, protect=keep, retain_on_delete=keep)
+        kept = stateful(args.remove_data_on_destroy, self)
 
         self.key = aws.kms.Key(
             f"{name}-key",
@@ -67,7 +118,7 @@ class DataLake(pulumi.ComponentResource):
             rotation_period_in_days=365,
             deletion_window_in_days=7 if args.remove_data_on_destroy else 30,
             policy=_key_policy(args.account_id, args.region),
-            opts=stateful,
+            opts=kept,
         )
         aws.kms.Alias(
             f"{name}-key-alias",
@@ -76,7 +127,7 @@ class DataLake(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self.key),
         )
 
-        logs = self._bucket(f"{name}-access-logs", "access-logs", args, stateful, kms=False)
+        logs = self._bucket(f"{name}-access-logs", "access-logs", args, kept, kms=False)
         aws.s3.BucketPolicy(
             f"{name}-access-logs-policy",
             bucket=logs.id,
@@ -101,7 +152,7 @@ class DataLake(pulumi.ComponentResource):
 
         self.buckets: dict[str, aws.s3.Bucket] = {}
         for zone in ZONES:
-            bucket = self._bucket(f"{name}-{zone}", zone, args, stateful, kms=True)
+            bucket = self._bucket(f"{name}-{zone}", zone, args, kept, kms=True)
             aws.s3.BucketPolicy(
                 f"{name}-{zone}-policy",
                 bucket=bucket.id,
@@ -140,6 +191,10 @@ class DataLake(pulumi.ComponentResource):
         self.key_id = self.key.key_id
         self.bucket_names = {zone: b.bucket for zone, b in self.buckets.items()}
         self.bucket_arns = {zone: b.arn for zone, b in self.buckets.items()}
+        zones = {
+            zone.replace("-", "_"): LakeZone(zone, self.bucket_names[zone], self.bucket_arns[zone]) for zone in ZONES
+        }
+        self.zones = Lake(key_arn=self.key_arn, **zones)
         self.access_log_bucket_name = logs.bucket
         self.register_outputs(
             {
@@ -309,7 +364,6 @@ class StateTable(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: StateTableArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:storage:StateTable", name, None, opts)
-        keep = not args.remove_data_on_destroy
         missing = [k for k in (args.hash_key, args.range_key) if k and k not in args.attributes]
         if missing:
             raise ValueError(f"StateTable {name}: declare the type of key attribute(s) {missing} in attributes")
@@ -322,9 +376,9 @@ class StateTable(pulumi.ComponentResource):
             attributes=[{"name": n, "type": t} for n, t in sorted(args.attributes.items())],
             server_side_encryption={"enabled": True, "kms_key_arn": args.kms_key_arn},
             point_in_time_recovery={"enabled": True},
-            deletion_protection_enabled=keep,
+            deletion_protection_enabled=not args.remove_data_on_destroy,
             ttl={"attribute_name": args.ttl_attribute, "enabled": True} if args.ttl_attribute else None,
-            opts=pulumi.ResourceOptions(parent=self, protect=keep, retain_on_delete=keep),
+            opts=stateful(args.remove_data_on_destroy, self),
         )
         self.table_name = table.name
         self.table_arn = table.arn

@@ -11,9 +11,10 @@ import pulumi
 import pulumi_aws as aws
 
 from components import naming
+from components.aws_limits import REDSHIFT_RPU_RANGE, REDSHIFT_USAGE_LIMIT_ACTIONS
 from components.compute import glue_security_configuration
 from components.iam import document, list_buckets, objects, service_role, statement
-from components.storage import s3_uri
+from components.storage import s3_uri, stateful
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,14 +69,14 @@ class Warehouse(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: WarehouseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:warehouse:Warehouse", name, None, opts)
-        if args.base_capacity % 8 or not 8 <= args.base_capacity <= 1024:
-            raise ValueError(f"Warehouse {name}: base_capacity must be a multiple of 8 from 8 to 1024")
-        if args.daily_rpu_hour_limit < 0 or args.usage_limit_action not in ("log", "emit-metric", "deactivate"):
+        low, high = REDSHIFT_RPU_RANGE
+        if args.base_capacity % 8 or not low <= args.base_capacity <= high:
+            raise ValueError(f"Warehouse {name}: base_capacity must be a multiple of 8 from {low} to {high}")
+        if args.daily_rpu_hour_limit < 0 or args.usage_limit_action not in REDSHIFT_USAGE_LIMIT_ACTIONS:
             raise ValueError(
                 f"Warehouse {name}: daily_rpu_hour_limit must be >= 0 and usage_limit_action one of "
                 "log, emit-metric, deactivate"
             )
-        keep = not args.remove_data_on_destroy
         copy_role = service_role(
             f"{name}-copy-role",
             f"{name}-copy",
@@ -95,7 +96,7 @@ class Warehouse(pulumi.ComponentResource):
             iam_roles=[copy_role.arn],
             default_iam_role_arn=copy_role.arn,
             log_exports=["connectionlog", "userlog", "useractivitylog"],
-            opts=pulumi.ResourceOptions(parent=self, protect=keep, retain_on_delete=keep),
+            opts=stateful(args.remove_data_on_destroy, self),
         )
         workgroup = aws.redshiftserverless.Workgroup(
             f"{name}-workgroup",

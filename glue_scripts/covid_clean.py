@@ -2,7 +2,7 @@
 
 Input: `--staging_path` holds one Parquet folder per dataset, written by Athena's UNLOAD of
 pipelines/covid_staging.py (every column a string): `cases`, `testing`, `county_population`,
-`state_abbreviations`. A dataset with no data files fails the run (BadInput naming it) before anything
+`state_abbreviations`. A dataset with no data files fails the run (BadInputError naming it) before anything
 is written; so does one lacking a staged column.
 
 Output (Snappy Parquet, no partition folders - Redshift's Parquet COPY maps columns by position and
@@ -78,98 +78,43 @@ from functools import reduce
 from typing import Any
 
 import glue_common
-from glue_common import BadInput
 from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from job_runtime.contracts import (
+    COVID_CASE_COUNTS,
+    COVID_DATASETS,
+    COVID_STAGED_COLUMNS,
+    COVID_STAR_TABLES,
+    COVID_TESTING_COUNTS,
+)
+from job_runtime.errors import BadInputError
+
 JOB = "covid_clean"
 REASON = "reason"
 
-# The staged columns per dataset (pipelines/covid_staging.STAGED_COLUMNS; a test keeps the two equal).
+# The staged columns per dataset and the curated star schema: job_runtime.contracts, which the Athena
+# staging (pipelines/covid_staging.py) and the warehouse load (pipelines/covid_star_schema.py) also read.
 STAGED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "cases": (
-        "fips",
-        "county",
-        "province_state",
-        "country_region",
-        "last_update",
-        "latitude",
-        "longitude",
-        "confirmed",
-        "deaths",
-        "recovered",
-        "active",
-    ),
-    "testing": (
-        "report_date",
-        "state",
-        "positive",
-        "negative",
-        "pending",
-        "hospitalized_currently",
-        "in_icu_currently",
-        "on_ventilator_currently",
-        "recovered",
-        "deaths",
-        "total_test_results",
-        "date_modified",
-    ),
-    "county_population": ("geo_id", "fips", "county", "state", "population"),
-    "state_abbreviations": ("state", "state_abbr"),
+    dataset: tuple(staged for staged, _ in pairs) for dataset, pairs in COVID_STAGED_COLUMNS.items()
 }
-DATASETS = tuple(STAGED_COLUMNS)
-CASE_COUNTS = ("confirmed", "deaths", "recovered", "active")
-TESTING_COUNTS = (
-    "positive",
-    "negative",
-    "pending",
-    "hospitalized_currently",
-    "in_icu_currently",
-    "on_ventilator_currently",
-    "recovered",
-    "deaths",
-    "total_test_results",
-)
+DATASETS = COVID_DATASETS
+CASE_COUNTS = COVID_CASE_COUNTS
+TESTING_COUNTS = COVID_TESTING_COUNTS
 
-
-def _schema(*fields: tuple[str, T.DataType]) -> T.StructType:
-    return T.StructType([T.StructField(name, data_type) for name, data_type in fields])
-
-
-# The curated contract (pipelines/covid_star_schema.TABLES builds the warehouse from the same list).
+# The Spark type of each Arrow type name the curated contract uses.
+_SPARK_TYPES: dict[str, T.DataType] = {
+    "int32": T.IntegerType(),
+    "int64": T.LongType(),
+    "double": T.DoubleType(),
+    "string": T.StringType(),
+    "bool": T.BooleanType(),
+    "date32[day]": T.DateType(),
+}
 TABLE_SCHEMAS: dict[str, T.StructType] = {
-    "dim_date": _schema(
-        ("date_key", T.IntegerType()),
-        ("full_date", T.DateType()),
-        ("year", T.IntegerType()),
-        ("quarter", T.IntegerType()),
-        ("month", T.IntegerType()),
-        ("day", T.IntegerType()),
-        ("day_of_week", T.IntegerType()),
-        ("is_weekend", T.BooleanType()),
-    ),
-    "dim_location": _schema(
-        ("location_key", T.StringType()),
-        ("country", T.StringType()),
-        ("state", T.StringType()),
-        ("state_abbr", T.StringType()),
-        ("county", T.StringType()),
-        ("fips", T.StringType()),
-        ("latitude", T.DoubleType()),
-        ("longitude", T.DoubleType()),
-        ("population", T.LongType()),
-    ),
-    "fact_cases": _schema(
-        ("date_key", T.IntegerType()),
-        ("location_key", T.StringType()),
-        *((c, T.LongType()) for c in CASE_COUNTS),
-    ),
-    "fact_testing": _schema(
-        ("date_key", T.IntegerType()),
-        ("location_key", T.StringType()),
-        *((c, T.LongType()) for c in TESTING_COUNTS),
-    ),
+    table.name: T.StructType([T.StructField(c.name, _SPARK_TYPES[c.arrow_type]) for c in table.columns])
+    for table in COVID_STAR_TABLES.values()
 }
 TABLES = tuple(TABLE_SCHEMAS)
 
@@ -292,7 +237,7 @@ def _date_key(date: Column) -> Column:
 def require_columns(df: DataFrame, dataset: str) -> None:
     missing = [c for c in STAGED_COLUMNS[dataset] if c not in df.columns]
     if missing:
-        raise BadInput(
+        raise BadInputError(
             f"staged dataset {dataset!r} lacks column(s) {', '.join(missing)}; it has {', '.join(df.columns) or 'none'}"
         )
 
@@ -698,10 +643,10 @@ def _folder(root: str, name: str) -> str:
 
 
 def read_staged(spark: SparkSession, staging_path: str) -> dict[str, DataFrame]:
-    """Each staged dataset's Parquet (Athena names its files without an extension); BadInput if one is missing."""
+    """Each staged dataset's Parquet (Athena names its files without an extension); BadInputError if one is missing."""
     missing = [d for d in DATASETS if not glue_common.list_files(spark, _folder(staging_path, d))]
     if missing:
-        raise BadInput(
+        raise BadInputError(
             f"staged dataset(s) {', '.join(missing)} missing: no data files under "
             + ", ".join(_folder(staging_path, d) for d in missing)
         )
@@ -784,7 +729,7 @@ def _write(
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Entry point; a missing staged dataset or column raises BadInput (see glue_common.run)."""
+    """Entry point; a missing staged dataset or column raises BadInputError (see glue_common.run)."""
     glue_common.setup_logging()
     # Glue's getResolvedOptions skips argv[0], so on Glue this must be the whole sys.argv.
     args = glue_common.resolve_args(

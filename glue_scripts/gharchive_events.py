@@ -63,10 +63,12 @@ from datetime import date
 from typing import Any
 
 import glue_common
-from glue_common import BadInput, FileInfo
+from glue_common import FileInfo
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+
+from job_runtime.errors import BadInputError
 
 JOB = "gharchive_events"
 REQUIRED_ARGS = ("input_path", "output_path", "quarantine_path", "state_path")
@@ -178,26 +180,26 @@ def _location(value: str) -> str:
 
 
 def parse_args(argv: Sequence[str]) -> dict[str, str]:
-    """The four locations, checked before Spark starts; BadInput names what is wrong."""
+    """The four locations, checked before Spark starts; BadInputError names what is wrong."""
     given = {a[2:].split("=", 1)[0] for a in argv if a.startswith("--")}
     missing = [f"--{name}" for name in REQUIRED_ARGS if name not in given]
     if missing:
-        raise BadInput(
+        raise BadInputError(
             f"missing required argument(s) {', '.join(missing)}; all of --{', --'.join(REQUIRED_ARGS)} are needed"
         )
     try:
         args = glue_common.resolve_args(argv, REQUIRED_ARGS, {})
     except SystemExit:  # argparse has printed its complaint (e.g. a name without a value)
-        raise BadInput(f"cannot parse the arguments {list(argv)}: expected --name value pairs") from None
+        raise BadInputError(f"cannot parse the arguments {list(argv)}: expected --name value pairs") from None
     blank = [f"--{name}" for name in REQUIRED_ARGS if not (args.get(name) or "").strip()]
     if blank:
-        raise BadInput(f"argument(s) {', '.join(blank)} must not be empty")
+        raise BadInputError(f"argument(s) {', '.join(blank)} must not be empty")
     locations = {name: _location(args[name]) for name in REQUIRED_ARGS}
     for i, first in enumerate(REQUIRED_ARGS):
         for second in REQUIRED_ARGS[i + 1 :]:
             a, b = locations[first], locations[second]
             if a == b or a.startswith(b + "/") or b.startswith(a + "/"):
-                raise BadInput(
+                raise BadInputError(
                     f"--{first} ({args[first]}) and --{second} ({args[second]}) overlap: "
                     "each must be a location of its own"
                 )
@@ -446,14 +448,14 @@ class Counts:
     duplicates: int = 0
 
 
-def _unreadable(error: Exception, files: Sequence[HourFile]) -> BadInput | None:
-    """BadInput for a truncated or non-gzip file (Spark's error does not name it), else None."""
+def _unreadable(error: Exception, files: Sequence[HourFile]) -> BadInputError | None:
+    """BadInputError for a truncated or non-gzip file (Spark's error does not name it), else None."""
     text = str(error)
     if not any(s in text for s in ("java.io.EOFException", "java.util.zip.ZipException", "Not in GZIP format")):
         return None
     cause = next((line.strip() for line in text.splitlines() if "Exception:" in line), "")
     names = ", ".join(f.rel for f in files)
-    return BadInput(f"a pending hour file is not complete gzip ({cause}); one of: {names}")
+    return BadInputError(f"a pending hour file is not complete gzip ({cause}); one of: {names}")
 
 
 def _write(spark: SparkSession, validated: DataFrame, files: Sequence[HourFile], paths: dict[str, str]) -> dict:
@@ -566,12 +568,12 @@ def process(spark: SparkSession, args: dict[str, str]) -> dict[str, Any]:
         rejected=rejected,
     )
     if rejected:
-        raise BadInput(f"{len(rejected)} file(s) rejected: " + "; ".join(rejected))
+        raise BadInputError(f"{len(rejected)} file(s) rejected: " + "; ".join(rejected))
     return summary
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Entry point; bad arguments or rejected files raise BadInput (see glue_common.run)."""
+    """Entry point; bad arguments or rejected files raise BadInputError (see glue_common.run)."""
     glue_common.setup_logging()
     # Glue's getResolvedOptions skips argv[0], so on Glue this must be the whole sys.argv.
     args = parse_args(sys.argv if argv is None else argv)

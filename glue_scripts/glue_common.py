@@ -1,7 +1,9 @@
 """What every Glue script here shares: arguments, the Spark session, file listing, run summaries.
 
 On AWS Glue this file ships beside each script through `--extra-py-files` (see
-components/compute.py GlueJob), so scripts import it as the top-level module `glue_common`.
+components/compute.py GlueJob), so scripts import it as the top-level module `glue_common`; the
+package `job_runtime` (error classes, SQL, the warehouse transaction, contracts) ships the same way
+as a zip.
 Locally the same code runs on pyspark 3.5 with local paths; `s3://` URIs work on Glue, whose
 EMRFS serves the Hadoop FileSystem calls below.
 """
@@ -12,16 +14,13 @@ import argparse
 import json
 import logging
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from job_runtime.errors import EXIT_BAD_INPUT, BadInputError
+
 log = logging.getLogger("glue_job")
-
-
-class BadInput(ValueError):
-    """The input as a whole cannot be processed (missing columns, bad arguments): do not retry."""
 
 
 def resolve_args(argv: Sequence[str], required: Sequence[str], optional: dict[str, str]) -> dict[str, str]:
@@ -153,21 +152,16 @@ def setup_logging() -> None:
     log.setLevel(logging.INFO)
 
 
-# --- helpers added for the sales jobs (generic: any job may use them) ------------------------------
-
-EXIT_BAD_INPUT = 3  # the input or the arguments are wrong: running again cannot help
-
-
 def run(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None) -> int:
-    """A job's process exit code: 0, or EXIT_BAD_INPUT when `main` raises BadInput (message logged).
+    """A job's process exit code: 0, or EXIT_BAD_INPUT when `main` raises BadInputError (message logged).
 
-    On AWS Glue the BadInput propagates instead: Glue records an uncaught exception's message as
+    On AWS Glue the BadInputError propagates instead: Glue records an uncaught exception's message as
     the job run's error message, which is what the failure notification shows; an exit code is
     not (and Glue does not retry by exit code anyway).
     """
     try:
         main(argv)
-    except BadInput as exc:
+    except BadInputError as exc:
         log.error("bad input: %s", exc)
         try:
             import awsglue  # type: ignore[import-not-found]  # noqa: F401
@@ -232,48 +226,3 @@ def read_markers(spark, directory: str, key: str = "source_file") -> dict[str, d
 def is_current(marker: dict | None, info: FileInfo) -> bool:
     """True when a marker records exactly this version (size, modification time) of the file."""
     return marker is not None and (marker.get("size"), marker.get("modified_ms")) == (info.size, info.modified_ms)
-
-
-class WarehouseError(RuntimeError):
-    """The warehouse rejected or did not finish a transaction; the message carries its error text."""
-
-
-def run_redshift_transaction(
-    sqls: Sequence[str],
-    *,
-    workgroup: str,
-    database: str,
-    client=None,
-    name: str = "glue-job",
-    poll_seconds: float = 2.0,
-    timeout_seconds: float = 1800.0,
-) -> str:
-    """Run statements as ONE transaction on Redshift Serverless through the Data API; returns the statement id.
-
-    BatchExecuteStatement runs its SQL list in a single transaction (all or nothing), with the
-    caller's IAM identity (no passwords). Polls DescribeStatement until FINISHED; FAILED/ABORTED
-    raise with Redshift's error text; past the timeout the statement is cancelled and this raises.
-    """
-    if client is None:
-        import boto3
-        from botocore.config import Config
-
-        client = boto3.client("redshift-data", config=Config(retries={"mode": "standard", "max_attempts": 5}))
-    statement_id = client.batch_execute_statement(
-        WorkgroupName=workgroup, Database=database, Sqls=list(sqls), StatementName=name
-    )["Id"]
-    deadline = time.monotonic() + timeout_seconds
-    while True:
-        described = client.describe_statement(Id=statement_id)
-        status = described["Status"]
-        if status == "FINISHED":
-            return statement_id
-        if status in ("FAILED", "ABORTED"):
-            error = described.get("Error", "(no error text)")
-            raise WarehouseError(f"Redshift transaction {statement_id} {status}: {error}")
-        if time.monotonic() >= deadline:
-            client.cancel_statement(Id=statement_id)
-            raise WarehouseError(
-                f"Redshift transaction {statement_id} still {status} after {timeout_seconds:g}s: cancelled"
-            )
-        time.sleep(poll_seconds)

@@ -20,14 +20,15 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
-from decimal import Decimal
 
 import glue_common
-from glue_common import BadInput, FileInfo
+from glue_common import FileInfo
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+
+from job_runtime.contracts import SALES_SCHEMA, SalesField
+from job_runtime.errors import BadInputError
 
 JOB = "sales_csv_to_parquet"
 SOURCE_FILE = "source_file"
@@ -38,44 +39,21 @@ DUPLICATE = "duplicate order_id (kept the first)"
 MALFORMED = "row does not have as many fields as the header"
 
 
-@dataclass(frozen=True)
-class Field:
-    """One sales column: how its text is parsed, checked and typed."""
-
-    name: str
-    kind: str  # "string" | "date" | "int" | "decimal"
-    required: bool
-    precision: int = 0  # decimal only
-    scale: int = 0  # decimal only
-    low: Decimal | None = None  # inclusive range for numbers
-    high: Decimal | None = None
-    max_bytes: int = 256  # strings: longer values would not fit the warehouse's VARCHAR
-
-    @property
-    def spark_type(self) -> T.DataType:
-        return {
-            "string": T.StringType(),
-            "date": T.DateType(),
-            "int": T.IntegerType(),
-            "decimal": T.DecimalType(self.precision, self.scale),
-        }[self.kind]
+# The sales columns, their checks and types: job_runtime.contracts, which the loader and the stack's
+# config check also read.
+SCHEMA: tuple[SalesField, ...] = SALES_SCHEMA
 
 
-INT_MAX = Decimal(2**31 - 1)
-SCHEMA: tuple[Field, ...] = (
-    Field("order_id", "string", True, max_bytes=64),
-    Field("order_date", "date", True),
-    Field("customer_id", "string", True, max_bytes=64),
-    Field("product_id", "string", True, max_bytes=64),
-    Field("product_name", "string", False),
-    Field("category", "string", False),
-    Field("region", "string", False),
-    Field("quantity", "int", True, low=Decimal(1), high=INT_MAX),
-    Field("unit_price", "decimal", True, precision=12, scale=2, low=Decimal(0), high=Decimal("9999999999.99")),
-    Field("discount", "decimal", False, precision=5, scale=4, low=Decimal(0), high=Decimal(1)),
-    Field("sales_rep", "string", False),
-    Field("notes", "string", False, max_bytes=4096),
-)
+def spark_type(field: SalesField) -> T.DataType:
+    """The Spark type a sales column is converted to."""
+    return {
+        "string": T.StringType(),
+        "date": T.DateType(),
+        "int": T.IntegerType(),
+        "decimal": T.DecimalType(field.precision, field.scale),
+    }[field.kind]
+
+
 FIELDS = {f.name: f for f in SCHEMA}
 DEFAULT_COLUMNS = "order_id,order_date,customer_id,product_id,category,region,quantity,unit_price,discount"
 
@@ -90,14 +68,16 @@ CSV_OPTIONS = {
 
 
 def parse_columns(text: str) -> tuple[str, ...]:
-    """The `--columns` selection, in schema order; BadInput unless it names schema columns incl. the keys."""
+    """The `--columns` selection, in schema order; BadInputError unless it names schema columns incl. the keys."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in FIELDS]
     if unknown:
-        raise BadInput(f"--columns names unknown columns {unknown}; the sales schema has {list(FIELDS)}")
+        raise BadInputError(f"--columns names unknown columns {unknown}; the sales schema has {list(FIELDS)}")
     missing = [n for n in ("order_id", "order_date") if n not in names]
     if missing:
-        raise BadInput(f"--columns must include order_id and order_date (the key and the partition); missing {missing}")
+        raise BadInputError(
+            f"--columns must include order_id and order_date (the key and the partition); missing {missing}"
+        )
     return tuple(f.name for f in SCHEMA if f.name in names)
 
 
@@ -116,13 +96,13 @@ def _blank_to_null(raw: Column) -> Column:
     return F.when(trimmed != "", trimmed)
 
 
-def _number_pattern(field: Field) -> str:
+def _number_pattern(field: SalesField) -> str:
     if field.kind == "int":
         return r"^[+-]?[0-9]+$"
     return rf"^[+-]?([0-9]+(\.[0-9]{{0,{field.scale}}})?|\.[0-9]{{1,{field.scale}}})$"
 
 
-def _checks(field: Field, text: str, wide: str) -> list[Column]:
+def _checks(field: SalesField, text: str, wide: str) -> list[Column]:
     """This column's reason (null when fine): missing | unparsable | out of range | too long."""
     value, parsed = F.col(text), F.col(wide)
     reasons = []
@@ -192,7 +172,7 @@ def validate_sales(raw_df: DataFrame, columns: Sequence[str]) -> DataFrame:
     return validated.select(
         *columns,
         SOURCE_FILE,
-        *(F.col(f"_w_{f.name}").cast(f.spark_type).alias(f"_v_{f.name}") for f in fields),
+        *(F.col(f"_w_{f.name}").cast(spark_type(f)).alias(f"_v_{f.name}") for f in fields),
         REASON,
     )
 
@@ -322,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         rejected=rejected,
     )
     if rejected:
-        raise BadInput(f"{len(rejected)} sales file(s) rejected: " + "; ".join(rejected))
+        raise BadInputError(f"{len(rejected)} sales file(s) rejected: " + "; ".join(rejected))
     return summary
 
 

@@ -18,64 +18,43 @@ A rerun of the same input leaves the same table; only after a commit are `loaded
 from __future__ import annotations
 
 import json
-import re
 import sys
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Protocol
-from urllib.parse import unquote, urlparse
 
 import glue_common
-from glue_common import BadInput
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+
+from job_runtime import sql
+from job_runtime.contracts import SALES_SCHEMA
+from job_runtime.errors import BadInputError
+from job_runtime.warehouse import parquet_rows, run_postgres_transaction, run_redshift_transaction
 
 JOB = "sales_load_warehouse"
 SOURCE_FILE = "source_file"
 MAX_SOURCES_PER_LOAD = 500  # keeps the DELETE's IN list far below the Data API's 100 KB statement limit
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,120}$")
-_IAM_ROLE = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$")
+# Names of tables that get a `<table>_stage` beside them, and of their schema, stay within Redshift's limit.
+MAX_NAME_BYTES = sql.MAX_IDENTIFIER_BYTES - len(sql.STAGE_SUFFIX)
 
-# The warehouse side of the sales schema (sales_csv_to_parquet.SCHEMA; tests keep the two in step):
-# column -> (Spark type of the converted Parquet, SQL type, NOT NULL). VARCHAR sizes are in bytes,
+# The warehouse side of the sales schema (job_runtime.contracts.SALES_SCHEMA, which the converter also
+# reads): column -> (Spark type of the converted Parquet, SQL type, NOT NULL). VARCHAR sizes are in bytes,
 # matching the converter's length checks.
-COLUMNS: dict[str, tuple[str, str, bool]] = {
-    "order_id": ("string", "VARCHAR(64)", True),
-    "order_date": ("date", "DATE", True),
-    "customer_id": ("string", "VARCHAR(64)", True),
-    "product_id": ("string", "VARCHAR(64)", True),
-    "product_name": ("string", "VARCHAR(256)", False),
-    "category": ("string", "VARCHAR(256)", False),
-    "region": ("string", "VARCHAR(256)", False),
-    "quantity": ("int", "INTEGER", True),
-    "unit_price": ("decimal(12,2)", "DECIMAL(12,2)", True),
-    "discount": ("decimal(5,4)", "DECIMAL(5,4)", False),
-    "sales_rep": ("string", "VARCHAR(256)", False),
-    "notes": ("string", "VARCHAR(4096)", False),
-}
+COLUMNS: dict[str, tuple[str, str, bool]] = {f.name: (f.spark_type_name, f.sql_type, f.required) for f in SALES_SCHEMA}
 SOURCE_FILE_SQL = "VARCHAR(1024)"
 
 
 def identifier(name: str, what: str) -> str:
-    if not _IDENTIFIER.match(name):
-        raise BadInput(f"{what} {name!r} is not a plain lower-case SQL identifier")
-    return name
-
-
-def literal(value: str) -> str:
-    """A string literal Redshift and PostgreSQL read alike: no backslashes or control characters
-    (the two disagree on backslashes), quotes doubled."""
-    if "\\" in value or any(ord(c) < 32 for c in value):
-        raise BadInput(f"refusing to embed a string with a backslash or control character in SQL: {value!r}")
-    return "'" + value.replace("'", "''") + "'"
+    return sql.identifier(name, what, max_bytes=MAX_NAME_BYTES)
 
 
 def table_columns(selected: Sequence[str]) -> list[str]:
     """The table's columns: the selected sales columns in schema order, then source_file."""
     unknown = sorted(set(selected) - set(COLUMNS))
     if unknown or "order_id" not in selected or "order_date" not in selected:
-        raise BadInput(f"converted columns {list(selected)} are not a valid sales selection (unknown: {unknown})")
+        raise BadInputError(f"converted columns {list(selected)} are not a valid sales selection (unknown: {unknown})")
     return [c for c in COLUMNS if c in selected] + [SOURCE_FILE]
 
 
@@ -95,30 +74,27 @@ def load_statements(
     (PostgreSQL) the fill is `COPY stage (...) FROM STDIN`, fed by the client.
     """
     schema, table = identifier(schema, "schema"), identifier(table, "table")
-    target, stage = f"{schema}.{table}", f"{table}_stage"
+    target, stage = f"{schema}.{table}", sql.stage_name(table)
     columns = table_columns(selected)
     definitions = [f"{c} {COLUMNS[c][1]}" + (" NOT NULL" if COLUMNS[c][2] else "") for c in columns[:-1]]
     definitions.append(f"{SOURCE_FILE} {SOURCE_FILE_SQL} NOT NULL")
     if stage_uri is not None:
-        if not stage_uri.startswith("s3://") or not iam_role or not _IAM_ROLE.match(iam_role):
-            raise BadInput(f"Redshift COPY needs an s3:// stage and an IAM role ARN, got {stage_uri!r}, {iam_role!r}")
-        fill = f"COPY {stage} FROM {literal(stage_uri)} IAM_ROLE {literal(iam_role)} FORMAT AS PARQUET"
+        if not stage_uri.startswith("s3://") or not iam_role or not sql.IAM_ROLE_ARN.match(iam_role):
+            raise BadInputError(
+                f"Redshift COPY needs an s3:// stage and an IAM role ARN, got {stage_uri!r}, {iam_role!r}"
+            )
+        fill = sql.copy_from_s3(stage, stage_uri, iam_role)
     else:
-        fill = f"COPY {stage} ({', '.join(columns)}) FROM STDIN"
+        fill = sql.copy_from_stdin(stage, columns)
     if not sources:
         raise ValueError("a load needs at least one source")
     return [
-        f"CREATE TABLE IF NOT EXISTS {target} ({', '.join(definitions)}, PRIMARY KEY (order_id))",
-        f"CREATE TEMP TABLE {stage} (LIKE {target})",
+        sql.create_table(target, definitions, ["order_id"]),
+        sql.create_stage(stage, target),
         fill,
-        # Redshift's MERGE has no WHEN NOT MATCHED BY SOURCE: delete what these sources no longer hold first.
-        f"DELETE FROM {target} WHERE {SOURCE_FILE} IN ({', '.join(literal(s) for s in sources)}) "
-        f"AND order_id NOT IN (SELECT order_id FROM {stage})",
-        f"MERGE INTO {target} USING {stage} s ON {target}.order_id = s.order_id"
-        " WHEN MATCHED THEN UPDATE SET "
-        + ", ".join(f"{c} = s.{c}" for c in columns if c != "order_id")
-        + f" WHEN NOT MATCHED THEN INSERT ({', '.join(columns)}) VALUES ({', '.join(f's.{c}' for c in columns)})",
-        f"DROP TABLE {stage}",
+        sql.delete_vanished(target, stage, SOURCE_FILE, sources, "order_id"),
+        sql.merge(target, stage, columns, ["order_id"]),
+        sql.drop(stage),
     ]
 
 
@@ -149,35 +125,20 @@ class RedshiftDataWarehouse:
         self.workgroup, self.database, self.client, self.polling = workgroup, database, client, polling
 
     def run_transaction(self, statements: Sequence[str], stage_uri: str) -> None:
-        glue_common.run_redshift_transaction(
+        run_redshift_transaction(
             statements, workgroup=self.workgroup, database=self.database, client=self.client, name=JOB, **self.polling
         )
 
 
-def _arrow_location(uri: str) -> str:
-    """pyarrow's name for a staged dataset: a plain local path for file: URIs, s3:// as is."""
-    return unquote(urlparse(uri).path) if uri.startswith("file:") else uri
-
-
 class PostgresWarehouse:
-    """Local stand-in for Redshift: the same statements in one psycopg transaction."""
+    """Local stand-in for Redshift: the same statements in one psycopg transaction, the stage filled
+    from the staged Parquet."""
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
 
     def run_transaction(self, statements: Sequence[str], stage_uri: str) -> None:
-        import psycopg
-        import pyarrow.dataset as ds
-
-        with psycopg.connect(self.dsn, connect_timeout=10) as conn, conn.transaction(), conn.cursor() as cur:
-            for sql in statements:
-                if not sql.endswith("FROM STDIN"):
-                    cur.execute(sql)
-                    continue
-                with cur.copy(sql) as copy:
-                    for batch in ds.dataset(_arrow_location(stage_uri), format="parquet").to_batches():
-                        for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
-                            copy.write_row(row)
+        run_postgres_transaction(self.dsn, statements, lambda _copy: parquet_rows(stage_uri))
 
 
 def make_warehouse(args: dict[str, str]) -> Warehouse:
@@ -185,13 +146,13 @@ def make_warehouse(args: dict[str, str]) -> Warehouse:
     if kind == "redshift-data":
         missing = [n for n in ("workgroup", "database", "iam_role") if not args.get(n)]
         if missing:
-            raise BadInput(f"--warehouse redshift-data needs {', '.join('--' + n for n in missing)}")
+            raise BadInputError(f"--warehouse redshift-data needs {', '.join('--' + n for n in missing)}")
         return RedshiftDataWarehouse(args["workgroup"], args["database"])
     if kind == "postgres":
         if not args.get("dsn"):
-            raise BadInput("--warehouse postgres needs --dsn")
+            raise BadInputError("--warehouse postgres needs --dsn")
         return PostgresWarehouse(args["dsn"])
-    raise BadInput(f"--warehouse must be redshift-data or postgres, got {kind!r}")
+    raise BadInputError(f"--warehouse must be redshift-data or postgres, got {kind!r}")
 
 
 # --- job ---------------------------------------------------------------------------------------------

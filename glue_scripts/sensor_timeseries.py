@@ -24,6 +24,8 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
+from job_runtime.errors import BadInputError
+
 JOB = "sensor_timeseries"
 
 REQUIRED_COLUMNS = ("sensor_id", "start_time", "end_time", "value")
@@ -52,12 +54,12 @@ def parse_frequency(text: str) -> int:
     """`30s`, `15min`, `1h` -> seconds; the step must divide a day so every month starts on the grid."""
     match = FREQUENCY.fullmatch(text.strip())
     if not match:
-        raise glue_common.BadInput(f"--frequency {text!r} is not <n>s, <n>min or <n>h (e.g. 30s, 1min, 1h)")
+        raise BadInputError(f"--frequency {text!r} is not <n>s, <n>min or <n>h (e.g. 30s, 1min, 1h)")
     seconds = int(match.group(1)) * FREQUENCY_UNITS[match.group(2)]
     if seconds < 1:
-        raise glue_common.BadInput(f"--frequency {text!r} must be at least 1s")
+        raise BadInputError(f"--frequency {text!r} must be at least 1s")
     if SECONDS_PER_DAY % seconds:
-        raise glue_common.BadInput(f"--frequency {text!r} does not divide 24h evenly ({SECONDS_PER_DAY} s)")
+        raise BadInputError(f"--frequency {text!r} does not divide 24h evenly ({SECONDS_PER_DAY} s)")
     return seconds
 
 
@@ -68,7 +70,7 @@ def resolve_month(text: str, today: date) -> str:
         last_day_of_previous = today.replace(day=1) - timedelta(days=1)
         return last_day_of_previous.strftime("%Y-%m")
     if not MONTH.fullmatch(text):
-        raise glue_common.BadInput(f"--month {text!r} is not YYYY-MM or 'previous'")
+        raise BadInputError(f"--month {text!r} is not YYYY-MM or 'previous'")
     return text
 
 
@@ -179,7 +181,7 @@ def transform_check(raw: DataFrame) -> DataFrame:
     missing = [name for name in REQUIRED_COLUMNS if name not in raw.columns]
     if missing:
         found = [name for name in raw.columns if name not in (SOURCE_FILE, CORRUPT_RECORD)]
-        raise glue_common.BadInput(
+        raise BadInputError(
             f"input is missing required column(s) {', '.join(missing)}; columns found: {', '.join(found) or 'none'}"
         )
     has_readings = READINGS in raw.columns
@@ -252,7 +254,7 @@ def split_checked(checked: DataFrame) -> tuple[DataFrame, DataFrame]:
 
 
 def transform_validate(raw: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """Raw string rows -> (valid typed intervals, quarantined rows with reasons). Raises BadInput on missing columns."""
+    """Raw string rows -> (valid typed intervals, quarantined rows with reasons); BadInputError on missing columns."""
     return split_checked(transform_check(raw))
 
 
@@ -386,7 +388,7 @@ def _process(checked: DataFrame, grid: Grid, output_path: str, quarantine_path: 
         message = header_mismatch(error)
         if message is None:
             raise
-        raise glue_common.BadInput(message) from None
+        raise BadInputError(message) from None
     assert totals is not None
     rows_in, rows_valid = int(totals["rows_in"]), int(totals["rows_valid"])
     valid, quarantined = split_checked(checked)
@@ -428,7 +430,7 @@ def _process(checked: DataFrame, grid: Grid, output_path: str, quarantine_path: 
 
 
 def main(argv: Sequence[str] | None = None, today: Callable[[], date] = _utc_today) -> dict[str, Any]:
-    """Entry point; bad input (arguments, columns, headers) raises BadInput (see glue_common.run)."""
+    """Entry point; bad input (arguments, columns, headers) raises BadInputError (see glue_common.run)."""
     glue_common.setup_logging()
     # Glue's getResolvedOptions skips argv[0], so on Glue this must be the whole sys.argv.
     args = glue_common.resolve_args(

@@ -28,44 +28,13 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoCredentialsError
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 3
-EXIT_TRANSIENT = 4
-EXIT_FAILED = 5
+from job_runtime.errors import EXIT_OK, BadInputError, JobError, TransientError, describe_aws_error
 
 DEFAULT_PREFIX = "sensor/raw/"
 DEFAULT_PATTERN = "*.csv"
 HASH_HEX_CHARS = 16
-# Error codes that say "try again later" (alongside any 5xx and 429).
-TRANSIENT_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "InternalError",
-        "ServiceUnavailable",
-        "ConditionalRequestConflict",  # a concurrent upload of the same key is still in flight
-    }
-)
-
-
-class UploadError(Exception):
-    exit_code = EXIT_FAILED
-
-
-class BadInputError(UploadError):
-    exit_code = EXIT_BAD_INPUT
-
-
-class TransientError(UploadError):
-    exit_code = EXIT_TRANSIENT
 
 
 @dataclass(frozen=True)
@@ -117,21 +86,17 @@ def plan_upload(folder: Path, pattern: str, prefix: str) -> Upload:
     return Upload(path, object_key(prefix, path, digest.hexdigest()), data, digest.digest())
 
 
-def classify(error: Exception, action: str) -> UploadError:
+def classify(error: Exception, action: str) -> JobError:
     """An AWS SDK error as transient (retry later) or failed (needs a person), with a readable message."""
-    if isinstance(error, ClientError):
-        details = error.response.get("Error", {})
-        code = str(details.get("Code", "Unknown"))
-        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-        message = f"{action} failed ({code}, HTTP {status}): {details.get('Message') or 'no message'}"
-        if code in TRANSIENT_CODES or status >= 500 or status == 429:
-            return TransientError(message)
-        return UploadError(message)
-    if isinstance(error, BotoConnectionError | HTTPClientError):
-        return TransientError(f"{action} failed: {error}")
     if isinstance(error, NoCredentialsError):
-        return UploadError(f"{action} failed: no AWS credentials found")
-    return UploadError(f"{action} failed: {error}")
+        return JobError(f"{action} failed: no AWS credentials found")
+    failure = describe_aws_error(error)
+    if isinstance(error, ClientError):
+        code, details = failure.code or "Unknown", failure.message or "no message"
+        message = f"{action} failed ({code}, HTTP {failure.status}): {details}"
+    else:
+        message = f"{action} failed: {error}"
+    return TransientError(message) if failure.transient else JobError(message)
 
 
 def object_exists(s3: Any, bucket: str, key: str) -> bool:
@@ -187,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         planned = plan_upload(args.folder, args.pattern, args.prefix)
         uploaded = upload(s3_client(), args.bucket, planned)
-    except UploadError as error:
+    except JobError as error:
         print(f"sensor_upload: {error}", file=sys.stderr)
         return error.exit_code
     print(json.dumps({"file": str(planned.path), "key": planned.key, "uploaded": uploaded, "bytes": len(planned.data)}))

@@ -1,4 +1,4 @@
-"""`python -m localrun`: the estate's five pipelines on this machine, end to end.
+"""`python -m localrun`: the registered pipelines (pipelines/registry.py) on this machine, end to end.
 
 The lake is a local folder (.local/lake) and the warehouse a throwaway PostgreSQL. Render logs: the
 same `render-summary` command the Batch image runs, one process per file, as Step Functions does
@@ -13,19 +13,23 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
-from components.warehouse_access import READER_ROLE, Loader, loader_role
-from localrun.outside_world import COVID_SCHEMA, moto_aws, run_covid, run_gharchive
+from components.warehouse_access import READER_ROLE, Loader
+from localrun.outside_world import moto_aws, run_covid, run_gharchive
 from localrun.postgres import login_dsn, setup_access, temporary_postgres
 from localrun.sample_data import write_render_logs
+from pipelines import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_data" / "render_logs"
-# The schema each loading pipeline writes (render-logs and sales: the stack's defaults).
-LOADERS = {"render-logs": "public", "sales": "public", "covid19": COVID_SCHEMA}
 # On Glue, each script and glue_common.py are top-level modules; the same here.
 sys.path.insert(0, str(ROOT / "glue_scripts"))
 
@@ -149,47 +153,117 @@ def run_sensor(lake: Path) -> dict:
     return summary
 
 
+@dataclass
+class LocalRun:
+    """What the local pipelines share: the lake folder, each loading pipeline's and the reader's
+    PostgreSQL logins, and (started on first use) one Spark session and moto's AWS stand-in."""
+
+    lake: Path
+    generated_rows: int
+    dsn: dict[str, str]
+    reader_dsn: str
+    services: ExitStack
+    aws_started: bool = field(default=False)
+
+    @cached_property
+    def spark(self) -> Any:
+        import glue_common
+
+        return glue_common.spark_session("localrun")
+
+    def aws(self) -> None:
+        """S3, DynamoDB and friends on moto from here to the end of the run."""
+        if not self.aws_started:
+            self.services.enter_context(moto_aws())
+            self.aws_started = True
+
+
+def local_render_logs(run: LocalRun) -> str:
+    summaries = run_render_logs(run.lake, run.dsn["render-logs"], run.generated_rows)
+    print_table(run.reader_dsn)
+    rows_in = sum(s["rows_in"] for s in summaries)
+    quarantined = sum(s["rows_quarantined"] for s in summaries)
+    return (
+        f"render-logs: {len(summaries)} file(s), {rows_in} row(s) in, {rows_in - quarantined} loaded, "
+        f"{quarantined} quarantined"
+    )
+
+
+def local_sales(run: LocalRun) -> str:
+    sales = run_sales(run.lake, run.dsn["sales"], run.reader_dsn)
+    return (
+        f"sales: {sales['files']} file(s), {sales['rows_in']} row(s) in, {sales['rows_loaded']} loaded, "
+        f"{sales['rows_quarantined']} quarantined"
+    )
+
+
+def local_sensor(run: LocalRun) -> str:
+    sensor = run_sensor(run.lake)
+    return (
+        f"sensor-timeseries: {sensor['rows_in']} interval(s) in, {sensor['rows_valid']} valid, "
+        f"{sensor['rows_quarantined']} quarantined; {sensor['points']} points for {sensor['sensors']} sensor(s) "
+        f"in {sensor['month']}, {sensor['gap_points']} of them gaps"
+    )
+
+
+def local_gharchive(run: LocalRun) -> str:
+    spark = run.spark
+    run.aws()
+    gharchive = run_gharchive(run.lake, spark)
+    return (
+        f"gharchive: {gharchive['hours_ingested']} hour(s) ingested (bookmark {gharchive['bookmark']}), "
+        f"{gharchive['rows_in']} event(s) in, {gharchive['rows_loaded']} loaded, "
+        f"{gharchive['rows_quarantined']} quarantined"
+    )
+
+
+def local_covid(run: LocalRun) -> str:
+    spark = run.spark
+    run.aws()
+    covid = run_covid(run.lake, spark, run.dsn["covid19"], run.reader_dsn)
+    return (
+        f"covid19: {covid['copied']} file(s) copied, {covid['rows_in']} row(s) in, {covid['rows_loaded']} loaded, "
+        f"{covid['rows_quarantined']} quarantined; star schema "
+        + ", ".join(f"{table} {rows}" for table, rows in covid["tables"].items())
+    )
+
+
+# How each registered pipeline runs here, by its name in the registry; it returns its summary line.
+LOCAL_RUNS: dict[str, Callable[[LocalRun], str]] = {
+    "render-logs": local_render_logs,
+    "sales": local_sales,
+    "sensor-timeseries": local_sensor,
+    "gharchive": local_gharchive,
+    "covid19": local_covid,
+}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m localrun", description=__doc__.splitlines()[0])
     parser.add_argument("--lake", type=Path, default=ROOT / ".local" / "lake", help="local lake folder (recreated)")
     parser.add_argument("--generated-rows", type=int, default=200_000, help="rows in the generated sample file")
     args = parser.parse_args()
     shutil.rmtree(args.lake, ignore_errors=True)
-    with temporary_postgres() as admin_dsn:
+    # The deployed defaults: which pipelines load the warehouse, and into which schema.
+    cfg = registry.load_stack_config({}, "dataplatform", "local", "us-east-1")
+    summaries: list[str] = []
+    with temporary_postgres() as admin_dsn, ExitStack() as services:
         # As the stack does on Redshift: a database role per loading pipeline and a read-only one; each
         # job then signs in as its own user holding only its pipeline's role.
-        loaders = {name: Loader(loader_role(name), schema) for name, schema in LOADERS.items()}
+        loaders: dict[str, Loader] = {
+            p.name: p.warehouse_loader(cfg.pipeline_settings[p.name])
+            for p in registry.PIPELINES
+            if p.warehouse_loader is not None
+        }
         setup_access(admin_dsn, list(loaders.values()))
         dsn = {name: login_dsn(admin_dsn, f"IAMR:{name}-job", loader.role) for name, loader in loaders.items()}
         reader = login_dsn(admin_dsn, "IAMR:analyst", READER_ROLE)
-        summaries = run_render_logs(args.lake, dsn["render-logs"], args.generated_rows)
-        print_table(reader)
-        sales = run_sales(args.lake, dsn["sales"], reader)
-        sensor = run_sensor(args.lake)
-        import glue_common
-
-        spark = glue_common.spark_session("localrun")
-        with moto_aws():
-            gharchive = run_gharchive(args.lake, spark)
-            covid = run_covid(args.lake, spark, dsn["covid19"], reader)
-    rows_in = sum(s["rows_in"] for s in summaries)
-    quarantined = sum(s["rows_quarantined"] for s in summaries)
+        run = LocalRun(args.lake, args.generated_rows, dsn, reader, services)
+        for pipeline in registry.PIPELINES:
+            local = LOCAL_RUNS.get(pipeline.name)
+            summaries.append(local(run) if local else f"{pipeline.name}: no local run")
     print(
-        f"\nrender-logs: {len(summaries)} file(s), {rows_in} row(s) in, {rows_in - quarantined} loaded, "
-        f"{quarantined} quarantined\n"
-        f"sales: {sales['files']} file(s), {sales['rows_in']} row(s) in, {sales['rows_loaded']} loaded, "
-        f"{sales['rows_quarantined']} quarantined\n"
-        f"sensor-timeseries: {sensor['rows_in']} interval(s) in, {sensor['rows_valid']} valid, "
-        f"{sensor['rows_quarantined']} quarantined; {sensor['points']} points for {sensor['sensors']} sensor(s) "
-        f"in {sensor['month']}, {sensor['gap_points']} of them gaps\n"
-        f"gharchive: {gharchive['hours_ingested']} hour(s) ingested (bookmark {gharchive['bookmark']}), "
-        f"{gharchive['rows_in']} event(s) in, {gharchive['rows_loaded']} loaded, "
-        f"{gharchive['rows_quarantined']} quarantined\n"
-        f"covid19: {covid['copied']} file(s) copied, {covid['rows_in']} row(s) in, {covid['rows_loaded']} loaded, "
-        f"{covid['rows_quarantined']} quarantined; star schema "
-        + ", ".join(f"{table} {rows}" for table, rows in covid["tables"].items())
-        + "\n"
-        f"(rejected rows with reasons under {args.lake / 'processed' / 'quarantine'})"
+        "\n" + "\n".join(summaries) + f"\n(rejected rows with reasons under {args.lake / 'processed' / 'quarantine'})"
     )
     return 0
 

@@ -159,11 +159,12 @@ def run_covid(lake: Path, spark: Any, loader_dsn: str, reader_dsn: str) -> dict[
     import covid_clean
     import psycopg
 
-    from components.config import load_config
     from pipelines.covid_staging import stage_locally
     from pipelines.covid_star_schema import TABLES, load_postgres
+    from pipelines.registry import load_stack_config
 
-    datasets = load_config({}, "dataplatform", "local", "us-east-1").covid.datasets  # the deployed defaults
+    # The deployed defaults.
+    datasets = load_stack_config({}, "dataplatform", "local", "us-east-1").pipeline_settings["covid19"].datasets
     s3 = boto3.client("s3")
     for bucket in (COVID_SOURCE_BUCKET, COVID_LANDING_BUCKET):
         s3.create_bucket(Bucket=bucket)

@@ -1,43 +1,95 @@
-"""Deterministic synthetic inputs shaped like the seeds': render logs (local run, benchmarks) and GH Archive hours."""
+"""Deterministic synthetic inputs shaped like the real ones, with parameters for sizes.
+
+Render logs: the local run's generated file and the `render-logs` benchmarks' input (bench/render_logs.py).
+GH Archive hours: the local run's archive server, the job tests and the `gharchive` benchmark's input
+(bench/glue_gharchive.py).
+"""
 
 from __future__ import annotations
 
 import gzip
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
-HEADER = "timestamp,device_id,frame_rate,gpu_usage,latency_ms\n"
+RENDER_LOG_HEADER = b"timestamp,device_id,frame_rate,gpu_usage,latency_ms\n"
+SEED_DEVICES = tuple(f"iac-vx{i}" for i in range(1, 9))  # the seed's device ids
+# Bad lines of the kinds the render-summary job quarantines; `{ts}` is the row's own timestamp. None: a blank line.
+RENDER_LOG_BAD_LINES: tuple[str | None, ...] = (
+    "{ts},,59.0,80.0,18",  # empty device_id
+    "not-a-time,bad-timestamp,59.5,81.0,19",
+    "{ts},bad-missing-field,59.5,81.0",
+    "{ts},bad-gpu,58.0,101.5,22",
+    "{ts},bad-frame-rate,-1.0,80.0,22",
+    "{ts},bad-latency,58.5,70.0,20.5",
+    "{ts},bad-missing-value,,70.0,20",
+    "{ts},bad-nan,nan,70.0,20",
+    "{ts}," + "bad-device-id-too-long-" * 3 + ",58.5,70.0,20",
+    None,
+)
 
 
-def write_render_logs(path: Path, rows: int, devices: int = 8, seed: int = 7, block: int = 100_000) -> Path:
-    """Write `rows` valid rows for `devices` devices (iac-vx1...), 10 s apart, in blocks to bound memory."""
+def write_render_logs(
+    path: Path,
+    rows: int,
+    *,
+    devices: Sequence[str] = SEED_DEVICES,
+    seed: int = 7,
+    bad_fraction: float = 0.0,
+    block: int = 1_000_000,
+) -> dict[str, int]:
+    """`rows` lines of render-log CSV after the header, for `devices`, 10 ms apart, written a block at a time
+    (vectorised: ~2 s per 1M). A share `bad_fraction` of the lines is one of RENDER_LOG_BAD_LINES, drawn at
+    random; a bad row carries its own device id (`bad-...`), so the valid devices' figures come from valid rows.
+
+    Returns what the job must find: rows (non-blank lines), bad rows, blank lines and bytes.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     rng = np.random.default_rng(seed)
-    start = datetime(2025, 10, 6, 0, 0, 0)
+    device_ids = pa.array(list(devices))
+    bad_texts = pa.array([b"" if line is None else line.encode() for line in RENDER_LOG_BAD_LINES], pa.binary())
+    blank_kind = RENDER_LOG_BAD_LINES.index(None)
+    start = np.datetime64("2025-10-06T00:00:00", "us")
+    bad = blank = 0
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as out:
-        out.write(HEADER)
+    with path.open("wb") as out:
+        out.write(RENDER_LOG_HEADER)
         for first in range(0, rows, block):
             n = min(block, rows - first)
-            # tolist(): plain Python numbers, whose repr is the shortest round-trip decimal.
-            device = rng.integers(1, devices + 1, n).tolist()
-            frame = rng.normal(59.8, 0.2, n).tolist()
-            gpu = rng.uniform(75.0, 95.0, n).tolist()
-            latency = rng.integers(15, 26, n).tolist()
-            lines = [
-                f"{(start + timedelta(seconds=10 * (first + i))).isoformat()},iac-vx{device[i]},"
-                f"{frame[i]!r},{gpu[i]!r},{latency[i]}\n"
-                for i in range(n)
-            ]
-            out.writelines(lines)
-    return path
+            ts = pc.strftime(
+                pa.array(start + (first + np.arange(n)) * 10_000 + rng.integers(0, 10_000, n), pa.timestamp("us")),
+                format="%Y-%m-%dT%H:%M:%S",
+            )
+            lines = pc.binary_join_element_wise(
+                ts,
+                device_ids.take(pa.array(rng.integers(0, len(device_ids), n))),
+                pc.cast(pa.array(rng.normal(59.8, 0.25, n)), pa.string()),
+                pc.cast(pa.array(rng.uniform(60.0, 99.9, n)), pa.string()),
+                pc.cast(pa.array(rng.integers(8, 45, n)), pa.string()),
+                ",",
+            ).cast(pa.binary())
+            is_bad = rng.random(n) < bad_fraction
+            kinds = rng.integers(0, len(RENDER_LOG_BAD_LINES), int(is_bad.sum()))
+            templates = bad_texts.take(pa.array(kinds))
+            texts = pc.replace_substring(templates, b"{ts}", b"")  # a bad line's own timestamp is put in below
+            with_ts = pc.binary_join_element_wise(pc.filter(ts, pa.array(is_bad)).cast(pa.binary()), texts, b"")
+            has_ts = pc.starts_with(templates.cast(pa.string()), "{ts}")
+            lines = pc.replace_with_mask(lines, pa.array(is_bad), pc.if_else(has_ts, with_ts, texts))
+            bad += int((kinds != blank_kind).sum())
+            blank += int((kinds == blank_kind).sum())
+            out.write(pc.binary_join(pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), lines), b"\n")[0].as_py())
+            out.write(b"\n")
+    return {"rows": rows - blank, "bad_rows": bad, "blank_lines": blank, "bytes": path.stat().st_size}
 
 
-# --- GH Archive hour files (seed 003) ----------------------------------------------------------------
+# --- GH Archive hour files ----------------------------------------------------------------------------
 
 GH_API = "https://api.github.com"
 GH_AVATARS = "https://avatars.githubusercontent.com/u"
@@ -265,8 +317,9 @@ def _utc_hour(hour: datetime) -> datetime:
     return hour.replace(minute=0, second=0, microsecond=0)
 
 
-def gharchive_events(hour: datetime, count: int, seed: int) -> list[dict]:
-    """`count` GH Archive events of one hour (naive datetimes are UTC), deterministic for (hour, count, seed).
+def iter_gharchive_events(hour: datetime, count: int, seed: int) -> Iterator[dict]:
+    """`count` GH Archive events of one hour (naive datetimes are UTC), deterministic for (hour, count, seed),
+    one at a time (an hour of the benchmark's size never sits in memory as dicts).
 
     Shaped like the real feed: string ids increasing through the hour (unique across hours while an
     hour has at most a million events), created_at inside the hour in order, nested payloads per
@@ -281,7 +334,6 @@ def gharchive_events(hour: datetime, count: int, seed: int) -> list[dict]:
     seconds = sorted(rng.randrange(3600) for _ in range(count))
     types, type_weights = zip(*GH_EVENT_TYPES, strict=True)
     repo_weights = [w for _, _, w in GH_REPOS]
-    events = []
     for i in range(count):
         kind = rng.choices(types, type_weights)[0]
         repo = rng.choices(GH_REPOS, repo_weights)[0]
@@ -306,22 +358,34 @@ def gharchive_events(hour: datetime, count: int, seed: int) -> list[dict]:
                 "url": f"{GH_API}/orgs/{owner}",
                 "avatar_url": f"{GH_AVATARS}/{org_id}?",
             }
-        events.append(event)
-    return events
+        yield event
+
+
+def gharchive_events(hour: datetime, count: int, seed: int) -> list[dict]:
+    """The events of `iter_gharchive_events(hour, count, seed)` as a list."""
+    return list(iter_gharchive_events(hour, count, seed))
 
 
 def gharchive_hour_path(folder: Path, hour: datetime) -> Path:
-    """Where the ingestion job stores an hour: `folder/date=YYYY-MM-DD/YYYY-MM-DD-H.json.gz` (no leading zero)."""
+    """Where `gharchive-ingest` stores an hour: `folder/date=YYYY-MM-DD/YYYY-MM-DD-H.json.gz` (no leading zero)."""
     start = _utc_hour(hour)
     day = start.strftime("%Y-%m-%d")
     return folder / f"date={day}" / f"{day}-{start.hour}.json.gz"
 
 
-def write_gharchive_lines(path: Path, lines: Sequence[str]) -> Path:
-    """Write lines as GH Archive does: gzip, one line each, newline-terminated (mtime 0: same bytes each time)."""
+def write_gharchive_lines(path: Path, lines: Iterable[str], compresslevel: int = 9, block: int = 5_000) -> Path:
+    """Write lines as GH Archive does: gzip, one line each, newline-terminated (mtime 0: same bytes each time).
+
+    `lines` is consumed `block` lines at a time, so a generator of any length is written in bounded memory.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as out:
-        out.write("".join(f"{line}\n" for line in lines).encode("utf-8"))
+    with (
+        path.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=compresslevel) as out,
+    ):
+        pending = iter(lines)
+        while chunk := list(islice(pending, block)):
+            out.write("".join(f"{line}\n" for line in chunk).encode("utf-8"))
     return path
 
 

@@ -1,4 +1,4 @@
-"""Seed 004, COVID-19 star schema. On its schedule a Step Functions state machine runs, in order:
+"""COVID-19 star schema. On its schedule a Step Functions state machine runs, in order:
 
   1. `copy-datasets` (Batch, the estate's jobs image): the configured datasets of the source bucket
      (the public COVID-19 data lake by default) into s3://<raw>/covid/landing/<dataset>/, copying
@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import functools
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 
-from components.compute import BatchCompute, BatchJob, BatchJobArgs, GlueJob
-from components.config import CovidConfig
-from components.iam import hadoop_directories, list_buckets, objects, statement
+from components.aws_limits import schedule_expression_problem
+from components.compute import BatchJob, BatchJobArgs, GlueJob
+from components.config import SQL_IDENTIFIER, Check, ConfigSection, Setting
+from components.iam import hadoop_directories, list_buckets, statement
 from components.orchestration import (
     PollStep,
     Schedule,
@@ -42,11 +46,11 @@ from components.orchestration import (
     glue_job_step,
     pipeline_definition,
 )
-from components.storage import SCRATCH_PREFIX, s3_uri
+from components.storage import SCRATCH_PREFIX
 from components.warehouse import Crawler, data_api_statements
-from components.warehouse_access import db_roles_tag, loader_role
+from components.warehouse_access import Loader, db_roles_tag, loader_role
 from pipelines import covid_staging, covid_star_schema
-from pipelines.glue_estate import GlueEstate
+from pipelines.platform import Pipeline, Platform
 
 LANDING_PREFIX = "covid/landing/"
 # Athena's staging output is read once by the clean job: the lake's scratch area expires it.
@@ -57,6 +61,107 @@ EXECUTION = "EXECUTIONNAME"  # stands for $$.Execution.Name in generated SQL, re
 ATHENA_API_ERRORS = ("Athena.TooManyRequestsException", "Athena.InternalServerException")
 WAREHOUSE_ROLE = loader_role("covid19")
 DATA_API_ERRORS = ("RedshiftData.ActiveStatementsExceededException", "RedshiftData.InternalServerException")
+# Each dataset the clean job knows (job_runtime.contracts.COVID_DATASETS; a test keeps them equal), with
+# the setting naming its prefix in the source bucket.
+COVID_DATASET_KEYS = {
+    "cases": "covidCasesPrefix",
+    "testing": "covidTestingPrefix",
+    "county_population": "covidCountyPopulationPrefix",
+    "state_abbreviations": "covidStateAbbreviationsPrefix",
+}
+
+
+@dataclass(frozen=True)
+class CovidConfig:
+    source_bucket: str
+    source_region: str
+    # dataset name -> key prefix in the source bucket
+    datasets: dict[str, str]
+    schedule: str
+    warehouse_schema: str
+
+
+SETTINGS = (
+    Setting(
+        "covidSourceBucket",
+        "string",
+        "covid19-lake",
+        "Bucket the COVID-19 copy step reads (the public AWS COVID-19 data lake by default)",
+    ),
+    Setting("covidSourceRegion", "string", "us-east-2", "Region of covidSourceBucket"),
+    Setting(
+        "covidCasesPrefix",
+        "string",
+        "enigma-jhu/csv/",
+        "Prefix of the Johns Hopkins cases dataset in covidSourceBucket",
+    ),
+    Setting(
+        "covidTestingPrefix",
+        "string",
+        "rearc-covid-19-testing-data/csv/states_daily/",
+        "Prefix of the US states daily testing dataset in covidSourceBucket",
+    ),
+    Setting(
+        "covidCountyPopulationPrefix",
+        "string",
+        "static-datasets/csv/CountyPopulation/",
+        "Prefix of the US county population dataset in covidSourceBucket",
+    ),
+    Setting(
+        "covidStateAbbreviationsPrefix",
+        "string",
+        "static-datasets/csv/state_abv/",
+        "Prefix of the US state abbreviations dataset in covidSourceBucket",
+    ),
+    Setting(
+        "covidSchedule",
+        "string",
+        "cron(0 6 ? * MON *)",
+        "EventBridge Scheduler expression (UTC) of the COVID-19 run (copy, crawl, stage, clean, crawl, load)",
+    ),
+    Setting(
+        "covidWarehouseSchema",
+        "string",
+        "covid",
+        "Redshift schema holding the COVID-19 star schema (created if missing)",
+    ),
+)
+
+
+def validate(values: Mapping[str, Any], check: Check) -> None:
+    problem = schedule_expression_problem(values["covidSchedule"])
+    check(problem is None, "covidSchedule", problem or "")
+    check(
+        re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", values["covidSourceBucket"]) is not None,
+        "covidSourceBucket",
+        "must be an S3 bucket name",
+    )
+    check(
+        re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-[0-9]", values["covidSourceRegion"]) is not None,
+        "covidSourceRegion",
+        "must be an AWS region name such as us-east-2",
+    )
+    for key in COVID_DATASET_KEYS.values():
+        check(
+            re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9_.-]*/)+", values[key]) is not None,
+            key,
+            "must be a key prefix in the source bucket ending in '/', e.g. enigma-jhu/csv/",
+        )
+    check(
+        SQL_IDENTIFIER.fullmatch(values["covidWarehouseSchema"]) is not None,
+        "covidWarehouseSchema",
+        "must be a lower-case SQL identifier",
+    )
+
+
+def parse(values: Mapping[str, Any]) -> CovidConfig:
+    return CovidConfig(
+        source_bucket=values["covidSourceBucket"],
+        source_region=values["covidSourceRegion"],
+        datasets={name: values[key] for name, key in COVID_DATASET_KEYS.items()},
+        schedule=values["covidSchedule"],
+        warehouse_schema=values["covidWarehouseSchema"],
+    )
 
 
 def format_template(text: str) -> str:
@@ -89,133 +194,149 @@ def load_sqls(schema: str, curated_bucket: str, iam_role: str) -> list[str]:
 
 @dataclass(frozen=True, kw_only=True)
 class CovidArgs:
-    estate: GlueEstate
-    # The estate's shared Batch image, queue and logs.
-    batch: BatchCompute
     settings: CovidConfig
-    curated_bucket: pulumi.Input[str]
-    curated_bucket_arn: pulumi.Input[str]
-    # Athena writes query metadata and results to the workgroup's result bucket.
-    query_results_bucket_arn: pulumi.Input[str]
-    athena_workgroup: pulumi.Input[str]
-    workgroup_name: pulumi.Input[str]
-    workgroup_arn: pulumi.Input[str]
-    database: str
-    copy_role_arn: pulumi.Input[str]
-    assign_public_ip: bool
-    log_retention_days: int
+    # Lands the copies in the raw zone, stages in the processed zone, curates into the curated zone;
+    # the copy job runs on the shared Batch compute, the staging in the Athena workgroup (results in the
+    # query-results zone), the load in the warehouse with COPY run by Redshift's own role.
+    platform: Platform
 
 
 class CovidPipeline(pulumi.ComponentResource):
-    """The COVID-19 pipeline end to end (see module docstring)."""
+    """The COVID-19 pipeline end to end (see module docstring); each step of the run is built by the
+    method of the same name, then `machine` runs them in order and `schedule` starts it."""
 
     state_machine_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: CovidArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:pipelines:Covid", name, None, opts)
-        s, e, child = args.settings, args.estate, pulumi.ResourceOptions(parent=self)
-        account, region = pulumi.Output.from_input(e.account_id), pulumi.Output.from_input(e.region)
+        self._name, self._settings, self._platform = name, args.settings, args.platform
+        self._child = pulumi.ResourceOptions(parent=self)
+        copy = self.copy()
+        landing_crawler = self.landing_catalog()
+        stage_steps = self.staging()
+        clean = self.clean()
+        curated_crawler = self.curated_catalog()
+        load = self.load()
+        machine = self.machine(copy, landing_crawler, stage_steps, clean, curated_crawler, load)
+        self.schedule(machine)
+        self.state_machine_arn = machine.state_machine_arn
+        self.register_outputs({"state_machine_arn": self.state_machine_arn})
+
+    def copy(self) -> BatchJob:
+        """1. The Batch job copying the source datasets into the landing zone."""
+        s, p = self._settings, self._platform
+        raw = p.lake.raw
         source_arn = f"arn:aws:s3:::{s.source_bucket}"
-        copy = BatchJob(
-            f"{name}-copy",
+        return BatchJob(
+            f"{self._name}-copy",
             BatchJobArgs(
-                account_id=e.account_id,
-                region=e.region,
-                compute=args.batch,
+                account_id=p.account_id,
+                region=p.region,
+                compute=p.jobs,
                 command=["copy-datasets"],
                 environment={
                     "COPY_SOURCE_BUCKET": s.source_bucket,
                     "COPY_SOURCE_REGION": s.source_region,
                     "COPY_DATASETS": json.dumps(s.datasets, sort_keys=True),
-                    "COPY_TARGET": s3_uri(e.raw_bucket, LANDING_PREFIX),
+                    "COPY_TARGET": raw.uri(LANDING_PREFIX),
                 },
                 job_role_statements=[
                     statement(["s3:ListBucket"], [source_arn]),
-                    statement(["s3:GetObject"], [f"{source_arn}/{p}*" for p in sorted(set(s.datasets.values()))]),
                     statement(
-                        ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
-                        objects(e.raw_bucket_arn, LANDING_PREFIX),
+                        ["s3:GetObject"], [f"{source_arn}/{prefix}*" for prefix in sorted(set(s.datasets.values()))]
                     ),
-                    list_buckets(e.raw_bucket_arn),
-                    statement(["kms:Decrypt", "kms:GenerateDataKey"], [e.kms_key_arn]),
+                    raw.grant(["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"], LANDING_PREFIX),
+                    list_buckets(raw.arn),
+                    statement(["kms:Decrypt", "kms:GenerateDataKey"], [p.lake.key_arn]),
                 ],
-                assign_public_ip=args.assign_public_ip,
+                assign_public_ip=p.assign_public_ip,
                 # Server-side copies: the container only lists and calls CopyObject.
                 vcpu=0.25,
                 memory_mib=1024,
                 timeout_minutes=120,
             ),
-            opts=child,
+            opts=self._child,
         )
-        landing_crawler = Crawler(
-            f"{name}-landing-crawler",
-            e.crawler(
-                e.raw_bucket,
-                e.raw_bucket_arn,
+
+    def landing_catalog(self) -> Crawler:
+        """2. The crawler cataloging each landing dataset (CSV with header) as covid_landing_<dataset>."""
+        return Crawler(
+            f"{self._name}-landing-crawler",
+            self._platform.glue.crawler(
+                self._platform.lake.raw,
                 LANDING_PREFIX,
                 covid_staging.RAW_TABLE_PREFIX,
                 table_per_folder=True,
                 csv_with_header=True,
             ),
-            opts=child,
-        )
-        clean = GlueJob(
-            f"{name}-clean",
-            e.job(
-                "covid_clean.py",
-                arguments={
-                    "--curated_path": s3_uri(args.curated_bucket, CURATED_PREFIX),
-                    "--quarantine_path": s3_uri(e.processed_bucket, QUARANTINE_PREFIX),
-                },
-                role_statements=[
-                    statement(
-                        ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
-                        objects(e.processed_bucket_arn, STAGING_PREFIX, QUARANTINE_PREFIX),
-                    ),
-                    statement(
-                        ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
-                        objects(args.curated_bucket_arn, CURATED_PREFIX),
-                    ),
-                    list_buckets(e.processed_bucket_arn, args.curated_bucket_arn),
-                    *hadoop_directories(
-                        reads=[(e.processed_bucket_arn, STAGING_PREFIX)],
-                        writes=[(args.curated_bucket_arn, CURATED_PREFIX), (e.processed_bucket_arn, QUARANTINE_PREFIX)],
-                    ),
-                ],
-            ),
-            opts=child,
-        )
-        curated_crawler = Crawler(
-            f"{name}-curated-crawler",
-            e.crawler(args.curated_bucket, args.curated_bucket_arn, CURATED_PREFIX, "covid_", table_per_folder=True),
-            opts=child,
+            opts=self._child,
         )
 
-        processed = pulumi.Output.from_input(e.processed_bucket)
-        stage_steps = [
+    def staging(self) -> list[TaskStep]:
+        """3. One Athena UNLOAD per dataset into this execution's staging folder."""
+        p = self._platform
+        processed = pulumi.Output.from_input(p.lake.processed.name)
+        return [
             TaskStep(
                 name=f"Stage{dataset.title().replace('_', '')}",
                 resource="arn:aws:states:::athena:startQueryExecution.sync",
                 parameters={
                     "QueryString.$": processed.apply(functools.partial(stage_query, dataset=dataset)),
-                    "QueryExecutionContext": {"Database": e.catalog_database},
-                    "WorkGroup": args.athena_workgroup,
+                    "QueryExecutionContext": {"Database": p.catalog.database_name},
+                    "WorkGroup": p.catalog.workgroup_name,
                 },
                 retry_on=ATHENA_API_ERRORS,
             )
             for dataset in covid_staging.DATASETS
         ]
-        sqls = pulumi.Output.all(args.curated_bucket, args.copy_role_arn).apply(
+
+    def clean(self) -> GlueJob:
+        """4. The Glue job typing, de-duplicating and keying the staged data into the curated zone."""
+        p = self._platform
+        processed, curated = p.lake.processed, p.lake.curated
+        return GlueJob(
+            f"{self._name}-clean",
+            p.glue.job(
+                "covid_clean.py",
+                arguments={
+                    "--curated_path": curated.uri(CURATED_PREFIX),
+                    "--quarantine_path": processed.uri(QUARANTINE_PREFIX),
+                },
+                role_statements=[
+                    processed.write(STAGING_PREFIX, QUARANTINE_PREFIX),
+                    curated.write(CURATED_PREFIX),
+                    list_buckets(processed.arn, curated.arn),
+                    *hadoop_directories(
+                        reads=[(processed.arn, STAGING_PREFIX)],
+                        writes=[(curated.arn, CURATED_PREFIX), (processed.arn, QUARANTINE_PREFIX)],
+                    ),
+                ],
+            ),
+            opts=self._child,
+        )
+
+    def curated_catalog(self) -> Crawler:
+        """5. The crawler cataloging the curated tables as covid_<table>."""
+        return Crawler(
+            f"{self._name}-curated-crawler",
+            self._platform.glue.crawler(self._platform.lake.curated, CURATED_PREFIX, "covid_", table_per_folder=True),
+            opts=self._child,
+        )
+
+    def load(self) -> PollStep:
+        """6. The Data API transaction loading the star schema, polled until it finishes."""
+        s, p = self._settings, self._platform
+        sqls = pulumi.Output.all(p.lake.curated.name, p.warehouse.copy_role_arn).apply(
             lambda values: load_sqls(s.warehouse_schema, values[0], values[1])
         )
-        load = PollStep(
+        return PollStep(
             name="LoadStarSchema",
             start=TaskStep(
                 name="LoadStarSchema",
                 resource="arn:aws:states:::aws-sdk:redshiftdata:batchExecuteStatement",
                 parameters={
-                    "WorkgroupName": args.workgroup_name,
-                    "Database": args.database,
+                    "WorkgroupName": p.warehouse.workgroup_name,
+                    "Database": p.warehouse.database,
                     "Sqls": sqls,
                     "StatementName": "covid19-star-schema",
                 },
@@ -238,35 +359,51 @@ class CovidPipeline(pulumi.ComponentResource):
             },
             wait_seconds=15,
         )
+
+    def machine(
+        self,
+        copy: BatchJob,
+        landing_crawler: Crawler,
+        stage_steps: list[TaskStep],
+        clean: GlueJob,
+        curated_crawler: Crawler,
+        load: PollStep,
+    ) -> StateMachine:
+        """The state machine running steps 1-6 in order, with the rights each step needs."""
+        p = self._platform
+        raw, processed, results = p.lake.raw, p.lake.processed, p.lake.query_results
+        account, region = pulumi.Output.from_input(p.account_id), pulumi.Output.from_input(p.region)
+        processed_name = pulumi.Output.from_input(processed.name)
+        database = p.catalog.database_name
         definition = pipeline_definition(
             "covid19",
             [
-                batch_job_step("CopySources", "copy-datasets", args.batch.job_queue_arn, copy.job_definition_arn),
+                batch_job_step("CopySources", "copy-datasets", p.jobs.job_queue_arn, copy.job_definition_arn),
                 crawl_step("CatalogLanding", landing_crawler.crawler_name),
                 *stage_steps,
                 glue_job_step(
                     "CleanStagedData",
                     clean.job_name,
-                    {"--staging_path.$": processed.apply(lambda bucket: execution_format(staging_uri(bucket)))},
+                    {"--staging_path.$": processed_name.apply(lambda bucket: execution_format(staging_uri(bucket)))},
                 ),
                 crawl_step("CatalogCurated", curated_crawler.crawler_name),
                 load,
             ],
-            e.topic_arn,
+            p.topic_arn,
         )
         catalog = pulumi.Output.concat("arn:aws:glue:", region, ":", account, ":")
-        machine = StateMachine(
-            f"{name}-flow",
+        return StateMachine(
+            f"{self._name}-flow",
             StateMachineArgs(
-                account_id=e.account_id,
-                kms_key_arn=e.kms_key_arn,
+                account_id=p.account_id,
+                kms_key_arn=p.lake.key_arn,
                 definition=definition,
-                topic_arn=e.topic_arn,
-                log_retention_days=args.log_retention_days,
+                topic_arn=p.topic_arn,
+                log_retention_days=p.log_retention_days,
                 # The star schema load signs in to Redshift with this pipeline's database role.
                 role_tags=db_roles_tag(WAREHOUSE_ROLE),
                 role_statements=[
-                    *batch_job_statements(e.account_id, e.region, args.batch.job_queue_arn, [copy.job_definition_name]),
+                    *batch_job_statements(p.account_id, p.region, p.jobs.job_queue_arn, [copy.job_definition_name]),
                     *glue_job_statements([clean.job_arn]),
                     statement(
                         ["glue:GetCrawler", "glue:StartCrawler"],
@@ -278,7 +415,7 @@ class CovidPipeline(pulumi.ComponentResource):
                         ["athena:GetQueryExecution", "athena:StartQueryExecution", "athena:StopQueryExecution"],
                         [
                             pulumi.Output.concat(
-                                "arn:aws:athena:", region, ":", account, ":workgroup/", args.athena_workgroup
+                                "arn:aws:athena:", region, ":", account, ":workgroup/", p.catalog.workgroup_name
                             )
                         ],
                     ),
@@ -293,42 +430,46 @@ class CovidPipeline(pulumi.ComponentResource):
                         ["glue:GetDatabase", "glue:GetPartitions", "glue:GetTable"],
                         [
                             pulumi.Output.concat(catalog, "catalog"),
-                            pulumi.Output.concat(catalog, "database/", e.catalog_database),
-                            pulumi.Output.concat(
-                                catalog, "table/", e.catalog_database, "/", covid_staging.RAW_TABLE_PREFIX, "*"
-                            ),
+                            pulumi.Output.concat(catalog, "database/", database),
+                            pulumi.Output.concat(catalog, "table/", database, "/", covid_staging.RAW_TABLE_PREFIX, "*"),
                         ],
                     ),
-                    statement(["s3:GetObject"], objects(e.raw_bucket_arn, LANDING_PREFIX)),
-                    statement(
-                        ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
-                        objects(e.processed_bucket_arn, STAGING_PREFIX),
-                    ),
-                    statement(
-                        ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
-                        objects(args.query_results_bucket_arn, "athena/"),
-                    ),
-                    statement(
-                        ["s3:GetBucketLocation", "s3:ListBucket"],
-                        [e.raw_bucket_arn, e.processed_bucket_arn, args.query_results_bucket_arn],
-                    ),
-                    *data_api_statements(args.workgroup_arn),
+                    raw.read(LANDING_PREFIX),
+                    processed.grant(["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"], STAGING_PREFIX),
+                    results.grant(["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"], "athena/"),
+                    statement(["s3:GetBucketLocation", "s3:ListBucket"], [raw.arn, processed.arn, results.arn]),
+                    *data_api_statements(p.warehouse.workgroup_arn),
                 ],
             ),
-            opts=child,
+            opts=self._child,
         )
-        Schedule(
-            f"{name}-schedule",
+
+    def schedule(self, machine: StateMachine) -> Schedule:
+        """What starts the run: the stack's schedule (UTC)."""
+        p = self._platform
+        return Schedule(
+            f"{self._name}-schedule",
             ScheduleArgs(
-                account_id=e.account_id,
-                kms_key_arn=e.kms_key_arn,
-                expression=s.schedule,
+                account_id=p.account_id,
+                kms_key_arn=p.lake.key_arn,
+                expression=self._settings.schedule,
                 timezone="UTC",
                 state_machine_arn=machine.state_machine_arn,
-                state_machine_kms_key_arn=e.kms_key_arn,
+                state_machine_kms_key_arn=p.lake.key_arn,
                 input=json.dumps({}),
             ),
-            opts=child,
+            opts=self._child,
         )
-        self.state_machine_arn = machine.state_machine_arn
-        self.register_outputs({"state_machine_arn": self.state_machine_arn})
+
+
+PIPELINE: Pipeline[CovidConfig, CovidPipeline] = Pipeline(
+    name="covid19",
+    config=ConfigSection(settings=SETTINGS, validate=validate, parse=parse),
+    component=lambda s, p, opts: CovidPipeline("covid", CovidArgs(settings=s, platform=p), opts),
+    outputs=lambda c, s, p: {
+        "covid_state_machine_arn": c.state_machine_arn,
+        "covid_warehouse_schema": s.warehouse_schema,
+    },
+    needs_batch=True,
+    warehouse_loader=lambda s: Loader(WAREHOUSE_ROLE, s.warehouse_schema),
+)

@@ -51,50 +51,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-DATASETS = ("cases", "testing", "county_population", "state_abbreviations")
-RAW_TABLE_PREFIX = "covid_landing_"
+from job_runtime.contracts import COVID_DATASETS, COVID_STAGED_COLUMNS
 
-# Per dataset: (staged column, catalog column it comes from), in staged order.
-STAGED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
-    "cases": (
-        ("fips", "fips"),
-        ("county", "admin2"),
-        ("province_state", "province_state"),
-        ("country_region", "country_region"),
-        ("last_update", "last_update"),
-        ("latitude", "latitude"),
-        ("longitude", "longitude"),
-        ("confirmed", "confirmed"),
-        ("deaths", "deaths"),
-        ("recovered", "recovered"),
-        ("active", "active"),
-    ),
-    "testing": (
-        ("report_date", "date"),
-        ("state", "state"),
-        ("positive", "positive"),
-        ("negative", "negative"),
-        ("pending", "pending"),
-        ("hospitalized_currently", "hospitalizedcurrently"),
-        ("in_icu_currently", "inicucurrently"),
-        ("on_ventilator_currently", "onventilatorcurrently"),
-        ("recovered", "recovered"),
-        ("deaths", "death"),
-        ("total_test_results", "totaltestresults"),
-        ("date_modified", "datemodified"),
-    ),
-    "county_population": (
-        ("geo_id", "id"),
-        ("fips", "id2"),
-        ("county", "county"),
-        ("state", "state"),
-        ("population", "population estimate 2018"),
-    ),
-    "state_abbreviations": (
-        ("state", "state"),
-        ("state_abbr", "abbreviation"),
-    ),
-}
+# The datasets and, per dataset, (staged column, catalog column it comes from) in staged order: the
+# contract the clean job reads too.
+DATASETS = COVID_DATASETS
+STAGED_COLUMNS = COVID_STAGED_COLUMNS
+RAW_TABLE_PREFIX = "covid_landing_"
 
 # An S3 "folder": a bucket, then zero or more non-empty key segments of plain characters, ending in "/".
 # No quotes, backslashes or spaces, so the URI embeds in a SQL string literal (and a States.Format

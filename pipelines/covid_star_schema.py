@@ -25,150 +25,46 @@ Pure Python: the Pulumi program and the tests import it; psycopg and pyarrow are
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 
-# Redshift's limit is 127 bytes (components/config.py checks covidWarehouseSchema the same way);
-# PostgreSQL truncates names beyond 63 bytes.
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,126}$")
-_IAM_ROLE = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$")
+from job_runtime import sql
+from job_runtime.contracts import COVID_STAR_TABLES, Table
+from job_runtime.warehouse import (
+    DATA_API_MAX_BATCH_BYTES,
+    DATA_API_MAX_STATEMENTS,
+    parquet_rows,
+    run_postgres_transaction,
+)
+
 # A bucket, then zero or more non-empty key segments; always ends with "/" so that `<uri><table>/`
 # is a folder-like prefix (COPY loads every object under the prefix: `dim_date` must not match `dim_date_old/`).
 _S3_PREFIX = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/(?:[A-Za-z0-9!_.*()=+-]+/)*$")
 _S3_MAX_KEY = 1024
 
-# Redshift Data API BatchExecuteStatement limits.
-MAX_STATEMENTS = 40
-MAX_BATCH_BYTES = 100_000  # 100 KB for the whole batch; counted in UTF-8 bytes, decimal KB to be safe
+MAX_STATEMENTS = DATA_API_MAX_STATEMENTS
+MAX_BATCH_BYTES = DATA_API_MAX_BATCH_BYTES
 
 
 class StarSchemaInputError(ValueError):
     """A name, URI or ARN that must not be embedded in the load SQL."""
 
 
-@dataclass(frozen=True)
-class Column:
-    name: str
-    sql_type: str  # valid in Redshift and PostgreSQL alike
-    arrow_type: str  # str() of the pyarrow type of this column in the curated Parquet
-    not_null: bool = False
-
-
-@dataclass(frozen=True)
-class Table:
-    name: str
-    columns: tuple[Column, ...]
-    primary_key: tuple[str, ...]
-    # (column, dimension table): the column references the dimension's primary key of the same name.
-    references: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def column_names(self) -> list[str]:
-        return [c.name for c in self.columns]
-
-
-def _int(name: str, not_null: bool = False) -> Column:
-    return Column(name, "INTEGER", "int32", not_null)
-
-
-def _bigint(name: str, not_null: bool = False) -> Column:
-    return Column(name, "BIGINT", "int64", not_null)
-
-
-def _varchar(name: str, length: int, not_null: bool = False) -> Column:
-    # Redshift sizes VARCHAR in bytes, PostgreSQL in characters: 256 bytes hold any place name.
-    return Column(name, f"VARCHAR({length})", "string", not_null)
-
-
-def _char(name: str, length: int) -> Column:
-    return Column(name, f"CHAR({length})", "string")
-
-
-def _double(name: str) -> Column:
-    return Column(name, "DOUBLE PRECISION", "double")
-
-
-_DIM_DATE = Table(
-    "dim_date",
-    (
-        _int("date_key", True),  # yyyymmdd
-        Column("full_date", "DATE", "date32[day]", True),
-        _int("year", True),
-        _int("quarter", True),
-        _int("month", True),
-        _int("day", True),
-        _int("day_of_week", True),  # ISO: 1 = Monday .. 7 = Sunday
-        Column("is_weekend", "BOOLEAN", "bool", True),
-    ),
-    ("date_key",),
-)
-_DIM_LOCATION = Table(
-    "dim_location",
-    (
-        _varchar("location_key", 128, True),  # US-01001 (county), US-AL (state), KOREA_SOUTH (country)
-        _varchar("country", 256, True),
-        _varchar("state", 256),
-        _char("state_abbr", 2),
-        _varchar("county", 256),
-        _char("fips", 5),
-        _double("latitude"),
-        _double("longitude"),
-        _bigint("population"),
-    ),
-    ("location_key",),
-)
-_FACT_KEYS = (_int("date_key", True), _varchar("location_key", 128, True))
-_FACT_REFERENCES = (("date_key", "dim_date"), ("location_key", "dim_location"))
-_FACT_CASES = Table(
-    "fact_cases",
-    (*_FACT_KEYS, *(_bigint(c) for c in ("confirmed", "deaths", "recovered", "active"))),
-    ("date_key", "location_key"),
-    _FACT_REFERENCES,
-)
-_FACT_TESTING = Table(
-    "fact_testing",
-    (
-        *_FACT_KEYS,
-        *(
-            _bigint(c)
-            for c in (
-                "positive",
-                "negative",
-                "pending",
-                "hospitalized_currently",
-                "in_icu_currently",
-                "on_ventilator_currently",
-                "recovered",
-                "deaths",
-                "total_test_results",
-            )
-        ),
-    ),
-    ("date_key", "location_key"),
-    _FACT_REFERENCES,
-)
-
-# Load order: dimensions before the facts that reference them.
-TABLES: dict[str, Table] = {t.name: t for t in (_DIM_DATE, _DIM_LOCATION, _FACT_CASES, _FACT_TESTING)}
+# The curated contract, dimensions before the facts that reference them (job_runtime.contracts, which
+# the clean job writes to).
+TABLES: dict[str, Table] = COVID_STAR_TABLES
 
 
 # --- SQL ---------------------------------------------------------------------------------------------
 
 
 def identifier(name: str, what: str) -> str:
-    if not isinstance(name, str) or not _IDENTIFIER.match(name):
-        raise StarSchemaInputError(f"{what} {name!r} is not a plain lower-case SQL identifier ([a-z_][a-z0-9_]*)")
-    return name
+    # Redshift's limit is 127 bytes (components/config.py checks covidWarehouseSchema the same way).
+    return sql.identifier(name, what, error=StarSchemaInputError)
 
 
 def literal(value: str) -> str:
-    """A string literal Redshift and PostgreSQL read alike: no backslashes or control characters
-    (the two disagree on backslashes), quotes doubled."""
-    if "\\" in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise StarSchemaInputError(
-            f"refusing to embed a string with a backslash or control character in SQL: {value!r}"
-        )
-    return "'" + value.replace("'", "''") + "'"
+    """A string literal Redshift and PostgreSQL read alike (see job_runtime.sql.literal)."""
+    return sql.literal(value, error=StarSchemaInputError)
 
 
 def create_statements(schema: str) -> list[str]:
@@ -177,39 +73,30 @@ def create_statements(schema: str) -> list[str]:
     schema = identifier(schema, "schema")
     statements = []
     for table in TABLES.values():
-        parts = [f"{c.name} {c.sql_type}" + (" NOT NULL" if c.not_null else "") for c in table.columns]
-        parts.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
-        parts.extend(
+        columns = [f"{c.name} {c.sql_type}" + (" NOT NULL" if c.not_null else "") for c in table.columns]
+        foreign_keys = [
             f"FOREIGN KEY ({column}) REFERENCES {schema}.{dimension} ({column})"
             for column, dimension in table.references
-        )
-        statements.append(f"CREATE TABLE IF NOT EXISTS {schema}.{table.name} ({', '.join(parts)})")
+        ]
+        statements.append(sql.create_table(f"{schema}.{table.name}", columns, table.primary_key, foreign_keys))
     return statements
 
 
 def merge_statement(schema: str, table: Table, stage: str) -> str:
-    """Upsert the stage into the table on its primary key. UPDATE SET names bare target columns
-    (neither Redshift nor PostgreSQL accepts qualified ones there)."""
-    target = f"{schema}.{table.name}"
-    on = " AND ".join(f"{target}.{k} = s.{k}" for k in table.primary_key)
-    updates = ", ".join(f"{c} = s.{c}" for c in table.column_names if c not in table.primary_key)
-    columns = table.column_names
-    return (
-        f"MERGE INTO {target} USING {stage} s ON {on} WHEN MATCHED THEN UPDATE SET {updates} "
-        f"WHEN NOT MATCHED THEN INSERT ({', '.join(columns)}) VALUES ({', '.join(f's.{c}' for c in columns)})"
-    )
+    """Upsert the stage into the table on its primary key."""
+    return sql.merge(f"{schema}.{table.name}", stage, table.column_names, table.primary_key)
 
 
 def _load_statements(schema: str, fill: Callable[[Table, str], str]) -> list[str]:
     schema = identifier(schema, "schema")
     statements = create_statements(schema)
     for table in TABLES.values():
-        stage = f"{table.name}_stage"
+        stage = sql.stage_name(table.name)
         statements += [
-            f"CREATE TEMP TABLE {stage} (LIKE {schema}.{table.name})",
+            sql.create_stage(stage, f"{schema}.{table.name}"),
             fill(table, stage),
             merge_statement(schema, table, stage),
-            f"DROP TABLE {stage}",
+            sql.drop(stage),
         ]
     return statements
 
@@ -223,14 +110,13 @@ def redshift_load_statements(schema: str, curated_uri: str, iam_role: str) -> li
     key_prefix = curated_uri.split("/", 3)[3]
     if len(key_prefix) + max(len(t) + 1 for t in TABLES) > _S3_MAX_KEY:
         raise StarSchemaInputError(f"curated_uri's key prefix is too long for S3 keys ({_S3_MAX_KEY} bytes)")
-    if not isinstance(iam_role, str) or not _IAM_ROLE.match(iam_role):
+    if not isinstance(iam_role, str) or not sql.IAM_ROLE_ARN.match(iam_role):
         raise StarSchemaInputError(
             f"iam_role must be an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>), got {iam_role!r}"
         )
 
     def copy(table: Table, stage: str) -> str:
-        source = literal(f"{curated_uri}{table.name}/")
-        return f"COPY {stage} FROM {source} IAM_ROLE {literal(iam_role)} FORMAT AS PARQUET"
+        return sql.copy_from_s3(stage, f"{curated_uri}{table.name}/", iam_role)
 
     statements = _load_statements(schema, copy)
     size = sum(len(s.encode()) for s in statements)
@@ -244,7 +130,7 @@ def redshift_load_statements(schema: str, curated_uri: str, iam_role: str) -> li
 
 def postgres_load_statements(schema: str) -> list[str]:
     """The same transaction for PostgreSQL 15+: each stage filled by `COPY ... FROM STDIN` (see load_postgres)."""
-    return _load_statements(schema, lambda table, stage: f"COPY {stage} ({', '.join(table.column_names)}) FROM STDIN")
+    return _load_statements(schema, lambda table, stage: sql.copy_from_stdin(stage, table.column_names))
 
 
 # --- local load ----------------------------------------------------------------------------------------
@@ -254,7 +140,6 @@ def load_postgres(dsn: str, schema: str, curated_dir: str) -> dict[str, int]:
     """Run postgres_load_statements in ONE transaction, feeding each table's COPY FROM STDIN from the
     Parquet under `<curated_dir>/<table>/` (a local folder, or any URI pyarrow reads). Any failure
     (a file off the contract, a key violation) rolls everything back. Returns rows staged per table."""
-    import psycopg
     import pyarrow.dataset as ds
 
     statements = postgres_load_statements(schema)
@@ -271,19 +156,10 @@ def load_postgres(dsn: str, schema: str, curated_dir: str) -> dict[str, int]:
             )
         datasets[table.name] = dataset
 
-    staged: dict[str, int] = {}
-    stages = {f"{t}_stage": t for t in TABLES}
-    with psycopg.connect(dsn, connect_timeout=10) as conn, conn.transaction(), conn.cursor() as cur:
-        for sql in statements:
-            if not sql.endswith("FROM STDIN"):
-                cur.execute(sql)
-                continue
-            name = stages[sql.split(" ", 2)[1]]
-            rows = 0
-            with cur.copy(sql) as copy:
-                for batch in datasets[name].to_batches():
-                    for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
-                        copy.write_row(row)
-                        rows += 1
-            staged[name] = rows
-    return staged
+    stages = {sql.stage_name(t): t for t in TABLES}
+
+    def rows(copy: str) -> Iterator[tuple]:
+        return parquet_rows(datasets[stages[copy.split(" ", 2)[1]]])
+
+    copied = run_postgres_transaction(dsn, statements, rows)
+    return {stages[copy.split(" ", 2)[1]]: count for copy, count in copied.items()}

@@ -1,4 +1,4 @@
-"""Seed 003, GH Archive ELT. Every hour EventBridge Scheduler starts a Step Functions state machine:
+"""GH Archive ELT. Every hour EventBridge Scheduler starts a Step Functions state machine:
 
   1. `gharchive-ingest` (Batch, the estate's jobs image) downloads every published hour after the
      bookmark in DynamoDB `jobs` to s3://<raw>/gharchive/raw/date=YYYY-MM-DD/, unchanged, logging the
@@ -17,14 +17,19 @@ and the same CLI runs here as a real process in the tests.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from components.compute import BatchCompute, BatchJob, BatchJobArgs, GlueJob
-from components.config import GharchiveConfig
-from components.iam import hadoop_directories, list_buckets, objects, statement
+from components.aws_limits import schedule_expression_problem
+from components.compute import BatchJob, BatchJobArgs, GlueJob
+from components.config import Check, ConfigSection, Setting
+from components.iam import hadoop_directories, list_buckets, statement
 from components.orchestration import (
     Schedule,
     ScheduleArgs,
@@ -37,10 +42,10 @@ from components.orchestration import (
     glue_job_step,
     pipeline_definition,
 )
-from components.storage import StateTable, StateTableArgs, s3_uri
+from components.storage import StateTable, StateTableArgs
 from components.warehouse import Crawler
 from pipelines.gharchive_queries import named_queries
-from pipelines.glue_estate import GlueEstate
+from pipelines.platform import Pipeline, Platform
 
 RAW_PREFIX = "gharchive/raw/"
 EVENTS_PREFIX = "gharchive/events/"
@@ -50,16 +55,83 @@ TABLE_PREFIX = "gharchive_"
 EVENTS_TABLE = "gharchive_events"  # the crawler names the table after the folder: prefix + "events"
 
 
+@dataclass(frozen=True)
+class GharchiveConfig:
+    base_url: str
+    # YYYY-MM-DD, or "" for three days before the first run; only used before the first bookmark.
+    baseline_day: str
+    max_hours_per_run: int
+    schedule: str
+
+
+SETTINGS = (
+    Setting(
+        "gharchiveBaseUrl",
+        "string",
+        "https://data.gharchive.org",
+        "Where the hourly GH Archive files are downloaded from (<url>/YYYY-MM-DD-H.json.gz)",
+    ),
+    Setting(
+        "gharchiveBaselineDay",
+        "string",
+        "",
+        "First day (YYYY-MM-DD) ingested when the jobs table has no bookmark yet; empty = three days before "
+        "the first run",
+    ),
+    Setting(
+        "gharchiveMaxHoursPerRun",
+        "integer",
+        24,
+        "Hours one ingestion run may download (catch-up runs are spread over several schedules)",
+    ),
+    Setting(
+        "gharchiveSchedule",
+        "string",
+        "cron(15 * * * ? *)",
+        "EventBridge Scheduler expression (UTC) of the GH Archive run (ingest, transform, crawl)",
+    ),
+)
+
+
+def _is_date(text: str) -> bool:
+    try:
+        return re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) is not None and bool(date.fromisoformat(text))
+    except ValueError:
+        return False
+
+
+def validate(values: Mapping[str, Any], check: Check) -> None:
+    problem = schedule_expression_problem(values["gharchiveSchedule"])
+    check(problem is None, "gharchiveSchedule", problem or "")
+    check(
+        re.fullmatch(r"https://[a-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?", values["gharchiveBaseUrl"]) is not None
+        and not values["gharchiveBaseUrl"].endswith("/"),
+        "gharchiveBaseUrl",
+        "must be an https:// URL without a trailing slash, e.g. https://data.gharchive.org",
+    )
+    check(
+        values["gharchiveBaselineDay"] == "" or _is_date(values["gharchiveBaselineDay"]),
+        "gharchiveBaselineDay",
+        "must be a date YYYY-MM-DD, or empty for three days before the first run",
+    )
+    check(1 <= values["gharchiveMaxHoursPerRun"] <= 744, "gharchiveMaxHoursPerRun", "must be 1 to 744 (a month)")
+
+
+def parse(values: Mapping[str, Any]) -> GharchiveConfig:
+    return GharchiveConfig(
+        base_url=values["gharchiveBaseUrl"],
+        baseline_day=values["gharchiveBaselineDay"],
+        max_hours_per_run=values["gharchiveMaxHoursPerRun"],
+        schedule=values["gharchiveSchedule"],
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class GharchiveArgs:
-    estate: GlueEstate
-    # The estate's shared Batch image, queue and logs.
-    batch: BatchCompute
     settings: GharchiveConfig
-    athena_workgroup: pulumi.Input[str]
-    assign_public_ip: bool
-    log_retention_days: int
-    remove_data_on_destroy: bool
+    # Hours land in the raw zone, events in the processed zone; the ingest job runs on the shared Batch
+    # compute and the named queries in the Athena workgroup.
+    platform: Platform
 
 
 class GharchivePipeline(pulumi.ComponentResource):
@@ -71,52 +143,53 @@ class GharchivePipeline(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GharchiveArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:pipelines:Gharchive", name, None, opts)
-        s, e, child = args.settings, args.estate, pulumi.ResourceOptions(parent=self)
+        s, p, child = args.settings, args.platform, pulumi.ResourceOptions(parent=self)
+        raw, processed, key = p.lake.raw, p.lake.processed, p.lake.key_arn
         jobs_table = StateTable(
             f"{name}-jobs",
             StateTableArgs(
-                kms_key_arn=e.kms_key_arn,
+                kms_key_arn=key,
                 hash_key="job_name",
                 attributes={"job_name": "S"},
-                remove_data_on_destroy=args.remove_data_on_destroy,
+                remove_data_on_destroy=p.remove_data_on_destroy,
             ),
             opts=child,
         )
         runs_table = StateTable(
             f"{name}-job-run-details",
             StateTableArgs(
-                kms_key_arn=e.kms_key_arn,
+                kms_key_arn=key,
                 hash_key="job_name",
                 range_key="run_id",
                 attributes={"job_name": "S", "run_id": "S"},
-                remove_data_on_destroy=args.remove_data_on_destroy,
+                remove_data_on_destroy=p.remove_data_on_destroy,
             ),
             opts=child,
         )
         ingest = BatchJob(
             f"{name}-ingest",
             BatchJobArgs(
-                account_id=e.account_id,
-                region=e.region,
-                compute=args.batch,
+                account_id=p.account_id,
+                region=p.region,
+                compute=p.jobs,
                 command=["gharchive-ingest"],
                 environment={
                     "GHARCHIVE_BASE_URL": s.base_url,
                     "GHARCHIVE_BASELINE_DAY": s.baseline_day,
                     "GHARCHIVE_MAX_HOURS": str(s.max_hours_per_run),
-                    "GHARCHIVE_OUTPUT": s3_uri(e.raw_bucket, RAW_PREFIX),
+                    "GHARCHIVE_OUTPUT": raw.uri(RAW_PREFIX),
                     "GHARCHIVE_JOBS_TABLE": jobs_table.table_name,
                     "GHARCHIVE_RUNS_TABLE": runs_table.table_name,
                 },
                 job_role_statements=[
-                    statement(["s3:AbortMultipartUpload", "s3:PutObject"], objects(e.raw_bucket_arn, RAW_PREFIX)),
+                    raw.grant(["s3:AbortMultipartUpload", "s3:PutObject"], RAW_PREFIX),
                     statement(
                         ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
                         [jobs_table.table_arn, runs_table.table_arn],
                     ),
-                    statement(["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"], [e.kms_key_arn]),
+                    statement(["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"], [key]),
                 ],
-                assign_public_ip=args.assign_public_ip,
+                assign_public_ip=p.assign_public_ip,
                 # Streams each file from HTTP to S3: a quarter vCPU and the smallest memory suffice.
                 vcpu=0.25,
                 memory_mib=1024,
@@ -126,27 +199,24 @@ class GharchivePipeline(pulumi.ComponentResource):
         )
         transform = GlueJob(
             f"{name}-events",
-            e.job(
+            p.glue.job(
                 "gharchive_events.py",
                 arguments={
-                    "--input_path": s3_uri(e.raw_bucket, RAW_PREFIX),
-                    "--output_path": s3_uri(e.processed_bucket, EVENTS_PREFIX),
-                    "--quarantine_path": s3_uri(e.processed_bucket, QUARANTINE_PREFIX),
-                    "--state_path": s3_uri(e.processed_bucket, STATE_PREFIX),
+                    "--input_path": raw.uri(RAW_PREFIX),
+                    "--output_path": processed.uri(EVENTS_PREFIX),
+                    "--quarantine_path": processed.uri(QUARANTINE_PREFIX),
+                    "--state_path": processed.uri(STATE_PREFIX),
                 },
                 role_statements=[
-                    statement(["s3:GetObject"], objects(e.raw_bucket_arn, RAW_PREFIX)),
-                    statement(
-                        ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
-                        objects(e.processed_bucket_arn, EVENTS_PREFIX, QUARANTINE_PREFIX, STATE_PREFIX),
-                    ),
-                    list_buckets(e.raw_bucket_arn, e.processed_bucket_arn),
+                    raw.read(RAW_PREFIX),
+                    processed.write(EVENTS_PREFIX, QUARANTINE_PREFIX, STATE_PREFIX),
+                    list_buckets(raw.arn, processed.arn),
                     *hadoop_directories(
-                        reads=[(e.raw_bucket_arn, RAW_PREFIX)],
+                        reads=[(raw.arn, RAW_PREFIX)],
                         writes=[
-                            (e.processed_bucket_arn, EVENTS_PREFIX),
-                            (e.processed_bucket_arn, QUARANTINE_PREFIX),
-                            (e.processed_bucket_arn, STATE_PREFIX),
+                            (processed.arn, EVENTS_PREFIX),
+                            (processed.arn, QUARANTINE_PREFIX),
+                            (processed.arn, STATE_PREFIX),
                         ],
                     ),
                 ],
@@ -155,7 +225,7 @@ class GharchivePipeline(pulumi.ComponentResource):
         )
         crawler = Crawler(
             f"{name}-crawler",
-            e.crawler(e.processed_bucket, e.processed_bucket_arn, EVENTS_PREFIX, TABLE_PREFIX),
+            p.glue.crawler(processed, EVENTS_PREFIX, TABLE_PREFIX),
             opts=child,
         )
         for query_name, query in named_queries(EVENTS_TABLE).items():
@@ -163,32 +233,30 @@ class GharchivePipeline(pulumi.ComponentResource):
                 f"{name}-query-{query_name}",
                 name=f"gharchive-{query_name}",
                 description=query.description,
-                database=e.catalog_database,
-                workgroup=args.athena_workgroup,
+                database=p.catalog.database_name,
+                workgroup=p.catalog.workgroup_name,
                 query=query.sql,
                 opts=child,
             )
         definition = pipeline_definition(
             "gharchive",
             [
-                batch_job_step("IngestHours", "gharchive-ingest", args.batch.job_queue_arn, ingest.job_definition_arn),
+                batch_job_step("IngestHours", "gharchive-ingest", p.jobs.job_queue_arn, ingest.job_definition_arn),
                 glue_job_step("FlattenEvents", transform.job_name),
                 crawl_step("CatalogEvents", crawler.crawler_name),
             ],
-            e.topic_arn,
+            p.topic_arn,
         )
         machine = StateMachine(
             f"{name}-flow",
             StateMachineArgs(
-                account_id=e.account_id,
-                kms_key_arn=e.kms_key_arn,
+                account_id=p.account_id,
+                kms_key_arn=key,
                 definition=definition,
-                topic_arn=e.topic_arn,
-                log_retention_days=args.log_retention_days,
+                topic_arn=p.topic_arn,
+                log_retention_days=p.log_retention_days,
                 role_statements=[
-                    *batch_job_statements(
-                        e.account_id, e.region, args.batch.job_queue_arn, [ingest.job_definition_name]
-                    ),
+                    *batch_job_statements(p.account_id, p.region, p.jobs.job_queue_arn, [ingest.job_definition_name]),
                     *glue_job_statements([transform.job_arn]),
                     statement(["glue:GetCrawler", "glue:StartCrawler"], [crawler.crawler_arn]),
                 ],
@@ -198,12 +266,12 @@ class GharchivePipeline(pulumi.ComponentResource):
         Schedule(
             f"{name}-schedule",
             ScheduleArgs(
-                account_id=e.account_id,
-                kms_key_arn=e.kms_key_arn,
+                account_id=p.account_id,
+                kms_key_arn=key,
                 expression=s.schedule,
                 timezone="UTC",
                 state_machine_arn=machine.state_machine_arn,
-                state_machine_kms_key_arn=e.kms_key_arn,
+                state_machine_kms_key_arn=key,
                 input=json.dumps({}),
             ),
             opts=child,
@@ -218,3 +286,18 @@ class GharchivePipeline(pulumi.ComponentResource):
                 "runs_table_name": self.runs_table_name,
             }
         )
+
+
+PIPELINE: Pipeline[GharchiveConfig, GharchivePipeline] = Pipeline(
+    name="gharchive",
+    config=ConfigSection(settings=SETTINGS, validate=validate, parse=parse),
+    component=lambda s, p, opts: GharchivePipeline("gharchive", GharchiveArgs(settings=s, platform=p), opts),
+    outputs=lambda c, s, p: {
+        "gharchive_raw": p.lake.raw.uri(RAW_PREFIX),
+        "gharchive_state_machine_arn": c.state_machine_arn,
+        "gharchive_jobs_table": c.jobs_table_name,
+        "gharchive_runs_table": c.runs_table_name,
+        "gharchive_events_table": EVENTS_TABLE,  # in glue_database, for Athena
+    },
+    needs_batch=True,
+)

@@ -1,4 +1,4 @@
-"""What every Glue pipeline shares: the lake it reads and writes, where scripts go, and who hears."""
+"""What every Glue pipeline shares: the lake it reads and writes, where scripts go, and the catalog."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import pulumi
 
 from components.compute import GlueJobArgs
 from components.config import GlueConfig
+from components.storage import Lake, LakeZone
 from components.warehouse import CrawlerArgs
 
 GLUE_SCRIPTS = Path(__file__).resolve().parent.parent / "glue_scripts"
+JOB_RUNTIME = Path(__file__).resolve().parent.parent / "job_runtime"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -20,14 +22,8 @@ class GlueEstate:
     glue: GlueConfig
     account_id: pulumi.Input[str]
     region: pulumi.Input[str]
-    kms_key_arn: pulumi.Input[str]
-    raw_bucket: pulumi.Input[str]
-    raw_bucket_arn: pulumi.Input[str]
-    processed_bucket: pulumi.Input[str]
-    processed_bucket_arn: pulumi.Input[str]
-    scripts_bucket: pulumi.Input[str]
-    scripts_bucket_arn: pulumi.Input[str]
-    topic_arn: pulumi.Input[str]
+    # The lake's key encrypts the jobs' output and logs; scripts are uploaded to its scripts zone.
+    lake: Lake
     # The Glue Data Catalog database the crawlers write tables to.
     catalog_database: pulumi.Input[str]
     # Retention of every job's and crawler's log groups.
@@ -36,15 +32,15 @@ class GlueEstate:
     def job(
         self, script: str, arguments: dict[str, pulumi.Input[str]], role_statements: list[dict[str, Any]]
     ) -> GlueJobArgs:
-        """A Glue job running glue_scripts/<script> (with glue_common.py) at the stack's Glue size."""
+        """A Glue job running glue_scripts/<script> (with glue_common.py and job_runtime/) at the stack's Glue size."""
         return GlueJobArgs(
             account_id=self.account_id,
             region=self.region,
-            kms_key_arn=self.kms_key_arn,
+            kms_key_arn=self.lake.key_arn,
             script_path=str(GLUE_SCRIPTS / script),
-            extra_py_files=(str(GLUE_SCRIPTS / "glue_common.py"),),
-            scripts_bucket=self.scripts_bucket,
-            scripts_bucket_arn=self.scripts_bucket_arn,
+            extra_py_files=(str(GLUE_SCRIPTS / "glue_common.py"), str(JOB_RUNTIME)),
+            scripts_bucket=self.lake.scripts.name,
+            scripts_bucket_arn=self.lake.scripts.arn,
             arguments=arguments,
             role_statements=role_statements,
             worker_type=self.glue.worker_type,
@@ -55,22 +51,21 @@ class GlueEstate:
 
     def crawler(
         self,
-        bucket_name: pulumi.Input[str],
-        bucket_arn: pulumi.Input[str],
+        zone: LakeZone,
         prefix: str,
         table_prefix: str,
         *,
         table_per_folder: bool = False,
         csv_with_header: bool = False,
     ) -> CrawlerArgs:
-        """A crawler cataloging s3://<bucket>/<prefix> into the estate's database (see CrawlerArgs)."""
+        """A crawler cataloging s3://<zone's bucket>/<prefix> into the estate's database (see CrawlerArgs)."""
         return CrawlerArgs(
             account_id=self.account_id,
             region=self.region,
-            kms_key_arn=self.kms_key_arn,
+            kms_key_arn=self.lake.key_arn,
             database_name=self.catalog_database,
-            bucket_name=bucket_name,
-            bucket_arn=bucket_arn,
+            bucket_name=zone.name,
+            bucket_arn=zone.arn,
             prefix=prefix,
             table_prefix=table_prefix,
             table_per_folder=table_per_folder,

@@ -1,4 +1,4 @@
-"""Seed 000, render-log telemetry: CSV under the raw bucket's prefix -> EventBridge -> Step Functions
+"""Render-log telemetry: CSV under the raw bucket's prefix -> EventBridge -> Step Functions
 -> Batch (Fargate) `render-summary` -> MERGE into Redshift `performance_summary` -> SNS.
 
 A Step Functions `submitJob.sync` task sits between EventBridge and Batch because it gives what a
@@ -8,13 +8,16 @@ outcome, and a success or failure notification naming the file.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 
-from components.compute import BatchCompute, BatchJob, BatchJobArgs
-from components.config import RenderLogsConfig
-from components.iam import list_buckets, objects, statement
+from components.aws_limits import BATCH_RETRY_ATTEMPTS, FARGATE_MEMORY_MIB
+from components.compute import BatchJob, BatchJobArgs
+from components.config import SQL_IDENTIFIER, Check, ConfigSection, Setting, check_upload_prefix
+from components.iam import list_buckets, statement
 from components.orchestration import (
     ObjectCreatedRule,
     ObjectCreatedRuleArgs,
@@ -24,33 +27,107 @@ from components.orchestration import (
     batch_job_step,
     pipeline_definition,
 )
-from components.storage import s3_uri
 from components.warehouse import data_api_statements
-from components.warehouse_access import db_roles_tag, loader_role
+from components.warehouse_access import Loader, db_roles_tag, loader_role
+from pipelines.platform import Pipeline, Platform
 
 QUARANTINE_PREFIX = "quarantine/render-logs"
 WAREHOUSE_ROLE = loader_role("render-logs")
 
 
+@dataclass(frozen=True)
+class RenderLogsConfig:
+    prefix: str
+    vcpu: float
+    memory_mib: int
+    timeout_minutes: int
+    retry_attempts: int
+    table: str
+
+
+SETTINGS = (
+    Setting(
+        "renderLogsPrefix",
+        "string",
+        "render-logs/",
+        "Key prefix in the raw bucket whose new CSV objects start the render-log pipeline",
+    ),
+    Setting("renderLogsVcpu", "string", "1", "vCPUs of the render-log job (Fargate - 0.25, 0.5, 1, 2, 4, 8, 16)"),
+    Setting(
+        "renderLogsMemoryMib",
+        "integer",
+        2048,
+        "Memory of the render-log job in MiB (a value Fargate allows for the vCPU setting)",
+    ),
+    Setting("renderLogsTimeoutMinutes", "integer", 60, "Attempt timeout of the render-log job"),
+    Setting(
+        "renderLogsRetryAttempts",
+        "integer",
+        3,
+        "Batch attempts for transient failures (exit code 4, Spot interruption); bad input is never retried",
+    ),
+    Setting(
+        "renderLogsTable",
+        "string",
+        "performance_summary",
+        "Warehouse table the render-log job merges into (schema public)",
+    ),
+)
+
+
+def _vcpu(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return -1.0
+
+
+def _fmt(vcpu: float) -> str:
+    return f"{vcpu:g}"
+
+
+def validate(values: Mapping[str, Any], check: Check) -> None:
+    check_upload_prefix(values, check, "renderLogsPrefix", "render-logs/")
+    vcpu = _vcpu(values["renderLogsVcpu"])
+    check(vcpu in FARGATE_MEMORY_MIB, "renderLogsVcpu", f"Fargate allows {', '.join(map(_fmt, FARGATE_MEMORY_MIB))}")
+    if vcpu in FARGATE_MEMORY_MIB:
+        allowed = FARGATE_MEMORY_MIB[vcpu]
+        check(
+            values["renderLogsMemoryMib"] in allowed,
+            "renderLogsMemoryMib",
+            f"with {_fmt(vcpu)} vCPU Fargate allows {allowed[0]} to {allowed[-1]} MiB in the steps "
+            f"{', '.join(map(str, allowed))}",
+        )
+    check(1 <= values["renderLogsTimeoutMinutes"] <= 1440, "renderLogsTimeoutMinutes", "must be 1 to 1440")
+    fewest, most = BATCH_RETRY_ATTEMPTS
+    check(
+        fewest <= values["renderLogsRetryAttempts"] <= most,
+        "renderLogsRetryAttempts",
+        f"Batch allows {fewest} to {most} attempts",
+    )
+    check(
+        SQL_IDENTIFIER.fullmatch(values["renderLogsTable"]) is not None,
+        "renderLogsTable",
+        "must be a lower-case SQL identifier",
+    )
+
+
+def parse(values: Mapping[str, Any]) -> RenderLogsConfig:
+    return RenderLogsConfig(
+        prefix=values["renderLogsPrefix"],
+        vcpu=_vcpu(values["renderLogsVcpu"]),
+        memory_mib=values["renderLogsMemoryMib"],
+        timeout_minutes=values["renderLogsTimeoutMinutes"],
+        retry_attempts=values["renderLogsRetryAttempts"],
+        table=values["renderLogsTable"],
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class RenderLogsArgs:
     settings: RenderLogsConfig
-    account_id: pulumi.Input[str]
-    region: pulumi.Input[str]
-    kms_key_arn: pulumi.Input[str]
-    raw_bucket: pulumi.Input[str]
-    raw_bucket_arn: pulumi.Input[str]
-    # Rejected rows land in the processed bucket under quarantine/render-logs/.
-    processed_bucket: pulumi.Input[str]
-    processed_bucket_arn: pulumi.Input[str]
-    workgroup_name: pulumi.Input[str]
-    workgroup_arn: pulumi.Input[str]
-    database: str
-    topic_arn: pulumi.Input[str]
-    # The estate's shared Batch image, queue and logs.
-    batch: BatchCompute
-    assign_public_ip: bool
-    log_retention_days: int
+    # Reads uploads from the raw zone; rejected rows land in the processed zone under quarantine/render-logs/.
+    platform: Platform
 
 
 class RenderLogsPipeline(pulumi.ComponentResource):
@@ -61,37 +138,37 @@ class RenderLogsPipeline(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RenderLogsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:pipelines:RenderLogs", name, None, opts)
-        s = args.settings
+        s, p = args.settings, args.platform
+        raw, processed = p.lake.raw, p.lake.processed
         job = BatchJob(
             f"{name}-job",
             BatchJobArgs(
-                account_id=args.account_id,
-                region=args.region,
-                compute=args.batch,
+                account_id=p.account_id,
+                region=p.region,
+                compute=p.jobs,
                 command=["render-summary", "--input", "Ref::input"],
                 environment={
-                    "RENDER_SUMMARY_QUARANTINE": s3_uri(args.processed_bucket, QUARANTINE_PREFIX),
+                    "RENDER_SUMMARY_QUARANTINE": processed.uri(QUARANTINE_PREFIX),
                     "WAREHOUSE_BACKEND": "redshift-data",
-                    "REDSHIFT_WORKGROUP": args.workgroup_name,
-                    "REDSHIFT_DATABASE": args.database,
+                    "REDSHIFT_WORKGROUP": p.warehouse.workgroup_name,
+                    "REDSHIFT_DATABASE": p.warehouse.database,
                     "SUMMARY_TABLE": s.table,
                 },
                 job_role_statements=[
-                    statement(["s3:GetObject"], objects(args.raw_bucket_arn, s.prefix)),
+                    raw.read(s.prefix),
                     # An input that is gone is NoSuchKey (bad input, no retry) only to a caller that may
                     # list the bucket; without it S3 answers AccessDenied.
-                    list_buckets(args.raw_bucket_arn),
-                    statement(
-                        # The quarantine file is a multipart upload: a failed run aborts it.
-                        ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject"],
-                        objects(args.processed_bucket_arn, f"{QUARANTINE_PREFIX}/"),
+                    list_buckets(raw.arn),
+                    # The quarantine file is a multipart upload: a failed run aborts it.
+                    processed.grant(
+                        ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject"], f"{QUARANTINE_PREFIX}/"
                     ),
-                    statement(["kms:Decrypt", "kms:GenerateDataKey"], [args.kms_key_arn]),
-                    *data_api_statements(args.workgroup_arn),
+                    statement(["kms:Decrypt", "kms:GenerateDataKey"], [p.lake.key_arn]),
+                    *data_api_statements(p.warehouse.workgroup_arn),
                 ],
                 # Signs in to Redshift with this pipeline's database role (components/warehouse_access.py).
                 role_tags=db_roles_tag(WAREHOUSE_ROLE),
-                assign_public_ip=args.assign_public_ip,
+                assign_public_ip=p.assign_public_ip,
                 vcpu=s.vcpu,
                 memory_mib=s.memory_mib,
                 timeout_minutes=s.timeout_minutes,
@@ -106,23 +183,23 @@ class RenderLogsPipeline(pulumi.ComponentResource):
                 batch_job_step(
                     "SummarizeRenderLogs",
                     "render-summary",
-                    args.batch.job_queue_arn,
+                    p.jobs.job_queue_arn,
                     job.job_definition_arn,
                     {"input.$": "States.Format('s3://{}/{}', $.detail.bucket.name, $.detail.object.key)"},
                 )
             ],
-            args.topic_arn,
+            p.topic_arn,
         )
         machine = StateMachine(
             f"{name}-flow",
             StateMachineArgs(
-                account_id=args.account_id,
-                kms_key_arn=args.kms_key_arn,
+                account_id=p.account_id,
+                kms_key_arn=p.lake.key_arn,
                 definition=definition,
-                topic_arn=args.topic_arn,
-                log_retention_days=args.log_retention_days,
+                topic_arn=p.topic_arn,
+                log_retention_days=p.log_retention_days,
                 role_statements=batch_job_statements(
-                    args.account_id, args.region, args.batch.job_queue_arn, [job.job_definition_name]
+                    p.account_id, p.region, p.jobs.job_queue_arn, [job.job_definition_name]
                 ),
             ),
             opts=pulumi.ResourceOptions(parent=self),
@@ -130,13 +207,13 @@ class RenderLogsPipeline(pulumi.ComponentResource):
         ObjectCreatedRule(
             f"{name}-trigger",
             ObjectCreatedRuleArgs(
-                account_id=args.account_id,
-                kms_key_arn=args.kms_key_arn,
-                bucket_name=args.raw_bucket,
+                account_id=p.account_id,
+                kms_key_arn=p.lake.key_arn,
+                bucket_name=raw.name,
                 key_prefix=s.prefix,
                 key_suffixes=(".csv",),
                 target_arn=machine.state_machine_arn,
-                target_kms_key_arn=args.kms_key_arn,
+                target_kms_key_arn=p.lake.key_arn,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -145,3 +222,17 @@ class RenderLogsPipeline(pulumi.ComponentResource):
         self.register_outputs(
             {"state_machine_arn": self.state_machine_arn, "job_definition_arn": self.job_definition_arn}
         )
+
+
+PIPELINE: Pipeline[RenderLogsConfig, RenderLogsPipeline] = Pipeline(
+    name="render-logs",
+    config=ConfigSection(settings=SETTINGS, validate=validate, parse=parse, upload_prefix_key="renderLogsPrefix"),
+    component=lambda s, p, opts: RenderLogsPipeline("render-logs", RenderLogsArgs(settings=s, platform=p), opts),
+    outputs=lambda c, s, p: {
+        "render_logs_upload_to": p.lake.raw.uri(s.prefix),
+        "render_logs_state_machine_arn": c.state_machine_arn,
+        "render_logs_table": s.table,  # schema public
+    },
+    needs_batch=True,
+    warehouse_loader=lambda s: Loader(WAREHOUSE_ROLE, "public"),
+)

@@ -1,23 +1,24 @@
-"""Seed 001, sales ETL: CSV under the raw bucket's sales input prefix -> EventBridge -> Glue workflow:
+"""Sales ETL: CSV under the raw bucket's sales input prefix -> EventBridge -> Glue workflow:
 crawl input -> `sales_csv_to_parquet` -> crawl Parquet -> `sales_load_warehouse` (MERGE into Redshift).
 Every crawler and job announces its success or failure on the topic through EventBridge.
 
-The seed's Lambda only started the workflow; an EventBridge rule now notifies the workflow's EVENT
-trigger directly. A workflow started by events sees event IDs, not object keys, so the jobs work
-from small state markers in S3 instead: each run converts every new or changed CSV and loads every
-converted file not yet loaded. Batched, duplicated or missed events therefore cannot lose or
-double-load a file.
+An EventBridge rule notifies the workflow's EVENT trigger directly (no Lambda in between). A workflow
+started by events sees event IDs, not object keys, so the jobs work from small state markers in S3
+instead: each run converts every new or changed CSV and loads every converted file not yet loaded.
+Batched, duplicated or missed events therefore cannot lose or double-load a file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pulumi
 
 from components.compute import GlueJob
-from components.config import SalesConfig
-from components.iam import hadoop_directories, list_buckets, objects, statement
+from components.config import SQL_IDENTIFIER, Check, ConfigSection, Setting, check_upload_prefix
+from components.iam import hadoop_directories, list_buckets
 from components.orchestration import (
     GlueStateNotifications,
     GlueStateNotificationsArgs,
@@ -28,10 +29,10 @@ from components.orchestration import (
     WatchedStep,
     WorkflowStep,
 )
-from components.storage import s3_uri
 from components.warehouse import Crawler, data_api_statements
-from components.warehouse_access import db_roles_tag, loader_role
-from pipelines.glue_estate import GlueEstate
+from components.warehouse_access import Loader, db_roles_tag, loader_role
+from job_runtime.contracts import SALES_COLUMNS
+from pipelines.platform import Pipeline, Platform
 
 # Layout in the processed bucket.
 PARQUET_PREFIX = "sales/parquet/"
@@ -41,15 +42,70 @@ QUARANTINE_PREFIX = "quarantine/sales/"
 WAREHOUSE_ROLE = loader_role("sales")
 
 
+@dataclass(frozen=True)
+class SalesConfig:
+    input_prefix: str
+    columns: tuple[str, ...]
+    table: str
+
+
+SETTINGS = (
+    Setting(
+        "salesInputPrefix",
+        "string",
+        "sales/input/",
+        "Key prefix in the raw bucket whose new CSV objects start the sales workflow",
+    ),
+    Setting(
+        "salesColumns",
+        "array",
+        [
+            "order_id",
+            "order_date",
+            "customer_id",
+            "product_id",
+            "category",
+            "region",
+            "quantity",
+            "unit_price",
+            "discount",
+        ],
+        "Columns the sales CSV-to-Parquet job keeps (must include order_id and order_date)",
+    ),
+    Setting("salesTable", "string", "sales", "Warehouse table the sales load merges into on order_id (schema public)"),
+)
+
+
+def validate(values: Mapping[str, Any], check: Check) -> None:
+    check_upload_prefix(values, check, "salesInputPrefix", "sales/input/")
+    check(
+        SQL_IDENTIFIER.fullmatch(values["salesTable"]) is not None,
+        "salesTable",
+        "must be a lower-case SQL identifier",
+    )
+    columns = values["salesColumns"]
+    unknown_columns = [c for c in columns if c not in SALES_COLUMNS]
+    check(
+        not unknown_columns and len(set(columns)) == len(columns) and {"order_id", "order_date"} <= set(columns),
+        "salesColumns",
+        "must list each column once, include order_id and order_date, and use only "
+        + ", ".join(SALES_COLUMNS)
+        + (f" (unknown: {', '.join(unknown_columns)})" if unknown_columns else ""),
+    )
+
+
+def parse(values: Mapping[str, Any]) -> SalesConfig:
+    return SalesConfig(
+        input_prefix=values["salesInputPrefix"], columns=values["salesColumns"], table=values["salesTable"]
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class SalesArgs:
-    estate: GlueEstate
     settings: SalesConfig
-    workgroup_name: pulumi.Input[str]
-    workgroup_arn: pulumi.Input[str]
-    database: str
-    # Redshift's own role, which COPY uses to read the staged Parquet.
-    copy_role_arn: pulumi.Input[str]
+    # Reads uploads from the raw zone, writes the processed zone, loads the warehouse with COPY run by
+    # Redshift's own role (the warehouse's copy_role_arn).
+    platform: Platform
 
 
 class SalesPipeline(pulumi.ComponentResource):
@@ -61,10 +117,11 @@ class SalesPipeline(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: SalesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:pipelines:Sales", name, None, opts)
-        s, e, child = args.settings, args.estate, pulumi.ResourceOptions(parent=self)
+        s, p, child = args.settings, args.platform, pulumi.ResourceOptions(parent=self)
+        e, raw, processed = p.glue, p.lake.raw, p.lake.processed
         input_crawler = Crawler(
             f"{name}-input-crawler",
-            e.crawler(e.raw_bucket, e.raw_bucket_arn, s.input_prefix, "sales_"),
+            e.crawler(raw, s.input_prefix, "sales_"),
             opts=child,
         )
         convert = GlueJob(
@@ -72,25 +129,22 @@ class SalesPipeline(pulumi.ComponentResource):
             e.job(
                 "sales_csv_to_parquet.py",
                 arguments={
-                    "--input_path": s3_uri(e.raw_bucket, s.input_prefix),
-                    "--output_path": s3_uri(e.processed_bucket, PARQUET_PREFIX),
-                    "--quarantine_path": s3_uri(e.processed_bucket, QUARANTINE_PREFIX),
-                    "--state_path": s3_uri(e.processed_bucket, STATE_PREFIX),
+                    "--input_path": raw.uri(s.input_prefix),
+                    "--output_path": processed.uri(PARQUET_PREFIX),
+                    "--quarantine_path": processed.uri(QUARANTINE_PREFIX),
+                    "--state_path": processed.uri(STATE_PREFIX),
                     "--columns": ",".join(s.columns),
                 },
                 role_statements=[
-                    statement(["s3:GetObject"], objects(e.raw_bucket_arn, s.input_prefix)),
-                    statement(
-                        ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
-                        objects(e.processed_bucket_arn, PARQUET_PREFIX, STATE_PREFIX, QUARANTINE_PREFIX),
-                    ),
-                    list_buckets(e.raw_bucket_arn, e.processed_bucket_arn),
+                    raw.read(s.input_prefix),
+                    processed.write(PARQUET_PREFIX, STATE_PREFIX, QUARANTINE_PREFIX),
+                    list_buckets(raw.arn, processed.arn),
                     *hadoop_directories(
-                        reads=[(e.raw_bucket_arn, s.input_prefix)],
+                        reads=[(raw.arn, s.input_prefix)],
                         writes=[
-                            (e.processed_bucket_arn, PARQUET_PREFIX),
-                            (e.processed_bucket_arn, STATE_PREFIX),
-                            (e.processed_bucket_arn, QUARANTINE_PREFIX),
+                            (processed.arn, PARQUET_PREFIX),
+                            (processed.arn, STATE_PREFIX),
+                            (processed.arn, QUARANTINE_PREFIX),
                         ],
                     ),
                 ],
@@ -99,7 +153,7 @@ class SalesPipeline(pulumi.ComponentResource):
         )
         parquet_crawler = Crawler(
             f"{name}-parquet-crawler",
-            e.crawler(e.processed_bucket, e.processed_bucket_arn, PARQUET_PREFIX, "sales_"),
+            e.crawler(processed, PARQUET_PREFIX, "sales_"),
             opts=child,
         )
         load = GlueJob(
@@ -108,27 +162,24 @@ class SalesPipeline(pulumi.ComponentResource):
                 e.job(
                     "sales_load_warehouse.py",
                     arguments={
-                        "--parquet_path": s3_uri(e.processed_bucket, PARQUET_PREFIX),
-                        "--stage_path": s3_uri(e.processed_bucket, STAGE_PREFIX),
-                        "--state_path": s3_uri(e.processed_bucket, STATE_PREFIX),
+                        "--parquet_path": processed.uri(PARQUET_PREFIX),
+                        "--stage_path": processed.uri(STAGE_PREFIX),
+                        "--state_path": processed.uri(STATE_PREFIX),
                         "--table": s.table,
                         "--warehouse": "redshift-data",
-                        "--workgroup": args.workgroup_name,
-                        "--database": args.database,
-                        "--iam_role": args.copy_role_arn,
+                        "--workgroup": p.warehouse.workgroup_name,
+                        "--database": p.warehouse.database,
+                        "--iam_role": p.warehouse.copy_role_arn,
                     },
                     role_statements=[
-                        statement(["s3:GetObject"], objects(e.processed_bucket_arn, PARQUET_PREFIX)),
-                        statement(
-                            ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
-                            objects(e.processed_bucket_arn, STATE_PREFIX, STAGE_PREFIX),
-                        ),
-                        list_buckets(e.processed_bucket_arn),
+                        processed.read(PARQUET_PREFIX),
+                        processed.write(STATE_PREFIX, STAGE_PREFIX),
+                        list_buckets(processed.arn),
                         *hadoop_directories(
-                            reads=[(e.processed_bucket_arn, PARQUET_PREFIX)],
-                            writes=[(e.processed_bucket_arn, STATE_PREFIX), (e.processed_bucket_arn, STAGE_PREFIX)],
+                            reads=[(processed.arn, PARQUET_PREFIX)],
+                            writes=[(processed.arn, STATE_PREFIX), (processed.arn, STAGE_PREFIX)],
                         ),
-                        *data_api_statements(args.workgroup_arn),
+                        *data_api_statements(p.warehouse.workgroup_arn),
                     ],
                 ),
                 # Signs in to Redshift with this pipeline's database role (components/warehouse_access.py).
@@ -144,15 +195,15 @@ class SalesPipeline(pulumi.ComponentResource):
         )
         workflow = GlueWorkflow(
             f"{name}-workflow",
-            GlueWorkflowArgs(account_id=e.account_id, region=e.region, steps=steps),
+            GlueWorkflowArgs(account_id=p.account_id, region=p.region, steps=steps),
             opts=child,
         )
         ObjectCreatedRule(
             f"{name}-trigger",
             ObjectCreatedRuleArgs(
-                account_id=e.account_id,
-                kms_key_arn=e.kms_key_arn,
-                bucket_name=e.raw_bucket,
+                account_id=p.account_id,
+                kms_key_arn=p.lake.key_arn,
+                bucket_name=raw.name,
                 key_prefix=s.input_prefix,
                 key_suffixes=(".csv",),
                 target_arn=workflow.workflow_arn,
@@ -160,15 +211,15 @@ class SalesPipeline(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        inputs = s3_uri(e.raw_bucket, s.input_prefix)
-        quarantine = s3_uri(e.processed_bucket, QUARANTINE_PREFIX)
-        state = s3_uri(e.processed_bucket, STATE_PREFIX)
+        inputs = raw.uri(s.input_prefix)
+        quarantine = processed.uri(QUARANTINE_PREFIX)
+        state = processed.uri(STATE_PREFIX)
         GlueStateNotifications(
             f"{name}-notify",
             GlueStateNotificationsArgs(
                 pipeline="sales",
-                kms_key_arn=e.kms_key_arn,
-                topic_arn=e.topic_arn,
+                kms_key_arn=p.lake.key_arn,
+                topic_arn=p.topic_arn,
                 steps=(
                     WatchedStep(
                         "crawler",
@@ -192,7 +243,7 @@ class SalesPipeline(pulumi.ComponentResource):
                     WatchedStep(
                         "crawler",
                         parquet_crawler.crawler_name,
-                        pulumi.Output.concat("It catalogs the Parquet in ", s3_uri(e.processed_bucket, PARQUET_PREFIX)),
+                        pulumi.Output.concat("It catalogs the Parquet in ", processed.uri(PARQUET_PREFIX)),
                         log_group=parquet_crawler.log_group_name,
                     ),
                     WatchedStep(
@@ -200,7 +251,7 @@ class SalesPipeline(pulumi.ComponentResource):
                         load.job_name,
                         pulumi.Output.concat(
                             "It merges converted files into Redshift table ",
-                            args.database,
+                            p.warehouse.database,
                             ".public.",
                             s.table,
                             "; loaded files are listed under ",
@@ -222,3 +273,16 @@ class SalesPipeline(pulumi.ComponentResource):
                 "load_job_name": self.load_job_name,
             }
         )
+
+
+PIPELINE: Pipeline[SalesConfig, SalesPipeline] = Pipeline(
+    name="sales",
+    config=ConfigSection(settings=SETTINGS, validate=validate, parse=parse, upload_prefix_key="salesInputPrefix"),
+    component=lambda s, p, opts: SalesPipeline("sales", SalesArgs(settings=s, platform=p), opts),
+    outputs=lambda c, s, p: {
+        "sales_upload_to": p.lake.raw.uri(s.input_prefix),
+        "sales_workflow": c.workflow_name,
+        "sales_table": s.table,  # schema public
+    },
+    warehouse_loader=lambda s: Loader(WAREHOUSE_ROLE, "public"),
+)

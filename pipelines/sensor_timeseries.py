@@ -1,4 +1,4 @@
-"""Seed 002, sensor time series: the ingestion CLI (ingestion/sensor_upload.py) uploads measurement
+"""Sensor time series: the ingestion CLI (ingestion/sensor_upload.py) uploads measurement
 CSVs to the raw bucket; on the 1st of each month EventBridge Scheduler starts a Step Functions state
 machine that runs the Glue job `sensor_timeseries` for the previous month (or the month given in the
 execution input, for backfills) and announces success or failure on the topic.
@@ -10,13 +10,18 @@ never duplicates it.
 from __future__ import annotations
 
 import json
+import re
+import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 
+from components.aws_limits import schedule_expression_problem
 from components.compute import GlueJob
-from components.config import SensorConfig
-from components.iam import hadoop_directories, list_buckets, objects, statement
+from components.config import Check, ConfigSection, Setting, check_upload_prefix
+from components.iam import hadoop_directories, list_buckets
 from components.orchestration import (
     Schedule,
     ScheduleArgs,
@@ -26,18 +31,83 @@ from components.orchestration import (
     glue_job_step,
     pipeline_definition,
 )
-from components.storage import s3_uri
-from pipelines.glue_estate import GlueEstate
+from pipelines.platform import Pipeline, Platform
 
 OUTPUT_PREFIX = "sensor/timeseries/"
 QUARANTINE_PREFIX = "quarantine/sensor/"
 
 
+@dataclass(frozen=True)
+class SensorConfig:
+    input_prefix: str
+    schedule: str
+    schedule_timezone: str
+    frequency: str
+
+
+SETTINGS = (
+    Setting(
+        "sensorInputPrefix",
+        "string",
+        "sensor/raw/",
+        "Key prefix in the raw bucket the sensor ingestion CLI uploads to and the monthly job reads",
+    ),
+    Setting(
+        "sensorSchedule",
+        "string",
+        "cron(0 2 1 * ? *)",
+        "EventBridge Scheduler expression that starts the monthly sensor time-series run",
+    ),
+    Setting("sensorScheduleTimezone", "string", "UTC", "IANA time zone of sensorSchedule"),
+    Setting(
+        "sensorFrequency",
+        "string",
+        "1min",
+        "Step of the regular sensor time series (<n>s, <n>min or <n>h; must divide a day)",
+    ),
+)
+_FREQUENCY = re.compile(r"^([1-9][0-9]*)(s|min|h)$")
+
+
+def frequency_seconds(text: str) -> int | None:
+    """Seconds of a time-series step such as 30s, 15min or 1h; None unless it divides a day."""
+    match = _FREQUENCY.match(text)
+    if not match:
+        return None
+    seconds = int(match.group(1)) * {"s": 1, "min": 60, "h": 3600}[match.group(2)]
+    return seconds if 86400 % seconds == 0 else None
+
+
+def validate(values: Mapping[str, Any], check: Check) -> None:
+    check_upload_prefix(values, check, "sensorInputPrefix", "sensor/raw/")
+    check(
+        values["sensorScheduleTimezone"] in zoneinfo.available_timezones(),
+        "sensorScheduleTimezone",
+        "must be an IANA time zone name such as UTC or Europe/Berlin",
+    )
+    check(
+        frequency_seconds(values["sensorFrequency"]) is not None,
+        "sensorFrequency",
+        "must be <n>s, <n>min or <n>h with n >= 1 and divide a day evenly (e.g. 30s, 1min, 15min, 1h)",
+    )
+    problem = schedule_expression_problem(values["sensorSchedule"])
+    check(problem is None, "sensorSchedule", problem or "")
+
+
+def parse(values: Mapping[str, Any]) -> SensorConfig:
+    return SensorConfig(
+        input_prefix=values["sensorInputPrefix"],
+        schedule=values["sensorSchedule"],
+        schedule_timezone=values["sensorScheduleTimezone"],
+        frequency=values["sensorFrequency"],
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class SensorTimeseriesArgs:
-    estate: GlueEstate
     settings: SensorConfig
-    log_retention_days: int
+    # Reads the raw zone's uploads, writes the processed zone.
+    platform: Platform
 
 
 class SensorTimeseriesPipeline(pulumi.ComponentResource):
@@ -49,28 +119,26 @@ class SensorTimeseriesPipeline(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: SensorTimeseriesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:pipelines:SensorTimeseries", name, None, opts)
-        s, e, child = args.settings, args.estate, pulumi.ResourceOptions(parent=self)
+        s, p, child = args.settings, args.platform, pulumi.ResourceOptions(parent=self)
+        raw, processed = p.lake.raw, p.lake.processed
         job = GlueJob(
             f"{name}-job",
-            e.job(
+            p.glue.job(
                 "sensor_timeseries.py",
                 arguments={
-                    "--input_path": s3_uri(e.raw_bucket, s.input_prefix),
-                    "--output_path": s3_uri(e.processed_bucket, OUTPUT_PREFIX),
-                    "--quarantine_path": s3_uri(e.processed_bucket, QUARANTINE_PREFIX),
+                    "--input_path": raw.uri(s.input_prefix),
+                    "--output_path": processed.uri(OUTPUT_PREFIX),
+                    "--quarantine_path": processed.uri(QUARANTINE_PREFIX),
                     "--frequency": s.frequency,
                     "--month": "previous",
                 },
                 role_statements=[
-                    statement(["s3:GetObject"], objects(e.raw_bucket_arn, s.input_prefix)),
-                    statement(
-                        ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
-                        objects(e.processed_bucket_arn, OUTPUT_PREFIX, QUARANTINE_PREFIX),
-                    ),
-                    list_buckets(e.raw_bucket_arn, e.processed_bucket_arn),
+                    raw.read(s.input_prefix),
+                    processed.write(OUTPUT_PREFIX, QUARANTINE_PREFIX),
+                    list_buckets(raw.arn, processed.arn),
                     *hadoop_directories(
-                        reads=[(e.raw_bucket_arn, s.input_prefix)],
-                        writes=[(e.processed_bucket_arn, OUTPUT_PREFIX), (e.processed_bucket_arn, QUARANTINE_PREFIX)],
+                        reads=[(raw.arn, s.input_prefix)],
+                        writes=[(processed.arn, OUTPUT_PREFIX), (processed.arn, QUARANTINE_PREFIX)],
                     ),
                 ],
             ),
@@ -81,17 +149,17 @@ class SensorTimeseriesPipeline(pulumi.ComponentResource):
             [
                 glue_job_step("BuildMonthlyTimeSeries", job.job_name, {"--month.$": "$.month"}),
             ],
-            e.topic_arn,
+            p.topic_arn,
             input_defaults={"month": "previous"},
         )
         machine = StateMachine(
             f"{name}-flow",
             StateMachineArgs(
-                account_id=e.account_id,
-                kms_key_arn=e.kms_key_arn,
+                account_id=p.account_id,
+                kms_key_arn=p.lake.key_arn,
                 definition=definition,
-                topic_arn=e.topic_arn,
-                log_retention_days=args.log_retention_days,
+                topic_arn=p.topic_arn,
+                log_retention_days=p.log_retention_days,
                 role_statements=glue_job_statements([job.job_arn]),
             ),
             opts=child,
@@ -99,12 +167,12 @@ class SensorTimeseriesPipeline(pulumi.ComponentResource):
         schedule = Schedule(
             f"{name}-schedule",
             ScheduleArgs(
-                account_id=e.account_id,
-                kms_key_arn=e.kms_key_arn,
+                account_id=p.account_id,
+                kms_key_arn=p.lake.key_arn,
                 expression=s.schedule,
                 timezone=s.schedule_timezone,
                 state_machine_arn=machine.state_machine_arn,
-                state_machine_kms_key_arn=e.kms_key_arn,
+                state_machine_kms_key_arn=p.lake.key_arn,
                 input=json.dumps({"month": "previous"}),
             ),
             opts=child,
@@ -119,3 +187,14 @@ class SensorTimeseriesPipeline(pulumi.ComponentResource):
                 "schedule_arn": self.schedule_arn,
             }
         )
+
+
+PIPELINE: Pipeline[SensorConfig, SensorTimeseriesPipeline] = Pipeline(
+    name="sensor-timeseries",
+    config=ConfigSection(settings=SETTINGS, validate=validate, parse=parse, upload_prefix_key="sensorInputPrefix"),
+    component=lambda s, p, opts: SensorTimeseriesPipeline("sensor", SensorTimeseriesArgs(settings=s, platform=p), opts),
+    outputs=lambda c, s, p: {
+        "sensor_upload_to": p.lake.raw.uri(s.input_prefix),
+        "sensor_state_machine_arn": c.state_machine_arn,
+    },
+)

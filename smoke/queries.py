@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from job_runtime.warehouse import WarehouseError, wait_for_statement
+
 QUERY_POLL_SECONDS = 2.0
 
 
@@ -58,17 +60,20 @@ class Warehouse:
         if parameters:
             request["Parameters"] = [{"name": k, "value": v} for k, v in parameters.items()]
         statement_id = self.client.execute_statement(**request)["Id"]
-        deadline = self.clock.now() + self.timeout_seconds
-        while True:
-            described = self.client.describe_statement(Id=statement_id)
-            status = described["Status"]
-            if status == "FINISHED":
-                break
-            if status in ("FAILED", "ABORTED"):
-                raise QueryError(f"Data API statement {status}: {described.get('Error', 'no error given')}")
-            if self.clock.now() >= deadline:
-                raise QueryError(f"Data API statement still {status} after {self.timeout_seconds:.0f} s")
-            self.clock.sleep(QUERY_POLL_SECONDS)
+        try:
+            described = wait_for_statement(
+                self.client,
+                statement_id,
+                poll_seconds=QUERY_POLL_SECONDS,
+                timeout_seconds=self.timeout_seconds,
+                cancel_on_timeout=False,
+                now=self.clock.now,
+                sleep=self.clock.sleep,
+            )
+        except WarehouseError as exc:
+            if exc.timed_out:
+                raise QueryError(f"Data API statement still {exc.status} after {self.timeout_seconds:.0f} s") from exc
+            raise QueryError(f"Data API statement {exc.status}: {exc.error or 'no error given'}") from exc
         if not described.get("HasResultSet"):
             return []
         rows: list[tuple[Any, ...]] = []

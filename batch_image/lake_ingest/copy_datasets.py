@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from job_errors import EXIT_OK, TRANSIENT_AWS_CODES, BadInputError, JobError, TransientError
+from job_runtime import errors
+from job_runtime.errors import EXIT_OK, BadInputError, JobError, TransientError, describe_aws_error
 
 log = logging.getLogger("lake_ingest.copy_datasets")
 
@@ -295,25 +296,21 @@ def recorded_from_metadata(metadata: Mapping[str, str]) -> Recorded | None:
 
 
 def classify_aws_error(exc: BaseException, action: str) -> JobError:
-    """Map a boto3/s3transfer failure to the exit code Batch should act on (it retries TransientError only)."""
-    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+    """Map a boto3/s3transfer failure to the exit code Batch should act on (it retries TransientError only).
 
+    Two cases read better here than in general: a failed If-Match (the source changed since the listing:
+    a retry re-lists) and a missing bucket (a configuration error: names the bucket)."""
     if isinstance(exc, JobError):
         return exc
-    if isinstance(exc, (ConnectionError, HTTPClientError)):
-        return TransientError(f"{action}: {exc}")
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code in TRANSIENT_AWS_CODES or status >= 500:
-            return TransientError(f"{action}: {code}: {error.get('Message', exc)} (retryable)")
-        if code in {"PreconditionFailed", "412"} or status == 412:
-            return TransientError(f"{action}: the source object changed while it was being copied; a retry re-lists")
-        if code == "NoSuchBucket":
-            return JobError(f"{action}: bucket {error.get('BucketName', '')!r} does not exist (NoSuchBucket)")
-        return JobError(f"{action}: {code}: {error.get('Message', exc)}")
-    return JobError(f"{action}: {type(exc).__name__}: {exc}")
+    failure = describe_aws_error(exc)
+    if failure.code in {"PreconditionFailed", "412"} or failure.status == 412:
+        return TransientError(f"{action}: the source object changed while it was being copied; a retry re-lists")
+    if failure.code == "NoSuchBucket":
+        bucket = getattr(exc, "response", {}).get("Error", {}).get("BucketName", "")
+        return JobError(f"{action}: bucket {bucket!r} does not exist (NoSuchBucket)")
+    error = errors.classify_aws_error(exc, action)
+    # The run summary tells a person reading it that Batch will run the job again.
+    return TransientError(f"{error} (retryable)") if failure.code and failure.transient else error
 
 
 def s3_client(region: str | None = None, pool: int = COPY_CONCURRENCY + HEAD_CONCURRENCY):  # pragma: no cover

@@ -23,8 +23,8 @@ from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from job_errors import EXIT_OK, JobError
 
+from job_runtime.errors import EXIT_OK, JobError
 from render_summary import storage, transform
 from render_summary.warehouse import PostgresWarehouse, RedshiftDataWarehouse, Warehouse, load_statements
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from job_errors import TRANSIENT_AWS_CODES, BadInputError, JobError, TransientError
-
+from job_runtime import errors
+from job_runtime.errors import BadInputError, JobError
 from render_summary.transform import QUARANTINE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -34,21 +34,8 @@ def is_s3(uri: str) -> bool:
 
 
 def classify_aws_error(exc: Exception, action: str) -> JobError:
-    """Map a boto3 failure to the exit code Batch should act on."""
-    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, IncompleteReadError
-
-    # IncompleteReadError: the connection dropped mid-body; reading again can succeed.
-    if isinstance(exc, (ConnectionError, HTTPClientError, IncompleteReadError)):
-        return TransientError(f"{action}: {exc}")
-    if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code in TRANSIENT_AWS_CODES or status >= 500:
-            return TransientError(f"{action}: {code} {exc}")
-        if code in {"NoSuchKey", "NoSuchBucket", "404"}:
-            return BadInputError(f"{action}: does not exist ({code})")
-        return JobError(f"{action}: {code} {exc}")
-    return JobError(f"{action}: {exc}")
+    """Map a boto3 failure to the exit code Batch should act on; a missing input is bad input."""
+    return errors.classify_aws_error(exc, action, missing_is_bad_input=True)
 
 
 def s3_client():  # pragma: no cover - trivial

@@ -65,7 +65,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pv
-from job_errors import BadInputError
+
+from job_runtime.errors import BadInputError
 
 REQUIRED_COLUMNS = ("timestamp", "device_id", "frame_rate", "gpu_usage", "latency_ms")
 SUMMARY_COLUMNS = ("device_id", "avg_frame_rate", "avg_gpu_usage", "max_latency_ms", "log_count")

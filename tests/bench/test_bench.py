@@ -15,12 +15,11 @@ from typing import Any
 
 import pytest
 
-from bench import measure, render_logs
+from bench import glue_gharchive, glue_sales, glue_sensor, measure, render_logs
 from bench.__main__ import load_benchmarks, write_results
-from bench.glue_jobs import SIZES
+from localrun import sample_data
 
 REPO = Path(__file__).resolve().parents[2]
-QUICK = SIZES["quick"]
 MARCH_POINTS = 31 * 24 * 60
 
 
@@ -85,7 +84,7 @@ def test_sales_quick(tmp_path: Path) -> None:
     report = only_report(data, "sales")
     assert_table(done.stdout, report)
     job, ref = figures(report)
-    assert_loads_add_up(job, QUICK["sales"]["rows"])
+    assert_loads_add_up(job, glue_sales.SIZES["quick"]["rows"])
     assert {k: job[k] for k in ("rows_in", "rows_loaded", "rows_quarantined")} == ref
     files = [m["output_files"] for m in report["measurements"]]
     assert files[0] == files[1] > 0  # one file per order_date/source_file partition, in both
@@ -96,10 +95,10 @@ def test_gharchive_quick(tmp_path: Path) -> None:
     report = only_report(data, "gharchive")
     assert_table(done.stdout, report)
     job, ref = figures(report)
-    assert_loads_add_up(job, QUICK["gharchive"]["events"])
+    assert_loads_add_up(job, glue_gharchive.SIZES["quick"]["events"])
     assert job["duplicates"] > 0
     assert {k: job[k] for k in ("rows_in", "rows_loaded", "rows_quarantined", "duplicates")} == ref
-    assert report["measurements"][0]["output_files"] == QUICK["gharchive"]["hours"]  # one file per hour here
+    assert report["measurements"][0]["output_files"] == glue_gharchive.SIZES["quick"]["hours"]  # one file per hour here
 
 
 def test_sensor_quick(tmp_path: Path) -> None:
@@ -107,7 +106,7 @@ def test_sensor_quick(tmp_path: Path) -> None:
     report = only_report(data, "sensor")
     assert_table(done.stdout, report)
     job, ref = figures(report)
-    sensors = QUICK["sensor"]["sensors"]
+    sensors = glue_sensor.SIZES["quick"]["sensors"]
     assert job["sensors"] == ref["sensors"] == sensors
     assert job["points"] == ref["points"] == sensors * MARCH_POINTS
     assert 0 < job["gap_points"] == ref["gap_points"] < job["points"]
@@ -158,7 +157,7 @@ def test_generated_render_logs_hold_what_the_manifest_says(tmp_path: Path) -> No
     path = tmp_path / "render_logs.csv"
     stats = render_logs.write_render_logs(path, 20_000, block=7_000)
     lines = path.read_bytes().decode().split("\n")
-    assert lines[0] + "\n" == render_logs.HEADER.decode() and lines[-1] == ""
+    assert lines[0] + "\n" == sample_data.RENDER_LOG_HEADER.decode() and lines[-1] == ""
     body = lines[1:-1]
     assert len(body) == 20_000
     blank = [line for line in body if not line]

@@ -1,7 +1,7 @@
 """Run the Pulumi program (or one component) under mocks and record every resource it registers.
 
 Mocks see a resource's inputs and provider; the stack transformation also records each resource's
-options (protect, retain_on_delete, parent), which never reach the mock monitor.
+options (protect, retain_on_delete, parent, aliases), which never reach the mock monitor.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class Options:
     protect: bool
     retain_on_delete: bool
     parent_type: str | None
+    aliases: tuple[str, ...] = ()  # each alias's name (or URN, for an alias given as one)
 
 
 @dataclass
@@ -210,7 +211,10 @@ def run_under_mocks(stack: str, config: dict[str, str], program: Callable[[], An
         opts = args.opts
         # No parent at this point means the stack itself will be the parent.
         parent_type = getattr(opts.parent, "_type", None) if opts.parent else "pulumi:pulumi:Stack"
-        estate.options[(args.type_, args.name)] = Options(bool(opts.protect), bool(opts.retain_on_delete), parent_type)
+        aliases = tuple(str(a.name) if isinstance(a, pulumi.Alias) else str(a) for a in opts.aliases or [])
+        estate.options[(args.type_, args.name)] = Options(
+            bool(opts.protect), bool(opts.retain_on_delete), parent_type, aliases
+        )
 
     @pulumi.runtime.test
     def body() -> None:

@@ -15,8 +15,11 @@ from components.compute import (
     GlueJob,
     GlueJobArgs,
     content_hash,
+    image_content_hash,
+    python_package_zip,
 )
 from components.iam import statement
+from components.network import Network, NetworkArgs
 from components.orchestration import Schedule, ScheduleArgs
 from components.storage import StateTable, StateTableArgs
 from tests.infra.harness import ACCOUNT, REGION, run_under_mocks
@@ -105,6 +108,50 @@ def test_content_hash_follows_code_not_caches(tmp_path: Path) -> None:
     (tmp_path / "pkg" / "job.py").write_text("x = 1\n")
     (tmp_path / "pkg" / "job.py").rename(tmp_path / "pkg" / "renamed.py")
     assert content_hash(tmp_path) != first  # names count, not only bytes
+
+
+def test_image_tag_follows_the_dockerfile_and_what_it_copies_only(tmp_path: Path) -> None:
+    (tmp_path / "image").mkdir()
+    (tmp_path / "image" / "Dockerfile").write_text(
+        "FROM python:3.11-slim\nCOPY image/requirements.txt /tmp/\nCOPY shared/ /tmp/build/shared/\n"
+        "COPY --from=builder /out /out\n"
+    )
+    (tmp_path / "image" / "requirements.txt").write_text("boto3\n")
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "code.py").write_text("x = 1\n")
+    (tmp_path / "image" / "notes.md").write_text("not copied\n")
+    first = image_content_hash(tmp_path, tmp_path / "image" / "Dockerfile")
+
+    (tmp_path / "image" / "notes.md").write_text("edited, still not copied\n")
+    (tmp_path / "README.md").write_text("outside what the Dockerfile copies\n")
+    (tmp_path / "shared" / "__pycache__").mkdir()
+    (tmp_path / "shared" / "__pycache__" / "code.cpython-311.pyc").write_bytes(b"\x00")
+    assert image_content_hash(tmp_path, tmp_path / "image" / "Dockerfile") == first
+    (tmp_path / "shared" / "code.py").write_text("x = 2\n")
+    assert image_content_hash(tmp_path, tmp_path / "image" / "Dockerfile") != first
+    (tmp_path / "shared" / "code.py").write_text("x = 1\n")
+    (tmp_path / "image" / "requirements.txt").write_text("boto3>=1.35\n")
+    assert image_content_hash(tmp_path, tmp_path / "image" / "Dockerfile") != first
+
+
+def test_package_zip_holds_the_modules_under_the_package_name_byte_for_byte(tmp_path: Path) -> None:
+    import zipfile
+
+    package = tmp_path / "src" / "pkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "mod.py").write_text("x = 1\n")
+    (package / "pyproject.toml").write_text("[project]\n")
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"\x00")
+    first = python_package_zip(package, tmp_path / "build")
+    again = python_package_zip(package, tmp_path / "elsewhere")
+    assert first.read_bytes() == again.read_bytes()  # no timestamps, no machine paths
+    with zipfile.ZipFile(first) as archive:
+        assert archive.namelist() == ["pkg/__init__.py", "pkg/mod.py"]
+        assert archive.read("pkg/mod.py") == b"x = 1\n"
+    (package / "mod.py").write_text("x = 2\n")
+    assert python_package_zip(package, tmp_path / "build").name != first.name
 
 
 @pytest.mark.parametrize(("remove", "protected"), [(True, False), (False, True)])
@@ -220,3 +267,45 @@ def test_batch_job_rejects_a_size_fargate_does_not_offer() -> None:
 
     with pytest.raises(ValueError, match="BatchJob job: Fargate does not offer 2 vCPU with 2048 MiB"):
         run_under_mocks("dev", CONFIG, program)
+
+
+# --- network -----------------------------------------------------------------------------------------
+
+SUBNET = "aws:ec2/subnet:Subnet"
+ASSOCIATION = "aws:ec2/routeTableAssociation:RouteTableAssociation"
+
+
+def network_estate(nat_gateway: bool):
+    zones = [f"{REGION}a", f"{REGION}b", f"{REGION}c"]
+    return run_under_mocks(
+        "dev",
+        CONFIG,
+        lambda: Network(
+            "net",
+            NetworkArgs(
+                cidr="10.20.0.0/16",
+                account_id=ACCOUNT,
+                zones=zones,
+                region=REGION,
+                nat_gateway=nat_gateway,
+                kms_key_arn=KEY,
+            ),
+        ),
+    )
+
+
+@pytest.mark.parametrize("nat_gateway", [False, True])
+def test_private_subnets_are_named_private_and_keep_the_subnets_deployed_as_isolated(nat_gateway: bool) -> None:
+    estate = network_estate(nat_gateway)
+    subnets = {r.name: r.inputs for r in estate.of_type(SUBNET)}
+    assert sorted(subnets) == [f"net-{kind}-{i}" for kind in ("private", "public") for i in range(3)]
+    for i in range(3):
+        assert subnets[f"net-private-{i}"]["tags"]["Name"].endswith(f"-private-{i}")
+        assert subnets[f"net-private-{i}"]["cidrBlock"] == f"10.20.{128 + 16 * i}.0/20"  # the block's second half
+        assert estate.options[(SUBNET, f"net-private-{i}")].aliases == (f"net-isolated-{i}",)
+        assert estate.options[(ASSOCIATION, f"net-private-{i}-rta")].aliases == (f"net-isolated-{i}-rta",)
+        assert estate.options[(SUBNET, f"net-public-{i}")].aliases == ()
+    assert not [r.name for r in estate.resources if "isolated" in json.dumps([r.name, r.inputs])]
+    (private_rt,) = [r.inputs for r in estate.of_type("aws:ec2/routeTable:RouteTable") if r.name == "net-private-rt"]
+    routes = private_rt.get("routes") or []
+    assert [route.get("natGatewayId") for route in routes] == (["net-nat-id"] if nat_gateway else [])

@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
+from components.aws_limits import schedule_expression_problem
 from components.config import (
-    SALES_COLUMNS,
     CiConfig,
     ConfigError,
-    CovidConfig,
-    GharchiveConfig,
     GlueConfig,
-    RenderLogsConfig,
-    SalesConfig,
-    SensorConfig,
     StackConfig,
-    frequency_seconds,
     is_branch_name,
     is_environment_name,
-    load_config,
-    schedule_expression_problem,
     schema,
 )
+from job_runtime.contracts import COVID_DATASETS, SALES_COLUMNS
+from pipelines.covid import COVID_DATASET_KEYS, CovidConfig
+from pipelines.gharchive import GharchiveConfig
+from pipelines.registry import load_stack_config as load_config
+from pipelines.registry import settings
+from pipelines.render_logs import RenderLogsConfig
+from pipelines.sales import SalesConfig
+from pipelines.sensor_timeseries import SensorConfig, frequency_seconds
 from tests.infra.harness import build_estate, stack_config
 
 DEFAULTS = StackConfig(
@@ -44,48 +45,7 @@ DEFAULTS = StackConfig(
     redshift_usage_limit_action="log",
     batch_max_vcpus=16,
     batch_use_spot=False,
-    render_logs=RenderLogsConfig(
-        prefix="render-logs/",
-        vcpu=1.0,
-        memory_mib=2048,
-        timeout_minutes=60,
-        retry_attempts=3,
-        table="performance_summary",
-    ),
     glue=GlueConfig(worker_type="G.1X", workers=2, timeout_minutes=60),
-    sales=SalesConfig(
-        input_prefix="sales/input/",
-        columns=(
-            "order_id",
-            "order_date",
-            "customer_id",
-            "product_id",
-            "category",
-            "region",
-            "quantity",
-            "unit_price",
-            "discount",
-        ),
-        table="sales",
-    ),
-    sensor=SensorConfig(
-        input_prefix="sensor/raw/", schedule="cron(0 2 1 * ? *)", schedule_timezone="UTC", frequency="1min"
-    ),
-    gharchive=GharchiveConfig(
-        base_url="https://data.gharchive.org", baseline_day="", max_hours_per_run=24, schedule="cron(15 * * * ? *)"
-    ),
-    covid=CovidConfig(
-        source_bucket="covid19-lake",
-        source_region="us-east-2",
-        datasets={
-            "cases": "enigma-jhu/csv/",
-            "testing": "rearc-covid-19-testing-data/csv/states_daily/",
-            "county_population": "static-datasets/csv/CountyPopulation/",
-            "state_abbreviations": "static-datasets/csv/state_abv/",
-        },
-        schedule="cron(0 6 ? * MON *)",
-        warehouse_schema="covid",
-    ),
     ci=CiConfig(
         enabled=False,
         github_repository="",
@@ -93,6 +53,49 @@ DEFAULTS = StackConfig(
         deploy_environments=("preview", "dev", "prod"),
         oidc_provider_arn="",
     ),
+    pipeline_settings={
+        "render-logs": RenderLogsConfig(
+            prefix="render-logs/",
+            vcpu=1.0,
+            memory_mib=2048,
+            timeout_minutes=60,
+            retry_attempts=3,
+            table="performance_summary",
+        ),
+        "sales": SalesConfig(
+            input_prefix="sales/input/",
+            columns=(
+                "order_id",
+                "order_date",
+                "customer_id",
+                "product_id",
+                "category",
+                "region",
+                "quantity",
+                "unit_price",
+                "discount",
+            ),
+            table="sales",
+        ),
+        "sensor-timeseries": SensorConfig(
+            input_prefix="sensor/raw/", schedule="cron(0 2 1 * ? *)", schedule_timezone="UTC", frequency="1min"
+        ),
+        "gharchive": GharchiveConfig(
+            base_url="https://data.gharchive.org", baseline_day="", max_hours_per_run=24, schedule="cron(15 * * * ? *)"
+        ),
+        "covid19": CovidConfig(
+            source_bucket="covid19-lake",
+            source_region="us-east-2",
+            datasets={
+                "cases": "enigma-jhu/csv/",
+                "testing": "rearc-covid-19-testing-data/csv/states_daily/",
+                "county_population": "static-datasets/csv/CountyPopulation/",
+                "state_abbreviations": "static-datasets/csv/state_abv/",
+            },
+            schedule="cron(0 6 ? * MON *)",
+            warehouse_schema="covid",
+        ),
+    },
 )
 
 
@@ -110,11 +113,22 @@ def test_every_declared_setting_has_a_type_default_and_description() -> None:
         assert "default" in spec and spec.get("description"), key
 
 
+def test_pulumi_yaml_declares_exactly_the_shared_and_registered_pipelines_settings() -> None:
+    """Pulumi.yaml's config block (what users and the Pulumi CLI see) and the settings the code declares
+    (components/config.py's shared ones, then each registered pipeline's section) are the same keys in
+    the same order, each with the same type, default and description."""
+    declared = {s.key: s.schema() for s in settings()}
+    if list(schema()) != list(declared) or schema() != declared:
+        expected = yaml.safe_dump({"config": declared}, sort_keys=False, width=1000, allow_unicode=True)
+        pytest.fail(f"Pulumi.yaml's config block differs from the declared settings; it should read:\n{expected}")
+
+
 def test_dev_stack_file() -> None:
     raw = stack_config("Pulumi.dev.yaml")
     cfg = load_config(raw, "dataplatform", "dev", raw["aws:region"])
     assert cfg.remove_data_on_destroy is True
-    assert (cfg.render_logs.vcpu, cfg.render_logs.memory_mib) == (0.5, 1024)
+    render_logs = cfg.pipeline_settings["render-logs"]
+    assert (render_logs.vcpu, render_logs.memory_mib) == (0.5, 1024)
     assert (cfg.batch_use_spot, cfg.batch_max_vcpus, cfg.log_retention_days) == (True, 4, 7)
 
 
@@ -553,12 +567,11 @@ def test_sales_columns_setting_knows_exactly_the_jobs_schema() -> None:
     import sales_csv_to_parquet  # the Glue script (glue_scripts/ is on the test path)
 
     assert [f.name for f in sales_csv_to_parquet.SCHEMA] == list(SALES_COLUMNS)
-    assert DEFAULTS.sales.columns == sales_csv_to_parquet.parse_columns(sales_csv_to_parquet.DEFAULT_COLUMNS)
+    assert DEFAULTS.pipeline_settings["sales"].columns == sales_csv_to_parquet.parse_columns(
+        sales_csv_to_parquet.DEFAULT_COLUMNS
+    )
 
 
 def test_covid_dataset_settings_name_exactly_the_datasets_the_clean_job_knows() -> None:
-    from components.config import COVID_DATASET_KEYS
-    from pipelines.covid_staging import DATASETS
-
-    assert tuple(COVID_DATASET_KEYS) == DATASETS
-    assert set(DEFAULTS.covid.datasets) == set(DATASETS)
+    assert tuple(COVID_DATASET_KEYS) == COVID_DATASETS
+    assert set(DEFAULTS.pipeline_settings["covid19"].datasets) == set(COVID_DATASETS)

@@ -12,12 +12,14 @@ import pytest
 from guardrails import NAME_LIMITS  # (type, input) -> (maximum length, allowed characters)
 from moto.events.models import EventPattern
 
-from components.compute import content_hash
+from components.compute import image_content_hash
 from components.iam import RESOURCE_STAR_ONLY
 from pipelines.gharchive_queries import named_queries
 from tests.infra.harness import ACCOUNT, REGION, ROOT, Estate, build_estate, repo_digest
 
 BATCH_IMAGE = ROOT / "batch_image"
+# The image tag: the Dockerfile and exactly what it copies from the build context (the repository root).
+IMAGE_TAG = image_content_hash(ROOT, BATCH_IMAGE / "Dockerfile")[:16]
 NAMED_QUERIES = len(named_queries("gharchive_events"))
 
 DEV_TAGS = {
@@ -78,13 +80,13 @@ def test_dev_estate_has_every_resource_family(dev: Estate) -> None:
         "aws:redshiftdata/statement:Statement": 2,
         "aws:glue/catalogDatabase:CatalogDatabase": 1,
         "aws:athena/workgroup:Workgroup": 1,
-        # Glue: 5 jobs (each script + glue_common uploaded), 5 crawlers (one with a CSV classifier),
-        # a security configuration each
+        # Glue: 5 jobs (each script, glue_common and the job_runtime zip uploaded), 5 crawlers (one with a
+        # CSV classifier), a security configuration each
         "aws:glue/job:Job": 5,
         "aws:glue/crawler:Crawler": 5,
         "aws:glue/classifier:Classifier": 1,
         "aws:glue/securityConfiguration:SecurityConfiguration": 10,
-        "aws:s3/bucketObjectv2:BucketObjectv2": 10,
+        "aws:s3/bucketObjectv2:BucketObjectv2": 15,
         # sales workflow: event start + 3 conditional triggers
         "aws:glue/workflow:Workflow": 1,
         "aws:glue/trigger:Trigger": 4,
@@ -529,7 +531,7 @@ def test_render_job_definition(dev: Estate) -> None:
     container = policy(job["containerProperties"])
     repo = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/dataplatform-dev-batch"
     # The pushed digest, not the tag (tests/infra/test_aws_rules.py says why).
-    assert container["image"] == repo_digest(f"{repo}:{content_hash(BATCH_IMAGE)[:16]}")
+    assert container["image"] == repo_digest(f"{repo}:{IMAGE_TAG}")
     assert container["command"] == ["render-summary", "--input", "Ref::input"]
     assert container["resourceRequirements"] == [{"type": "VCPU", "value": "0.5"}, {"type": "MEMORY", "value": "1024"}]
     assert container["readonlyRootFilesystem"] is True
@@ -545,7 +547,8 @@ def test_render_job_definition(dev: Estate) -> None:
         "WAREHOUSE_BACKEND": "redshift-data",
     }
     image = dev.one("docker:index/image:Image").inputs
-    assert image["imageName"] == f"{repo}:{content_hash(BATCH_IMAGE)[:16]}"
+    assert image["imageName"] == f"{repo}:{IMAGE_TAG}"
+    assert image["build"]["context"] == "." and image["build"]["dockerfile"] == "batch_image/Dockerfile"
     assert image["build"]["platform"] == "linux/amd64" and image["buildOnPreview"] is False
     repository = dev.one("aws:ecr/repository:Repository").inputs
     assert repository["imageTagMutability"] == "MUTABLE"

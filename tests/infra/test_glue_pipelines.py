@@ -4,6 +4,7 @@ tools where one exists: moto's EventBridge pattern matcher and the npm `asl-vali
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -12,9 +13,9 @@ from typing import Any
 import pytest
 from moto.events.models import EventPattern
 
-from components.compute import content_hash
+from components.compute import GLUE_PACKAGE_BUILD_DIR, content_hash, python_package_zip
 from components.warehouse import crawler_configuration
-from pipelines.glue_estate import GLUE_SCRIPTS
+from pipelines.glue_estate import GLUE_SCRIPTS, JOB_RUNTIME
 from tests.infra.harness import ACCOUNT, REGION, ROOT, Estate
 
 KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/lake-key"
@@ -243,12 +244,15 @@ def test_every_glue_job_runs_the_script_and_module_its_component_uploaded(dev: E
         assert objects[location].inputs["source"] == {"file": f"glue_scripts/{script.name}"}, name
         common = GLUE_SCRIPTS / "glue_common.py"
         module = f"s3://{scripts}/glue/{script.stem}/lib/{content_hash(common)[:16]}/glue_common.py"
-        assert job["defaultArguments"]["--extra-py-files"] == module, name
+        runtime_zip = python_package_zip(JOB_RUNTIME, GLUE_PACKAGE_BUILD_DIR)
+        runtime = f"s3://{scripts}/glue/{script.stem}/lib/{content_hash(runtime_zip)[:16]}/job_runtime.zip"
+        assert job["defaultArguments"]["--extra-py-files"] == f"{module},{runtime}", name
         assert objects[module].inputs["source"] == {"file": "glue_scripts/glue_common.py"}, name
+        assert objects[runtime].inputs["source"] == {"file": os.path.relpath(runtime_zip)}, name
         assert job["glueVersion"] == "5.0" and job["command"]["name"] == "glueetl", name
         assert (job["timeout"], job["maxRetries"], job["workerType"], job["numberOfWorkers"]) == (60, 1, "G.1X", 2)
         assert job["securityConfiguration"] == f"{name}-security", name
-        used |= {location, module}
+        used |= {location, module, runtime}
     assert used == set(objects)  # nothing uploaded that no job runs
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from components.config import load_config
 from pipelines import covid_staging
 from pipelines.covid import load_sqls
 from pipelines.gharchive_queries import named_queries
+from pipelines.registry import load_stack_config
 from tests.infra.harness import ACCOUNT, REGION, Estate, stack_config
 
 SUFFIX = "20260101000000000000000001"
@@ -305,7 +305,11 @@ def test_covid_copy_job_reads_only_the_configured_source_prefixes(dev: Estate) -
     job = container(dev, "covid")
     assert job["command"] == ["copy-datasets"]
     env = {e["name"]: e["value"] for e in job["environment"]}
-    datasets = load_config(stack_config("Pulumi.dev.yaml"), "dataplatform", "dev", REGION).covid.datasets
+    datasets = (
+        load_stack_config(stack_config("Pulumi.dev.yaml"), "dataplatform", "dev", REGION)
+        .pipeline_settings["covid19"]
+        .datasets
+    )
     assert env == {
         "COPY_SOURCE_BUCKET": "covid19-lake",
         "COPY_SOURCE_REGION": "us-east-2",

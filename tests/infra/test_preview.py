@@ -28,6 +28,15 @@ def changed(before: Estate, after: Estate) -> set[tuple[str, str]]:
 
 
 @pytest.fixture
+def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The program ships a copy of job_runtime/ to Glue that a test may edit."""
+    copy = tmp_path / "job_runtime"
+    shutil.copytree(ROOT / "job_runtime", copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
+    monkeypatch.setattr("pipelines.glue_estate.JOB_RUNTIME", copy)
+    return copy
+
+
+@pytest.fixture
 def scripts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The program builds from a copy of glue_scripts/ that a test may edit."""
     copy = tmp_path / "glue_scripts"
@@ -52,7 +61,8 @@ def test_no_input_depends_on_the_machine_or_the_day() -> None:
         assert date not in text
     # Uploaded files and the image build are named relative to the project directory.
     assert '"file": "glue_scripts/sales_csv_to_parquet.py"' in text
-    assert '"context": "batch_image"' in text
+    assert '"context": "."' in text and '"dockerfile": "batch_image/Dockerfile"' in text
+    assert '"file": "build/glue-py-files/job_runtime-' in text
 
 
 def test_editing_one_glue_script_changes_only_its_object_and_its_job(scripts: Path) -> None:
@@ -79,3 +89,29 @@ def test_editing_the_shared_module_changes_each_jobs_copy_and_the_jobs_only(scri
     assert changed(before, after) == {("aws:glue/job:Job", f"{job}-job") for job in jobs} | {
         ("aws:s3/bucketObjectv2:BucketObjectv2", f"{job}-lib-glue-common") for job in jobs
     }
+
+
+GLUE_JOBS = ("sales-convert", "sales-load", "sensor-job", "gharchive-events", "covid-clean")
+
+
+def test_editing_the_job_runtime_changes_each_jobs_zip_and_the_jobs_only(runtime: Path) -> None:
+    before = build_estate("dev", "Pulumi.dev.yaml")
+    sql = runtime / "sql.py"
+    sql.write_text(sql.read_text() + "\n# a reviewed change\n")
+    after = build_estate("dev", "Pulumi.dev.yaml")
+    assert changed(before, after) == {("aws:glue/job:Job", f"{job}-job") for job in GLUE_JOBS} | {
+        ("aws:s3/bucketObjectv2:BucketObjectv2", f"{job}-lib-job-runtime") for job in GLUE_JOBS
+    }
+
+
+def test_caches_and_build_output_in_the_job_runtime_change_nothing(runtime: Path) -> None:
+    before = build_estate("dev", "Pulumi.dev.yaml")
+    for leftover in (
+        "__pycache__/sql.cpython-311.pyc",
+        "build/lib/job_runtime/sql.py",
+        "job_runtime.egg-info/PKG-INFO",
+    ):
+        (runtime / leftover).parent.mkdir(parents=True, exist_ok=True)
+        (runtime / leftover).write_bytes(b"left over by python, pip or setuptools")
+    after = build_estate("dev", "Pulumi.dev.yaml")
+    assert changed(before, after) == set()

@@ -1,8 +1,9 @@
 """What the Batch image runs, checked without a Docker engine.
 
 - The Dockerfile passes hadolint and has the shape Batch relies on (entry point, non-root user).
-- The install the Dockerfile performs (its COPY set, requirements.txt, then `pip install --no-deps`)
-  is replayed into a clean virtualenv, and the console script from that venv runs the seed file.
+- The install the Dockerfile performs (its COPY set from the repository root, requirements.txt, then
+  `pip install --no-deps` of job_runtime/ and the jobs) is replayed into a clean virtualenv, and the
+  console script from that venv runs the seed file; the job_runtime it installs is the repository's.
   This is the closest local stand-in for `docker build && docker run`; it needs PyPI (~30-60 s).
 """
 
@@ -21,6 +22,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_DIR = REPO / "batch_image"
 DOCKERFILE = IMAGE_DIR / "Dockerfile"
+# The build context is the repository root: the image installs job_runtime/ beside the jobs.
+CONTEXT = REPO
 SEED = REPO / "sample_data" / "render_logs" / "render_logs.csv"
 
 
@@ -103,21 +106,30 @@ def test_base_image_and_layer_order() -> None:
 
     steps = [(k, a) for k, a in instructions() if k in ("COPY", "RUN")]
     copied = [a.split()[0] for k, a in steps if k == "COPY"]
-    assert copied == ["requirements.txt", "pyproject.toml", "job_errors.py", "render_summary/", "lake_ingest/"]
+    assert copied == [
+        "batch_image/requirements.txt",
+        "job_runtime/",
+        "batch_image/pyproject.toml",
+        "batch_image/render_summary/",
+        "batch_image/lake_ingest/",
+    ]
     # requirements are installed before the code is copied: code edits keep the dependency layer cached.
     requirement_install = next(i for i, (k, a) in enumerate(steps) if k == "RUN" and "--requirement" in a)
-    first_code_copy = next(i for i, (k, a) in enumerate(steps) if k == "COPY" and a.startswith("pyproject.toml"))
+    first_code_copy = next(i for i, (k, a) in enumerate(steps) if k == "COPY" and a.startswith("job_runtime/"))
     assert requirement_install < first_code_copy
     assert any("pip install --no-cache-dir --no-deps" in a for k, a in steps if k == "RUN")
 
 
-def test_dockerignore_excludes_caches_and_build_output() -> None:
+def test_dockerignore_sends_only_what_is_copied_and_no_caches() -> None:
     patterns = [
         line.strip()
-        for line in (IMAGE_DIR / ".dockerignore").read_text().splitlines()
+        for line in (CONTEXT / ".dockerignore").read_text().splitlines()
         if line.strip()[:1] not in ("", "#")
     ]
-    for needed in ("**/__pycache__", "**/*.egg-info", "build", ".venv"):
+    # Everything is excluded, then exactly the Dockerfile's COPY sources are let back in.
+    assert patterns[0] == "*"
+    assert {p[1:] for p in patterns if p.startswith("!")} == {a.split()[0] for a in only("COPY")}
+    for needed in ("**/__pycache__", "**/*.egg-info", "**/build", "**/.venv"):
         assert needed in patterns
 
 
@@ -128,22 +140,30 @@ def test_dockerignore_excludes_caches_and_build_output() -> None:
 def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A venv built the way the Dockerfile builds the image: same files, same pip commands."""
     root = tmp_path_factory.mktemp("image-root")
-    # Replay the Dockerfile's COPY instructions (sources relative to the build context batch_image/).
+    # Replay the Dockerfile's COPY instructions (sources relative to the build context, the repository root;
+    # what .dockerignore keeps out is left out here too).
     for args in only("COPY"):
         source, dest = args.split()
         target = root / dest.lstrip("/")
         if source.endswith("/"):
-            shutil.copytree(IMAGE_DIR / source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            ignored = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
+            shutil.copytree(CONTEXT / source, target, ignore=ignored)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(IMAGE_DIR / source, target)
+            shutil.copy2(CONTEXT / source, target)
 
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "--no-input"]
     for install in (
         ["install", "--no-cache-dir", "--requirement", str(root / "tmp" / "requirements.txt")],
-        ["install", "--no-cache-dir", "--no-deps", str(root / "tmp" / "build")],
+        [
+            "install",
+            "--no-cache-dir",
+            "--no-deps",
+            str(root / "tmp" / "build" / "job_runtime"),
+            str(root / "tmp" / "build" / "batch_image"),
+        ],
     ):
         result = subprocess.run([*pip, *install], capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, f"pip {' '.join(install)} failed:\n{result.stdout}\n{result.stderr}"
@@ -181,10 +201,15 @@ def test_image_install_runs_the_seed(image_venv: Path, tmp_path: Path) -> None:
 
 
 def test_image_install_is_self_contained(image_venv: Path, tmp_path: Path) -> None:
-    """The package comes from the venv (not the repo's editable copy) and only the runtime deps are there."""
+    """The packages come from the venv (not the repo's editable copies), only the runtime deps are there,
+    and the job_runtime the jobs import holds the repository's very files (one copy, not a fork)."""
     probe = (
-        "import importlib.metadata as m, json, render_summary;"
-        "print(json.dumps({'file': render_summary.__file__,"
+        "import importlib.metadata as m, json, pathlib, job_runtime, render_summary,"
+        " lake_ingest.gharchive.bookkeeper as b;"
+        "runtime = pathlib.Path(job_runtime.__file__).parent;"
+        "print(json.dumps({'file': render_summary.__file__, 'runtime': str(runtime),"
+        " 'runtime_files': {p.name: p.read_text() for p in sorted(runtime.glob('*.py'))},"
+        " 'classifier': b.classify_aws_error.__module__,"
         " 'dists': sorted(d.metadata['Name'].lower() for d in m.distributions())}))"
     )
     result = subprocess.run(
@@ -198,9 +223,12 @@ def test_image_install_is_self_contained(image_venv: Path, tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
     assert Path(found["file"]).is_relative_to(image_venv)
-    assert {"batch-jobs", "pandas", "boto3", "numpy", "botocore"} <= set(found["dists"])
+    assert {"batch-jobs", "job-runtime", "pandas", "boto3", "numpy", "botocore"} <= set(found["dists"])
     for dev_only in ("psycopg", "moto", "pytest", "pyspark", "pulumi"):
         assert dev_only not in found["dists"]
+    assert Path(found["runtime"]).is_relative_to(image_venv)
+    assert found["classifier"] == "job_runtime.errors"
+    assert found["runtime_files"] == {p.name: p.read_text() for p in sorted((REPO / "job_runtime").glob("*.py"))}
 
 
 @pytest.mark.parametrize("script", ["gharchive-ingest", "copy-datasets"])

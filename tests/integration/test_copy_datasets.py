@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
-from job_errors import BadInputError, JobError, TransientError
 from lake_ingest.copy_datasets import (
     Copy,
     Dataset,
@@ -31,6 +30,8 @@ from lake_ingest.copy_datasets import (
     recorded_from_metadata,
     target_key_for,
 )
+
+from job_runtime.errors import BadInputError, JobError, TransientError
 
 REPO = Path(__file__).resolve().parents[2]
 COPY_ENV = ("COPY_SOURCE_BUCKET", "COPY_DATASETS", "COPY_TARGET", "COPY_SOURCE_REGION", "COPY_PART_SIZE_MIB")

@@ -23,9 +23,9 @@ from typing import Any
 import psycopg
 import pytest
 from botocore.exceptions import ClientError
-from job_errors import TransientError
 from render_summary import storage
 
+from job_runtime.errors import TransientError
 from tests.jobs.test_render_summary import mixed_file
 
 REPO = Path(__file__).resolve().parents[2]

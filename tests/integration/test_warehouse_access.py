@@ -22,10 +22,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sales_load_warehouse as sales
-from job_errors import JobError
 from render_summary import warehouse as render_warehouse
 
 from components.warehouse_access import READER_ROLE, Loader, access_statements, call_sql, procedure_sql
+from job_runtime.errors import JobError
 from localrun.postgres import login_dsn, setup_access
 from pipelines import covid_star_schema as star
 from tests.jobs.test_covid_star_schema import ROWS, STAGED, write_curated

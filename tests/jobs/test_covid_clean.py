@@ -17,10 +17,10 @@ import covid_clean as job
 import glue_common
 import pyarrow.parquet as pq
 import pytest
-from glue_common import BadInput
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from job_runtime.errors import BadInputError
 from pipelines import covid_staging, covid_star_schema
 
 REPO = Path(__file__).resolve().parents[2]
@@ -450,7 +450,7 @@ def test_testing_dates_codes_and_repeats(spark) -> None:
 def test_missing_staged_column_is_bad_input(spark) -> None:
     df = staged_df(spark, "state_abbreviations", [{"state": "Alabama", "state_abbr": "AL"}]).drop("state_abbr")
     with pytest.raises(
-        BadInput, match=r"^staged dataset 'state_abbreviations' lacks column\(s\) state_abbr; it has state$"
+        BadInputError, match=r"^staged dataset 'state_abbreviations' lacks column\(s\) state_abbr; it has state$"
     ):
         job.transform_state_abbreviations(df)
 
@@ -541,7 +541,7 @@ def test_missing_staged_dataset_is_bad_input(spark, staging_dir: Path, tmp_path:
     curated = tmp_path / "curated"
     argv = ["--staging_path", str(partial), "--curated_path", str(curated), "--quarantine_path", str(tmp_path / "q")]
 
-    with pytest.raises(BadInput) as error:
+    with pytest.raises(BadInputError) as error:
         job.main(argv)
     assert str(error.value) == (
         f"staged dataset(s) testing, state_abbreviations missing: no data files under {partial}/testing/, "

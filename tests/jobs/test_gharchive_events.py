@@ -21,10 +21,10 @@ import glue_common
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from glue_common import BadInput
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from job_runtime.errors import BadInputError
 from localrun.sample_data import gharchive_hour_path, gharchive_line, write_gharchive_hour, write_gharchive_lines
 
 OUTPUT_DDL = (
@@ -610,7 +610,7 @@ def test_a_truncated_gzip_file_is_bad_input_and_nothing_is_marked(spark, tmp_pat
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
 
-    with pytest.raises(BadInput, match=r"not complete gzip .*; one of: date=2024-01-01/2024-01-01-7\.json\.gz$"):
+    with pytest.raises(BadInputError, match=r"not complete gzip .*; one of: date=2024-01-01/2024-01-01-7\.json\.gz$"):
         job.main(lake.args())
     assert lake.marker("transformed", "date=2024-01-01/2024-01-01-7.json.gz") is None
     assert lake.layout() == {}
@@ -638,7 +638,7 @@ def test_a_truncated_gzip_file_is_bad_input_and_nothing_is_marked(spark, tmp_pat
     ],
 )  # fmt: skip
 def test_missing_or_bad_arguments_are_bad_input(argv: list[str], message: str) -> None:
-    with pytest.raises(BadInput) as error:
+    with pytest.raises(BadInputError) as error:
         job.main(["gharchive_events.py", *argv])
     assert str(error.value) == message
 

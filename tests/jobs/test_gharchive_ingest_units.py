@@ -14,8 +14,9 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from job_errors import BadInputError, JobError, TransientError
 from lake_ingest import gharchive as gh
+
+from job_runtime.errors import BadInputError, JobError, TransientError, classify_aws_error
 
 
 def utc(text: str) -> datetime:
@@ -361,13 +362,13 @@ def test_aws_errors_map_to_exit_codes() -> None:
         response = {"Error": {"Code": code, "Message": "msg"}, "ResponseMetadata": {"HTTPStatusCode": status}}
         return ClientError(response, "PutItem")
 
-    throttled = gh.aws_error(client_error("ProvisionedThroughputExceededException", 400), "writing")
+    throttled = classify_aws_error(client_error("ProvisionedThroughputExceededException", 400), "writing")
     assert (type(throttled), str(throttled)) == (TransientError, "writing: ProvisionedThroughputExceededException: msg")
-    assert type(gh.aws_error(client_error("InternalFailure", 500), "x")) is TransientError
-    denied = gh.aws_error(client_error("AccessDeniedException", 400), "writing")
+    assert type(classify_aws_error(client_error("InternalFailure", 500), "x")) is TransientError
+    denied = classify_aws_error(client_error("AccessDeniedException", 400), "writing")
     assert (type(denied), denied.exit_code) == (JobError, 5)
-    assert type(gh.aws_error(EndpointConnectionError(endpoint_url="https://x"), "x")) is TransientError
-    assert type(gh.aws_error(ReadTimeoutError(endpoint_url="https://x"), "x")) is TransientError
+    assert type(classify_aws_error(EndpointConnectionError(endpoint_url="https://x"), "x")) is TransientError
+    assert type(classify_aws_error(ReadTimeoutError(endpoint_url="https://x"), "x")) is TransientError
 
 
 # --- retries ----------------------------------------------------------------------------------------------

@@ -22,10 +22,11 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import sqlglot
-from job_errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_TRANSIENT, BadInputError, JobError, TransientError
 from render_summary import cli, storage, transform
 from render_summary.warehouse import RedshiftDataWarehouse, load_statements
 from sqlglot import exp
+
+from job_runtime.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_TRANSIENT, BadInputError, JobError, TransientError
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = REPO / "sample_data" / "render_logs" / "render_logs.csv"
@@ -864,7 +865,7 @@ def test_bad_identifier_is_refused(schema: str, table: str, message: str) -> Non
 
 @pytest.mark.parametrize("bad", ["s3://b/k\\x", "s3://b/k\nDROP", "s3://b/\x00"])
 def test_backslash_or_control_character_in_literal_is_refused(bad: str) -> None:
-    with pytest.raises(JobError, match="refusing to embed string with backslash/control character"):
+    with pytest.raises(JobError, match="refusing to embed a string with a backslash or control character"):
         load_statements(two_device_summary(), bad, "public", "performance_summary")
 
 
@@ -1036,7 +1037,7 @@ def test_redshift_api_errors_are_classified(code: str, status: int, expected: ty
     with pytest.raises(JobError) as raised:
         redshift(client).run_transaction(STATEMENTS)
     assert type(raised.value) is expected
-    assert str(raised.value).startswith(f"Redshift Data API: {code} ")
+    assert str(raised.value).startswith(f"Redshift Data API: {code}: ")
     assert len(client.calls) == 1
 
 

@@ -20,8 +20,9 @@ import glue_common
 import pyarrow.parquet as pq
 import pytest
 import sales_csv_to_parquet as job
-from glue_common import BadInput
 from pyspark.sql import types as T
+
+from job_runtime.errors import BadInputError
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample_data" / "sales" / "sales_2024_03.csv"
@@ -88,18 +89,18 @@ def collect(df, key=("source_file", "order_id")) -> list[tuple]:
 def test_parse_columns_orders_by_schema_and_requires_the_keys() -> None:
     assert job.parse_columns(job.DEFAULT_COLUMNS) == tuple(DEFAULT)
     assert job.parse_columns(" quantity , order_date,order_id ") == ("order_id", "order_date", "quantity")
-    with pytest.raises(BadInput) as missing:
+    with pytest.raises(BadInputError) as missing:
         job.parse_columns("order_date,quantity")
     assert str(missing.value) == (
         "--columns must include order_id and order_date (the key and the partition); missing ['order_id']"
     )
-    with pytest.raises(BadInput) as unknown:
+    with pytest.raises(BadInputError) as unknown:
         job.parse_columns("order_id,order_date,price")
     assert str(unknown.value) == f"--columns names unknown columns ['price']; the sales schema has {ALL}"
 
 
 def test_transform_rejects_a_selection_without_order_id(spark) -> None:
-    with pytest.raises(BadInput, match=r"missing \['order_id'\]"):
+    with pytest.raises(BadInputError, match=r"missing \['order_id'\]"):
         job.transform_sales(raw_df(spark, [row()]), ["order_date", "quantity"])
 
 

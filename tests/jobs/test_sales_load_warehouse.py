@@ -15,16 +15,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import glue_common
 import psycopg
 import pyarrow.parquet as pq
 import pytest
 import sales_csv_to_parquet as converter
 import sales_load_warehouse as job
 import sqlglot
-from glue_common import BadInput, WarehouseError
 from sqlglot import exp
 
+from job_runtime.errors import BadInputError
+from job_runtime.warehouse import WarehouseError, arrow_location, run_redshift_transaction
 from tests.jobs.test_sales_csv_to_parquet import SAMPLE, SAMPLE_CLEAN
 
 DEFAULT = list(converter.parse_columns(converter.DEFAULT_COLUMNS))
@@ -39,7 +39,7 @@ def test_warehouse_columns_match_the_converter_schema() -> None:
     assert list(job.COLUMNS) == [f.name for f in converter.SCHEMA]
     for field in converter.SCHEMA:
         spark_type, sql_type, not_null = job.COLUMNS[field.name]
-        assert spark_type == field.spark_type.simpleString()
+        assert spark_type == converter.spark_type(field).simpleString()
         assert not_null == field.required
         if field.kind == "string":
             assert sql_type == f"VARCHAR({field.max_bytes})"
@@ -108,7 +108,7 @@ def test_postgres_fill_is_copy_from_stdin() -> None:
 def test_load_statements_refuse_unsafe_names(kwargs: dict[str, Any], message: str) -> None:
     arguments: dict[str, Any] = {"selected": DEFAULT, "sources": ["a.csv"], "schema": "public", "table": "sales",
                                  "stage_uri": STAGE, "iam_role": ROLE, **kwargs}  # fmt: skip
-    with pytest.raises(BadInput, match=message):
+    with pytest.raises(BadInputError, match=message):
         job.load_statements(arguments.pop("selected"), arguments.pop("sources"), **arguments)
 
 
@@ -158,7 +158,7 @@ def test_data_api_failure_raises_with_redshift_error_text() -> None:
     error = 'ERROR: Spectrum Scan Error: File has an incompatible Parquet schema for column "unit_price"'
     client = FakeDataApi(["STARTED", "FAILED"], error=error)
     with pytest.raises(WarehouseError) as failed:
-        glue_common.run_redshift_transaction(SQLS, workgroup="wg", database="dev", client=client, poll_seconds=0)
+        run_redshift_transaction(SQLS, workgroup="wg", database="dev", client=client, poll_seconds=0)
     assert str(failed.value) == f"Redshift transaction stmt-1 FAILED: {error}"
     assert [name for name, _ in client.calls] == ["batch_execute_statement", "describe_statement", "describe_statement"]
 
@@ -166,7 +166,7 @@ def test_data_api_failure_raises_with_redshift_error_text() -> None:
 def test_data_api_timeout_cancels_and_raises() -> None:
     client = FakeDataApi([], then="STARTED")
     with pytest.raises(WarehouseError) as timed_out:
-        glue_common.run_redshift_transaction(
+        run_redshift_transaction(
             SQLS, workgroup="wg", database="dev", client=client, poll_seconds=0.01, timeout_seconds=0.05
         )
     assert str(timed_out.value) == "Redshift transaction stmt-1 still STARTED after 0.05s: cancelled"
@@ -175,11 +175,11 @@ def test_data_api_timeout_cancels_and_raises() -> None:
 
 
 def test_redshift_backend_needs_its_arguments() -> None:
-    with pytest.raises(BadInput, match="--warehouse redshift-data needs --workgroup, --iam_role"):
+    with pytest.raises(BadInputError, match="--warehouse redshift-data needs --workgroup, --iam_role"):
         job.make_warehouse({"warehouse": "redshift-data", "database": "dev"})
-    with pytest.raises(BadInput, match="--warehouse postgres needs --dsn"):
+    with pytest.raises(BadInputError, match="--warehouse postgres needs --dsn"):
         job.make_warehouse({"warehouse": "postgres"})
-    with pytest.raises(BadInput, match="must be redshift-data or postgres"):
+    with pytest.raises(BadInputError, match="must be redshift-data or postgres"):
         job.make_warehouse({"warehouse": "mysql"})
 
 
@@ -397,7 +397,7 @@ class StageInspectingWarehouse:
         self.seen: list[tuple[list[str], list[str], list[str]]] = []
 
     def run_transaction(self, statements, stage_uri: str) -> None:
-        files = sorted(p for p in Path(job._arrow_location(stage_uri)).iterdir() if p.name.endswith(".parquet"))
+        files = sorted(p for p in Path(arrow_location(stage_uri)).iterdir() if p.name.endswith(".parquet"))
         schema = pq.ParquetFile(files[0]).schema
         physical = [schema.column(i).physical_type for i in range(len(schema))]
         self.seen.append(([s.split(" ", 1)[0] for s in statements], schema.names, physical))

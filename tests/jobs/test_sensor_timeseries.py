@@ -25,6 +25,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 from sensor_timeseries import Grid
 
+from job_runtime.errors import BadInputError
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = REPO / "sample_data" / "sensor"
 SAMPLE = SAMPLE_DIR / "sensor_intervals_2024_03.csv"
@@ -273,7 +275,7 @@ def test_quarantine_columns_are_the_raw_ones_plus_source_file_and_reason(spark):
 
 
 def test_missing_columns_raise_bad_input_naming_them(spark):
-    with pytest.raises(glue_common.BadInput) as raised:
+    with pytest.raises(BadInputError) as raised:
         job.transform_validate(raw(spark, [], ("sensor_id", "start_time", "reading")))
     assert str(raised.value) == (
         "input is missing required column(s) end_time, value; columns found: sensor_id, start_time, reading"
@@ -333,7 +335,7 @@ def test_frequency_accepts_divisors_of_a_day(text, seconds):
     ],
 )
 def test_frequency_errors_are_bad_input(text, message):
-    with pytest.raises(glue_common.BadInput) as raised:
+    with pytest.raises(BadInputError) as raised:
         job.parse_frequency(text)
     assert str(raised.value) == message
 
@@ -354,7 +356,7 @@ def test_month_resolution(text, today, month):
 
 @pytest.mark.parametrize("text", ["2024-13", "2024-3", "March", ""])
 def test_bad_month_is_bad_input(text):
-    with pytest.raises(glue_common.BadInput) as raised:
+    with pytest.raises(BadInputError) as raised:
         job.resolve_month(text, date(2024, 4, 1))
     assert str(raised.value) == f"--month {text!r} is not YYYY-MM or 'previous'"
 

@@ -1,0 +1,5 @@
+import sys
+
+from lake_ingest.gharchive.cli import main
+
+sys.exit(main())
