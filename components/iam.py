@@ -1,7 +1,7 @@
 """IAM building blocks: policy JSON from statements, and service roles with one inline policy.
 
 Every policy is built from explicit actions and resources; `"*"` resources are allowed only for
-actions AWS does not scope to a resource (tests/infra/test_iam.py keeps that list honest).
+actions AWS does not scope to a resource (tests/infra/test_estate.py keeps that list honest).
 """
 
 from __future__ import annotations

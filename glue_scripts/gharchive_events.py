@@ -1,6 +1,6 @@
 """Glue job `gharchive_events`: raw GH Archive hour files -> flat, de-duplicated Snappy Parquet for Athena.
 
-Input: the hour files the ingestion job stores unchanged under --input_path as
+Input: the hour files the download job (gharchive-ingest) stores unchanged under --input_path as
 `date=YYYY-MM-DD/YYYY-MM-DD-H.json.gz` (gzip, one JSON event per line). Driven by state markers like
 the sales converter: a file is pending unless `<state>/transformed/<rel>.json` (or
 `<state>/rejected/<rel>.json`) records its current size and modified time, so each run transforms

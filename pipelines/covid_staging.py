@@ -1,4 +1,4 @@
-"""Seed 004, COVID-19 staging: the Athena SQL that stages each landing dataset, and its local stand-in.
+"""COVID-19 staging: the Athena SQL that stages each landing dataset, and its local stand-in.
 
 The landing crawler catalogs `s3://<raw>/covid/landing/<dataset>/` as table `covid_landing_<dataset>`
 (CSV, header present; column names are the header's, lower-cased, other characters kept). Athena then

@@ -82,7 +82,7 @@ SETTINGS = (
         "gharchiveMaxHoursPerRun",
         "integer",
         24,
-        "Hours one ingestion run may download (catch-up runs are spread over several schedules)",
+        "Hours one download run may fetch (catch-up runs are spread over several schedules)",
     ),
     Setting(
         "gharchiveSchedule",

@@ -50,7 +50,7 @@ SETTINGS = (
         "sensorInputPrefix",
         "string",
         "sensor/raw/",
-        "Key prefix in the raw bucket the sensor ingestion CLI uploads to and the monthly job reads",
+        "Key prefix in the raw bucket the sensor upload CLI uploads to and the monthly job reads",
     ),
     Setting(
         "sensorSchedule",

@@ -5,46 +5,28 @@ streaming S3 body), taken as blocks of whole lines; each block is parsed, valida
 its own (`parse_block`, safe to run on several threads at once), and per-device partial aggregates
 are merged, so memory depends on the block size and the number of devices, never on the file size.
 
-How a block is processed, and why (costs per 1M seed-format rows, ~9 blocks of 8 MiB, on one core of
-the 2-core build machine; the whole job is measured by `python -m bench --only render-logs
-render-logs-large`):
+How a block is processed (the measurements behind each choice: docs/benchmarks.md):
 
-- A local file is not read but memory-mapped a block at a time (`storage.iter_chunks`): its blocks are
-  views of the OS's cached pages, never copied (reading into fresh bytearrays cost ~0.25 CPU-s of the
-  10M-row file). The scans below copy a view a window at a time; the rare special line is searched
-  in a copy of its block.
-- Fields are split by Arrow's CSV parser (`pyarrow.csv.read_csv`, quoting off, every field as a string
-  Arrow does not check for UTF-8, ~95 ms; the former Python split loop and per-chunk pandas took ~8 s
-  per 1M rows end to end). Run serially, Arrow numbers the lines it hands to `invalid_row_handler`
-  (wrong field count, blank), and every other line is a row in order, so each row's physical line
-  number follows. Its streaming reader (`open_csv`) was measured too: threaded it numbers nothing, and
-  an unterminated quote stops the whole stream ("parser got out of sync with chunker"). So blocks are
-  cut here and parsed serially, several at a time (the caller's `mapper`: Arrow releases the GIL).
-  Typed numeric columns straight from the parser would save ~20 ms, but a rejected row's raw text
-  is rebuilt from its fields' text; a dictionary-typed device_id column parses slower by what it
-  saves in encoding below.
-- Lines Arrow must not parse are found by single-byte searches in one 256 KiB window at a time, all
-  read from the core's cache (~12 ms; the whole block three times over took ~17): a quote character
-  (Arrow would accept `"a"b` and cannot report an unterminated quote per row), a carriage return not
-  before `\n` (Arrow would end the record there), invalid UTF-8. The former Python code parses those
-  lines, so they behave exactly as before; Arrow sees them blanked (hence strings need no check).
-- Values are Arrow casts (~15 ms per float column, ~20 ms for timestamps). Arrow has no "null on
-  failure" cast and a per-value regular expression costs ~90 ms per column, so a cast that fails is
-  narrowed down (`_parse_column`) and only the values Arrow refuses go to pandas (`pd.to_numeric`,
-  `pd.to_datetime(format="ISO8601")` after strip, as before): what is valid is what it always was,
-  and the values Arrow accepts it parses to the same numbers (tests compare both on edge cases).
-- Device ids are dictionary-encoded (~14 ms; few distinct values), each distinct id checked once with
-  the former rules. The checks are numpy comparisons on the cast values (~8 ms; Arrow's compute
-  calls took ~20), and rows are summed by dictionary index with numpy's `bincount` (~10 ms), the
-  invalid ones into a spare group: nothing is filtered (Arrow's filter and hash aggregation took
-  ~25). A sum adds its values in row order, as Arrow's grouped sum did, so the sums are the same to
-  the bit. Only tests look at the valid rows (`Batch.valid` filters them when asked).
+- A local file is memory-mapped a block at a time (`storage.iter_chunks`): blocks are views of the
+  OS's cached pages, never copied. The scans below copy a view a window at a time.
+- Fields are split by Arrow's CSV parser (`pyarrow.csv.read_csv`, quoting off, every field a string),
+  run serially per block so that the lines it hands to `invalid_row_handler` (wrong field count,
+  blank) number every row's physical line; blocks are cut here and parsed several at a time (the
+  caller's `mapper`: Arrow releases the GIL).
+- Lines Arrow must not parse are found by single-byte searches, one 256 KiB window at a time: a quote
+  character (Arrow would accept `"a"b` and cannot report an unterminated quote per row), a carriage
+  return not before `\n` (Arrow would end the record there), invalid UTF-8. The Python line parser
+  (`_parse_line`) handles those lines; Arrow sees them blanked.
+- Values are Arrow casts; a cast that fails is narrowed down (`_parse_column`) and only the values
+  Arrow refuses go to pandas (`pd.to_numeric`, `pd.to_datetime(format="ISO8601")` after strip), so
+  what is valid is pandas' verdict, and the values Arrow accepts parse to the same numbers.
+- Device ids are dictionary-encoded and each distinct id is checked once. The checks are numpy
+  comparisons on the cast values, and rows are summed by dictionary index with numpy's `bincount`,
+  the invalid ones into a spare group: nothing is filtered. A sum adds its values in row order, so
+  sums are the same to the bit whatever the block size. Only tests look at the valid rows
+  (`Batch.valid` filters them when asked).
 - An empty line parses as a row of empty fields, like a line of bare commas: a byte count read off
-  the columns' offsets tells them apart (~0; summing every value's length took ~12 ms).
-
-DuckDB was measured as the engine too: its `read_csv` gives no line number for a row that parses but
-fails validation, and joins a line with an unterminated quote to the following ones; the job's checks
-in SQL took 8-11 s over 10M rows (its TIMESTAMPTZ casts), and it would add a second engine to the image.
+  the columns' offsets tells them apart.
 """
 
 from __future__ import annotations
@@ -421,7 +403,7 @@ def _line_numbers(block: bytes | bytearray, starts: list[int]) -> list[int]:
 
 
 def _parse_line(raw: bytes | bytearray, width: int) -> tuple[str, list[str] | str] | None:
-    """The former per-line parser: None for a blank line, else (text, fields) or (text, reason)."""
+    """The Python line parser: None for a blank line, else (text, fields) or (text, reason)."""
     if not raw.strip():
         return None
     line = raw.rstrip(b"\r\n")
@@ -581,7 +563,7 @@ def _devices(raw: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.DictionaryArray,
     A missing id is the code (and index) one past the end, with problem bit 1 ("empty device_id").
 
     Render logs carry few distinct devices, so each distinct value is checked once (and remembered
-    across blocks), in Python, with the former rules.
+    across blocks), in Python, with the line rules.
     """
     encoded = pc.dictionary_encode(raw)
     names: dict[str, int] = {}

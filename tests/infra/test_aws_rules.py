@@ -65,7 +65,7 @@ def test_warehouse_reaches_s3_by_https_through_the_gateway_endpoint_prefix_list_
             "Gateway",
             f"com.amazonaws.{REGION}.s3",
         )
-        # The warehouse lives in the isolated subnets, whose route table carries the endpoint's route.
+        # The warehouse lives in the private subnets, whose route table carries the endpoint's route.
         assert "net-private-rt-id" in endpoint.inputs["routeTableIds"]
         warehouse = estate.one("aws:ec2/securityGroup:SecurityGroup", "warehouse")
         assert warehouse.inputs["egress"] == [

@@ -62,7 +62,7 @@ def test_dev_estate_has_every_resource_family(dev: Estate) -> None:
         "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": 6,
         "aws:s3/bucketLogging:BucketLogging": 5,
         "aws:s3/bucketNotification:BucketNotification": 1,
-        # network: 3 zones x (public + isolated), no NAT in dev
+        # network: 3 zones x (public + private), no NAT in dev
         "aws:ec2/vpc:Vpc": 1,
         "aws:ec2/subnet:Subnet": 6,
         "aws:ec2/routeTable:RouteTable": 2,

@@ -1,4 +1,4 @@
-"""The sales (seed 001) and sensor (seed 002) pipelines under Pulumi mocks, checked with independent
+"""The sales and sensor time-series pipelines under Pulumi mocks, checked with independent
 tools where one exists: moto's EventBridge pattern matcher and the npm `asl-validator`."""
 
 from __future__ import annotations

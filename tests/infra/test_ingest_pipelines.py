@@ -1,4 +1,4 @@
-"""The GH Archive (seed 003) and COVID-19 (seed 004) pipelines under Pulumi mocks: the order their
+"""The GH Archive and COVID-19 pipelines under Pulumi mocks: the order their
 state machines run things in, what each step is given, and what each role may do."""
 
 from __future__ import annotations

@@ -688,12 +688,12 @@ TIMESTAMPS = ["2025-10-06T12:00:00", "2025-10-06T12:00:00.886796", "2025-10-06T1
 
 @pytest.mark.parametrize("neighbours", [0, 3000])  # alone, or among valid values that Arrow casts in slices
 def test_numbers_are_judged_as_pandas_judges_them(neighbours: int) -> None:
-    """Arrow parses what it can; what it cannot goes to pandas: together they must be pandas (the former job)."""
+    """Arrow parses what it can; what it cannot goes to pandas: together they must be pandas' verdict."""
     filler = [b"2025-10-06T12:00:00,iac-vx1,60,50.25,20"] * neighbours
     lines = filler + [f"2025-10-06T12:00:00,edge-{i},60,{n},20".encode() for i, n in enumerate(NUMBERS)] + filler
     valid, quarantined = process(HEADER + b"\n".join(lines) + b"\n", batch_bytes=1 << 20)
 
-    # pandas decides what is a number (the former job); the value is the correctly rounded one (pandas' own
+    # pandas decides what is a number; the value is the correctly rounded one (pandas' own
     # parser can be an ulp off: "99.99999999999999" -> 100.0).
     is_number = pd.to_numeric(pd.Series(NUMBERS, dtype=object).str.strip(), errors="coerce").notna()
     expected = [float(n) if ok else math.nan for n, ok in zip(NUMBERS, is_number, strict=True)]

@@ -84,7 +84,7 @@ class CheckedStream:
 
 def fetch_once(url: str, hour: datetime, sink: Sink, timeout: float) -> int:
     """One attempt: GET the hour and stream it into the sink. Returns the bytes stored."""
-    request = urllib.request.Request(url, headers={"User-Agent": f"{JOB} (lake ingestion)"})  # noqa: S310
+    request = urllib.request.Request(url, headers={"User-Agent": f"{JOB} (GH Archive download)"})  # noqa: S310
     try:
         response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - http(s) checked in parse_settings
     except urllib.error.HTTPError as exc:
