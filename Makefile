@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint format clean bench
+.PHONY: setup run test lint format clean bench pulumi-yaml
 
 setup: $(VENV)/.installed node_modules/.installed
 	@scripts/ensure-postgres.sh
@@ -33,6 +33,9 @@ test: lint  ## everything CI runs
 
 bench: setup  ## every benchmark at full size (render-summary, the Glue jobs, the estate); rewrites bench/RESULTS.md
 	$(BIN)/python -m bench
+
+pulumi-yaml: setup  ## write Pulumi.yaml's config block from the settings the code declares
+	$(BIN)/python scripts/pulumi_yaml.py
 
 format: setup
 	$(BIN)/ruff check --fix .
