@@ -33,7 +33,7 @@ from bench.glue_shared import (
     spark_note,
     sql_text,
 )
-from bench.measure import Check, Clock, Context, Report, benchmark
+from bench.measure import Check, Clock, Context, Report, benchmark, run_isolated
 
 GENERATOR_VERSION = 1  # bump when write_sensor changes: cached inputs are regenerated
 SIZES = {
@@ -187,7 +187,7 @@ def duckdb_sensor(clock: Clock, *, input_dir: str, root: str) -> dict[str, Any]:
         """)
         con.execute(f"""
             CREATE TEMP TABLE intervals AS
-            SELECT s AS sensor_id, epoch_us(t0) AS s_us, epoch_us(t1) AS e_us, v AS value,
+            SELECT s AS sensor_id, epoch_us(t0) AS s_us, epoch_us(t1) AS e_us, v AS value, r AS readings,
                    (greatest(epoch_us(t0), {start_us}) - {start_us} + {step - 1}) // {step} AS first_k,
                    (least(epoch_us(t1), {end_us - 1}) - {start_us}) // {step} AS last_k
             FROM checked WHERE reason IS NULL AND epoch_us(t0) < {end_us} AND epoch_us(t1) >= {start_us}
@@ -195,13 +195,14 @@ def duckdb_sensor(clock: Clock, *, input_dir: str, root: str) -> dict[str, Any]:
         con.execute(f"""
             COPY (
                 WITH covered AS (
-                    SELECT sensor_id, k, max({{'s': s_us, 'e': e_us, 'v': value}}) AS winner
-                    FROM (SELECT sensor_id, unnest(range(first_k, last_k + 1)) AS k, s_us, e_us, value
+                    SELECT sensor_id, k, max({{'s': s_us, 'e': e_us, 'v': value, 'r': readings}}) AS winner
+                    FROM (SELECT sensor_id, unnest(range(first_k, last_k + 1)) AS k, s_us, e_us, value, readings
                           FROM intervals WHERE first_k <= last_k)
                     GROUP BY sensor_id, k),
                 grid AS (SELECT sensor_id, k FROM (SELECT DISTINCT sensor_id FROM intervals), range({points}) r(k))
                 SELECT g.sensor_id, make_timestamp({start_us} + g.k * {step})::TIMESTAMPTZ AS ts,
-                       c.winner.v AS value, c.winner IS NULL AS is_gap, '{SENSOR_MONTH}' AS month
+                       c.winner.v AS value, c.winner.r AS readings, c.winner IS NULL AS is_gap,
+                       '{SENSOR_MONTH}' AS month
                 FROM grid g LEFT JOIN covered c USING (sensor_id, k)
                 ORDER BY g.sensor_id, g.k)
             TO {sql_text(root + "/out")} (FORMAT parquet, COMPRESSION snappy, PARTITION_BY (month))
@@ -235,7 +236,7 @@ def verify_sensor(job_root: Path, ref_root: Path) -> list[Check]:
 
     def out(root: Path) -> str:
         parquet = f"read_parquet('{root}/out/**/*.parquet', hive_partitioning = true)"
-        return f"SELECT sensor_id, ts, value, is_gap, month FROM {parquet}"
+        return f"SELECT sensor_id, ts, value, readings, is_gap, month FROM {parquet}"
 
     def quarantine(root: Path) -> str:
         return f"SELECT reason FROM read_csv('{root}/quarantine/**/*.csv', header = true, all_varchar = true)"
@@ -243,7 +244,7 @@ def verify_sensor(job_root: Path, ref_root: Path) -> list[Check]:
     return [
         same_rows(
             con,
-            "points identical (sensor_id, ts, value, is_gap, month; EXCEPT ALL both ways)",
+            "points identical (sensor_id, ts, value, readings, is_gap, month; EXCEPT ALL both ways)",
             out(job_root),
             out(ref_root),
         ),
@@ -278,4 +279,167 @@ def bench_sensor(ctx: Context) -> Report:
             files_note(job_root / "quarantine", "job quarantine", (".csv",)),
             spark_note(job),
         ],
+    )
+
+
+# --- a month's run over a growing history: the month index ---------------------------------------------
+#
+# Monthly uploads (each runs a day into the next month, as an export cut after midnight would) for
+# `months` months ending in HISTORY_LAST. The last month is built twice per history length: reading
+# only the files the month index names (as deployed: --state_path, the entries the upload CLI wrote),
+# and scanning every file (no --state_path). The indexed run must read the same files and bytes
+# whatever the history; the full scan grows with it; both write the same points.
+
+HISTORY_VERSION = 1
+HISTORY_SIZES = {
+    "full": {"sensors": 50, "months": 24, "short": 6},
+    "quick": {"sensors": 2, "months": 6, "short": 2},
+}
+HISTORY_LAST = (2024, 3)  # the month each history ends with, and the one built
+HISTORY_FREQUENCY = "10min"
+
+
+def _month_start(year: int, month: int) -> datetime:
+    return datetime(year, month, 1, tzinfo=UTC)
+
+
+def _months_back(count: int) -> list[tuple[int, int]]:
+    """The `count` months ending with HISTORY_LAST, oldest first."""
+    year, month = HISTORY_LAST
+    out = []
+    for _ in range(count):
+        out.append((year, month))
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return out[::-1]
+
+
+def write_history(folder: Path, sensors: int, months: int, short: int) -> dict[str, int]:
+    """One upload per month (`<YYYY-MM>.csv`): constant-value intervals of 10 min to 2 h for every sensor
+    from the month's start to a day into the next; each month's file depends only on (month, sensor)."""
+    del short  # a parameter of the benchmark (the shorter history), not of the files
+    rows = 0
+    for year, month in _months_back(months):
+        start = _month_start(year, month)
+        end = (start + timedelta(days=32)).replace(day=1) + timedelta(days=1)
+        with (folder / f"{year:04d}-{month:02d}.csv").open("w", encoding="utf-8", newline="") as handle:
+            out = LineWriter(handle)
+            out.add("sensor_id,start_time,end_time,value,readings")
+            for s in range(sensors):
+                rng = random.Random(f"sensor-history:{SEED}:{year}-{month}:{s}")  # noqa: S311 - benchmark data
+                t, value = start, rng.uniform(5, 30)
+                while t < end:
+                    length = rng.randint(600, 7200)
+                    value = round(value + rng.gauss(0, 0.5), 1)
+                    stop = t + timedelta(seconds=length - 1)
+                    out.add(f"sensor-{s:04d},{_iso(t)},{_iso(stop)},{value:.1f},{max(1, length // 60)}")
+                    rows += 1
+                    t = stop + timedelta(seconds=1)
+            out.flush()
+    return {"rows": rows, "files": months}
+
+
+def _history_view(source: Path, target: Path, months: int) -> Path:
+    """The last `months` uploads of `source` as an input folder, with the entries the upload CLI writes."""
+    from ingestion.sensor_upload import index_entries
+
+    target.mkdir(parents=True)
+    for year, month in _months_back(months):
+        name = f"{year:04d}-{month:02d}.csv"
+        data = (source / name).read_bytes()
+        (target / name).write_bytes(data)
+        for key, body in index_entries("", name, data).items():
+            (target / key).parent.mkdir(parents=True, exist_ok=True)
+            (target / key).write_bytes(body)
+    return target
+
+
+def spark_sensor_month(clock: Clock, *, input_dir: str, root: str, indexed: bool) -> dict[str, Any]:
+    year, month = HISTORY_LAST
+    argv = ["sensor_timeseries.py", *locations(input_dir, root, "output", "quarantine")]
+    argv += ["--month", f"{year:04d}-{month:02d}", "--frequency", HISTORY_FREQUENCY]
+    if indexed:
+        argv += ["--state_path", f"{root}/state"]
+    return run_job(clock, "sensor_timeseries", argv)
+
+
+@benchmark("sensor-history", title="one month of sensor series over a growing history (month index)", order=31)
+def bench_sensor_history(ctx: Context) -> Report:
+    sizes = sized(ctx, HISTORY_SIZES)
+    source = cached_input(ctx, "sensor-history", HISTORY_VERSION, sizes, write_history)
+    runs: dict[tuple[int, bool], Any] = {}
+    roots: dict[tuple[int, bool], Path] = {}
+    for months in (sizes["short"], sizes["months"]):
+        view = _history_view(source, ctx.run_dir / f"input-{months}", months)
+        for indexed in (True, False):
+            label = f"{'month index' if indexed else 'full scan'}, {months} months of history"
+            root = ctx.run_dir / f"{'indexed' if indexed else 'full'}-{months}"
+            runs[months, indexed] = run_isolated(
+                spark_sensor_month,
+                label,
+                outputs=root / "out",
+                log_dir=ctx.run_dir,
+                input_dir=str(view),
+                root=str(root),
+                indexed=indexed,
+            )
+            roots[months, indexed] = root
+    short, long = sizes["short"], sizes["months"]
+    fig = {key: m.figures for key, m in runs.items()}
+    con = duckdb_connect()
+
+    def out(root: Path) -> str:
+        parquet = f"read_parquet('{root}/out/**/*.parquet', hive_partitioning = true)"
+        return f"SELECT sensor_id, ts, value, readings, is_gap, month FROM {parquet}"
+
+    checks = [
+        # Read once per history length: what the index saves does not depend on the history.
+        Check.equal(
+            "month index: files read, short vs long history",
+            fig[short, True]["files_read"],
+            fig[long, True]["files_read"],
+        ),
+        Check.equal(
+            "month index: bytes read, short vs long history",
+            fig[short, True]["bytes_read"],
+            fig[long, True]["bytes_read"],
+        ),
+        # This month's upload and last month's (it runs a day into this one): nothing else.
+        Check.equal("month index: files read = 2", fig[long, True]["files_read"], 2),
+        Check.equal("full scan: files read = every upload", fig[long, False]["files_read"], long),
+        *(
+            same_rows(
+                con,
+                f"{months} months: points identical, index vs full scan",
+                out(roots[months, True]),
+                out(roots[months, False]),
+            )
+            for months in (short, long)
+        ),
+        *(
+            Check.equal(f"{months} months: {key}, index vs full scan", fig[months, True][key], fig[months, False][key])
+            for months in (short, long)
+            for key in ("intervals_in_month", "sensors", "points", "gap_points")
+        ),
+    ]
+    notes = [input_note(source)]
+    for months in (short, long):
+        indexed, full = fig[months, True], fig[months, False]
+        notes.append(
+            f"{months} months of history: the month index reads {indexed['files_read']} of {indexed['files_listed']} "
+            f"files, {indexed['bytes_read']:,} bytes; the full scan reads {full['files_read']} files, "
+            f"{full['bytes_read']:,} bytes ({full['bytes_read'] / indexed['bytes_read']:.1f}x)"
+        )
+    notes.append(
+        "listing is still per history (one LIST per 1,000 keys, to find files without an index entry); "
+        "what a run reads and computes is not"
+    )
+    return Report(
+        name="sensor-history",
+        title=f"{sizes['sensors']:,} sensors, {HISTORY_FREQUENCY} points of the last of {short} and {long} months",
+        measurements=[runs[short, True], runs[long, True], runs[short, False], runs[long, False]],
+        reference=runs[long, False].approach,
+        rows_key="points",
+        rows_label="points out",
+        checks=checks,
+        notes=notes,
     )

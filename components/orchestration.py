@@ -630,16 +630,23 @@ class WorkflowStep:
         return {"job_name": self.name, "state": "SUCCEEDED", "logical_operator": "EQUALS"}
 
 
+# Glue's EventBatchingCondition: BatchSize 1-100 events, BatchWindow 1-900 seconds (the window starts at
+# the first event). https://docs.aws.amazon.com/glue/latest/webapi/API_EventBatchingCondition.html
+GLUE_EVENT_BATCH_SIZE = (1, 100)
+GLUE_EVENT_BATCH_WINDOW_SECONDS = (1, 900)
+
+
 @dataclass(frozen=True, kw_only=True)
 class GlueWorkflowArgs:
     account_id: pulumi.Input[str]
     region: pulumi.Input[str]
     # Run in this order; each starts only when the one before it succeeded.
     steps: tuple[WorkflowStep, ...]
-    # EventBridge events start a run once this many arrived or the window (seconds) passed, so a
-    # burst of uploads is one run (the jobs pick up every new file, not just the event's).
+    # EventBridge events start a run once this many arrived or the window (seconds, counted from the
+    # first event) passed, so a burst of uploads is one run (the jobs pick up every new file, not just
+    # the event's). 60 s: a single upload starts a run within about a minute.
     batch_size: int = 100
-    batch_window_seconds: int = 300
+    batch_window_seconds: int = 60
     # One run at a time: two runs would write the same outputs concurrently.
     max_concurrent_runs: int = 1
 
@@ -655,8 +662,12 @@ class GlueWorkflow(pulumi.ComponentResource):
         super().__init__("dataplatform:orchestration:GlueWorkflow", name, None, opts)
         if not args.steps:
             raise ValueError(f"GlueWorkflow {name}: needs at least one step")
-        if not 1 <= args.batch_size <= 100 or not 1 <= args.batch_window_seconds <= 900:
-            raise ValueError(f"GlueWorkflow {name}: Glue allows batch sizes 1-100 and windows of 1-900 seconds")
+        (low_size, high_size), (low_window, high_window) = GLUE_EVENT_BATCH_SIZE, GLUE_EVENT_BATCH_WINDOW_SECONDS
+        if not low_size <= args.batch_size <= high_size or not low_window <= args.batch_window_seconds <= high_window:
+            raise ValueError(
+                f"GlueWorkflow {name}: Glue allows batch sizes {low_size}-{high_size} and windows of "
+                f"{low_window}-{high_window} seconds"
+            )
         workflow = aws.glue.Workflow(
             f"{name}-workflow",
             name=naming.physical(name, 255),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -214,6 +215,10 @@ class CrawlerArgs:
     csv_with_header: bool = False
     # Glob patterns (relative to the prefix) the crawler skips.
     exclusions: tuple[str, ...] = ()
+    # True: every run crawls the whole prefix again (CRAWL_EVERYTHING), so files added to a folder it
+    # already crawled are seen, and schema changes are applied (new columns merged). False: only new
+    # folders are crawled (CRAWL_NEW_FOLDERS_ONLY), which Glue allows only with schema changes logged.
+    recrawl_everything: bool = False
     # Retention of the crawler's log group (a value CloudWatch Logs accepts).
     log_retention_days: int = 30
 
@@ -253,8 +258,9 @@ def crawler_log_group_name(
 
 
 class Crawler(pulumi.ComponentResource):
-    """A Glue crawler over one S3 dataset that does not fight the jobs: it crawls new folders only,
-    logs (never applies) schema changes and deletions, keeps one table per dataset, and encrypts
+    """A Glue crawler over one S3 dataset that does not fight the jobs: it crawls new folders only and
+    logs (never applies) schema changes, or with `recrawl_everything` crawls it all and merges new
+    columns; it logs deletions, keeps one table per dataset, and encrypts
     its logs with the estate key into its own log group (the stack's, so destroy removes it), the
     only group its role may write to. Started by a workflow trigger, never on a schedule."""
 
@@ -353,9 +359,16 @@ class Crawler(pulumi.ComponentResource):
                     "exclusions": list(args.exclusions),
                 }
             ],
-            # Recrawling only new folders requires that schema changes and deletions are only logged.
-            recrawl_policy={"recrawl_behavior": "CRAWL_NEW_FOLDERS_ONLY"},
-            schema_change_policy={"update_behavior": "LOG", "delete_behavior": "LOG"},
+            # Recrawling only new folders requires that schema changes and deletions are only logged
+            # (Glue, "Incremental crawls"); a full recrawl may apply schema changes. Deletions are only
+            # logged either way: a table never disappears because its folder was emptied.
+            recrawl_policy={
+                "recrawl_behavior": "CRAWL_EVERYTHING" if args.recrawl_everything else "CRAWL_NEW_FOLDERS_ONLY"
+            },
+            schema_change_policy={
+                "update_behavior": "UPDATE_IN_DATABASE" if args.recrawl_everything else "LOG",
+                "delete_behavior": "LOG",
+            },
             classifiers=classifiers,
             configuration=crawler_configuration(args.prefix, args.table_per_folder),
             security_configuration=security.name,
@@ -367,4 +380,177 @@ class Crawler(pulumi.ComponentResource):
         self.log_group_name = log_group.name
         self.register_outputs(
             {"crawler_name": self.crawler_name, "crawler_arn": self.crawler_arn, "log_group_name": self.log_group_name}
+        )
+
+
+# Athena reads Parquet through Hive's Parquet SerDe and formats (what `CREATE EXTERNAL TABLE ... STORED AS
+# PARQUET` writes into the Glue table).
+PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+# Glue and Athena names: 1 to 255 bytes, lower case (Glue folds table names to lower case; Athena
+# queries in lower case). Letters, digits and underscores, not starting with an underscore (Athena
+# would need backticks around it), so every name is usable unquoted in Athena SQL.
+CATALOG_NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,254}$")
+# Hive primitive types Glue accepts as partition keys (only primitives may partition a table).
+HIVE_PRIMITIVE = re.compile(
+    r"^(string|bigint|int|smallint|tinyint|double|float|boolean|date|timestamp|binary|decimal\(\d+,\d+\)"
+    r"|varchar\(\d+\)|char\(\d+\))$"
+)
+HIVE_COMPLEX = re.compile(r"^(array|map|struct)<.+>$")
+# Athena partition projection: the four column types and the date interval units it accepts.
+PROJECTION_TYPES = ("date", "enum", "injected", "integer")
+PROJECTION_DATE_UNITS = ("YEARS", "MONTHS", "WEEKS", "DAYS", "HOURS", "MINUTES", "SECONDS", "MILLISECONDS")
+
+
+@dataclass(frozen=True)
+class Projection:
+    """How Athena computes one partition column's values (table properties `projection.<column>.*`)."""
+
+    type: str
+    # The other properties of the column, without the `projection.<column>.` prefix: ("range", "0,23").
+    properties: tuple[tuple[str, str], ...] = ()
+
+
+def date_projection(date_format: str, date_range: str, interval: int = 1, unit: str = "DAYS") -> Projection:
+    """Dates written with `date_format` (Java DateTimeFormatter, "yyyy-MM-dd") from the first to the last
+    of `date_range` ("2020-01-01,NOW"; NOW and NOW±N UNITS allowed), one every `interval` `unit`."""
+    if unit not in PROJECTION_DATE_UNITS:
+        raise ValueError(f"date projection unit must be one of {', '.join(PROJECTION_DATE_UNITS)}, got {unit!r}")
+    return Projection(
+        "date",
+        (("format", date_format), ("interval", str(interval)), ("interval.unit", unit), ("range", date_range)),
+    )
+
+
+def integer_projection(low: int, high: int) -> Projection:
+    """Integers from `low` to `high` inclusive, written without padding."""
+    if low > high:
+        raise ValueError(f"integer projection range {low},{high} is empty")
+    return Projection("integer", (("range", f"{low},{high}"),))
+
+
+def enum_projection(values: Sequence[str]) -> Projection:
+    """One of `values` (no commas inside a value: Athena splits the list on them)."""
+    if not values or any("," in v for v in values):
+        raise ValueError(f"enum projection values must be non-empty and comma-free, got {values!r}")
+    return Projection("enum", (("values", ",".join(values)),))
+
+
+def injected_projection() -> Projection:
+    """A value each query must give in its WHERE clause (unbounded, e.g. an id)."""
+    return Projection("injected")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CatalogTableArgs:
+    database: pulumi.Input[str]
+    # The table's name as users type it in Athena ("gharchive_events"); the database carries the stack.
+    name: str
+    # The dataset's root folder, "s3://bucket/prefix/" (its partitions are folders under it).
+    location: pulumi.Input[str]
+    # (name, Glue/Hive type) of each column the job writes, in the files' order: ("id", "string").
+    columns: tuple[tuple[str, str], ...]
+    # (name, Hive primitive type) of each partition folder level, outermost first: ("date", "string").
+    partition_keys: tuple[tuple[str, str], ...] = ()
+    # Partition projection, one entry per partition key (all of them, or none: no projection, and
+    # partitions must then be registered some other way).
+    projection: tuple[tuple[str, Projection], ...] = ()
+    description: str = ""
+
+
+def projection_parameters(
+    location: str, partition_keys: Sequence[tuple[str, str]], projection: Sequence[tuple[str, Projection]]
+) -> dict[str, str]:
+    """The table properties that turn on Athena partition projection for Hive-style folders
+    (`<location><key>=<value>/...`): each key's type and properties, and the location template."""
+    if not projection:
+        return {}
+    params = {"projection.enabled": "true"}
+    for column, spec in projection:
+        params[f"projection.{column}.type"] = spec.type
+        params.update({f"projection.{column}.{key}": value for key, value in spec.properties})
+    params["storage.location.template"] = location + "".join(f"{k}=${{{k}}}/" for k, _ in partition_keys)
+    return params
+
+
+def table_parameters(name: str, args: CatalogTableArgs, location: str) -> dict[str, str]:
+    """The table's parameters once its location is known (a bucket's name may be known only at deploy
+    time, so the location is checked here too): Parquet, external, and the projection properties."""
+    if not (location.startswith("s3://") and location.endswith("/")):
+        raise ValueError(f"CatalogTable {name}: location must be a folder like 's3://bucket/prefix/'")
+    return {
+        "classification": "parquet",
+        "EXTERNAL": "TRUE",
+        **projection_parameters(location, args.partition_keys, args.projection),
+    }
+
+
+def validate_table(name: str, args: CatalogTableArgs) -> None:
+    """Raise ValueError where Glue or Athena would refuse the table or not query it."""
+    for what in (args.name, *(c for c, _ in args.columns), *(k for k, _ in args.partition_keys)):
+        if not CATALOG_NAME.match(what):
+            raise ValueError(f"CatalogTable {name}: {what!r} is not a lower_snake_case name of at most 255 bytes")
+    names = [c for c, _ in args.columns] + [k for k, _ in args.partition_keys]
+    if len(set(names)) != len(names) or not args.columns:
+        raise ValueError(f"CatalogTable {name}: columns and partition keys must be non-empty and distinct")
+    for column, typ in args.columns:
+        if not (HIVE_PRIMITIVE.match(typ) or HIVE_COMPLEX.match(typ)):
+            raise ValueError(f"CatalogTable {name}: column {column} has type {typ!r}, not a Glue/Hive type")
+    for key, typ in args.partition_keys:
+        if not HIVE_PRIMITIVE.match(typ):
+            raise ValueError(f"CatalogTable {name}: partition key {key} must have a primitive type, got {typ!r}")
+    projected = [c for c, _ in args.projection]
+    if projected and projected != [k for k, _ in args.partition_keys]:
+        raise ValueError(f"CatalogTable {name}: projection must cover every partition key, in order")
+    for column, spec in args.projection:
+        if spec.type not in PROJECTION_TYPES:
+            raise ValueError(f"CatalogTable {name}: projection type of {column} must be one of {PROJECTION_TYPES}")
+    if isinstance(args.location, str) and not (args.location.startswith("s3://") and args.location.endswith("/")):
+        raise ValueError(f"CatalogTable {name}: location must be a folder like 's3://bucket/prefix/'")
+
+
+class CatalogTable(pulumi.ComponentResource):
+    """A Glue Data Catalog table over a Parquet dataset whose schema the estate owns: external (dropping
+    it leaves the data), its columns and partition keys declared here (so a schema change shows in
+    `pulumi preview` and no crawler has to discover it), and, where partition folders follow a
+    pattern, Athena partition projection, so a new partition is queryable the moment it is written."""
+
+    table_name: pulumi.Output[str]
+    database_name: pulumi.Output[str]
+    table_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: CatalogTableArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dataplatform:warehouse:CatalogTable", name, None, opts)
+        validate_table(name, args)
+
+        parameters = pulumi.Output.from_input(args.location).apply(
+            lambda location: table_parameters(name, args, location)
+        )
+        table = aws.glue.CatalogTable(
+            f"{name}-table",
+            database_name=args.database,
+            name=args.name,
+            description=args.description or None,
+            table_type="EXTERNAL_TABLE",
+            parameters=parameters,
+            # Athena needs the list even when empty (Glue CreateTable: PartitionKeys).
+            partition_keys=[{"name": k, "type": t} for k, t in args.partition_keys],
+            storage_descriptor={
+                "location": args.location,
+                "input_format": PARQUET_INPUT_FORMAT,
+                "output_format": PARQUET_OUTPUT_FORMAT,
+                "ser_de_info": {
+                    "serialization_library": PARQUET_SERDE,
+                    "parameters": {"serialization.format": "1"},
+                },
+                "columns": [{"name": c, "type": t} for c, t in args.columns],
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.table_name = table.name
+        self.database_name = table.database_name
+        self.table_arn = table.arn
+        self.register_outputs(
+            {"table_name": self.table_name, "database_name": self.database_name, "table_arn": self.table_arn}
         )

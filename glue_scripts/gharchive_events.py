@@ -42,13 +42,17 @@ Quarantine: JSON lines under `<quarantine>/source_file=<name>/`, replaced whenev
 processed again, with `reason`, `raw_line` (for lines Spark could not parse) and the event's raw
 identifying fields as text (QUARANTINE_COLUMNS; null fields are left out, as Spark writes JSON).
 Reasons: unparseable lines; a missing id, type, created_at, actor(.id) or repo(.id); ids that are
-not integers; a created_at that is not an ISO-8601 timestamp; and duplicates: an event_id seen more
-than once among the files processed together keeps its first occurrence (earliest hour file, then
-line order) and every other one is quarantined with a reason naming the file kept. Blank lines
-are skipped, as Spark's JSON reader does.
+not integers; a created_at that is not an ISO-8601 timestamp; and duplicates: an event_id already
+loaded into the same date by an earlier run (the output itself is that state: the run reads the
+event ids of the date's other hour partitions before it writes, see loaded_events) is quarantined
+naming the file holding it; among the files processed together, an event_id seen more than once
+keeps its first occurrence (earliest hour file, then line order) and every other one is quarantined
+with a reason naming the file kept. Blank lines are skipped, as Spark's JSON reader does.
 
-Each run logs one JSON summary with rows_in = rows_loaded + rows_quarantined.
-Arguments: --input_path --output_path --quarantine_path --state_path (local paths or s3:// URIs).
+Each run logs one JSON summary with rows_in = rows_loaded + rows_quarantined, and with --runs_table
+records itself in that DynamoDB table (job_run_details: RUNNING, then SUCCEEDED/FAILED with counts).
+Arguments: --input_path --output_path --quarantine_path --state_path (local paths or s3:// URIs)
+[--runs_table TABLE]; on Glue, --JOB_RUN_ID names the run.
 """
 
 from __future__ import annotations
@@ -56,10 +60,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import glue_common
@@ -68,7 +73,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from job_runtime.errors import BadInputError
+from job_runtime.errors import BadInputError, classify_aws_error
 
 JOB = "gharchive_events"
 REQUIRED_ARGS = ("input_path", "output_path", "quarantine_path", "state_path")
@@ -77,6 +82,7 @@ ROW_ORDER = "_row_order"  # monotonically_increasing_id right after the scan: li
 CORRUPT = "_corrupt_record"  # Spark's column for lines it cannot parse with the schema (the raw line)
 REASON = "reason"
 DUPLICATE = "_duplicate"
+ALREADY_LOADED = "_already_loaded"  # a duplicate of an event an earlier run loaded into the same date
 PARTITIONS = ("date", "hour")
 RECORDS_PER_FILE = 10_000
 
@@ -384,19 +390,29 @@ def transform_flatten(raw: DataFrame) -> DataFrame:
     )
 
 
-def transform_dedupe(flat: DataFrame) -> DataFrame:
-    """Flattened events + `reason` (null for rows to load) and `_duplicate`.
+def transform_dedupe(flat: DataFrame, loaded: DataFrame | None = None) -> DataFrame:
+    """Flattened events + `reason` (null for rows to load), `_duplicate` and `_already_loaded`.
 
-    Among the events of one event_id without problems of their own, the first (earliest hour file,
-    then line order) is kept; every other occurrence is a duplicate naming the file kept. One window
-    over event_id: one shuffle. Rows without an event_id get a key of their own, so they spread over
-    the tasks instead of piling up in one.
+    `loaded` holds the events earlier runs loaded into the same dates (`event_id`, `date`,
+    `source_file`; see `loaded_events`): an event whose id is among them is a duplicate naming the
+    file that holds it, so an id is loaded once per date whichever run sees it first. Among the
+    other events of one event_id without problems of their own, the first (earliest hour file, then
+    line order) is kept; every other occurrence is a duplicate naming the file kept. One window over
+    event_id: one shuffle. Rows without an event_id get a key of their own, so they spread over the
+    tasks instead of piling up in one.
     """
+    if loaded is None:
+        with_loaded = flat.withColumn("_loaded_in", F.lit(None).cast("string"))
+    else:
+        # One row per (event_id, date) even if an older run loaded an id twice: the join never multiplies rows.
+        earlier = loaded.groupBy("event_id", "date").agg(F.min(SOURCE_FILE).alias("_loaded_in"))
+        with_loaded = flat.join(earlier, ["event_id", "date"], "left")
+    already = F.col("event_id").isNotNull() & F.col("_loaded_in").isNotNull()
     key = F.coalesce(F.col("event_id"), -1 - F.col(ROW_ORDER))
-    first = F.min(F.when(F.col("_own").isNull(), F.struct("date", "hour", ROW_ORDER, SOURCE_FILE))).over(
+    first = F.min(F.when(F.col("_own").isNull() & ~already, F.struct("date", "hour", ROW_ORDER, SOURCE_FILE))).over(
         Window.partitionBy(key)
     )
-    with_first = flat.withColumn("_first", first)
+    with_first = with_loaded.withColumn("_first", first)
     duplicate = (
         F.col("event_id").isNotNull() & F.col("_first").isNotNull() & (F.col(f"_first.{ROW_ORDER}") != F.col(ROW_ORDER))
     )
@@ -404,15 +420,23 @@ def transform_dedupe(flat: DataFrame) -> DataFrame:
         duplicate,
         F.concat(F.lit("duplicate event_id (kept the first, in "), F.col(f"_first.{SOURCE_FILE}"), F.lit(")")),
     )
-    reason = F.concat_ws("; ", F.col("_own"), duplicate_reason)
+    already_reason = F.when(
+        already,
+        F.concat(F.lit("duplicate event_id (loaded by an earlier run, in "), F.col("_loaded_in"), F.lit(")")),
+    )
+    reason = F.concat_ws("; ", F.col("_own"), already_reason, duplicate_reason)
     return with_first.select(
-        "*", F.when(reason != "", reason).alias(REASON), F.coalesce(duplicate, F.lit(False)).alias(DUPLICATE)
-    ).drop("_first", "_own")
+        *flat.columns,
+        F.when(reason != "", reason).alias(REASON),
+        (F.coalesce(duplicate, F.lit(False)) | already).alias(DUPLICATE),
+        already.alias(ALREADY_LOADED),
+    ).drop("_own")
 
 
-def transform_validate(raw: DataFrame) -> DataFrame:
-    """Raw events -> every row flattened, with `reason` (null when it is loaded) and `_duplicate`."""
-    return transform_dedupe(transform_flatten(raw))
+def transform_validate(raw: DataFrame, loaded: DataFrame | None = None) -> DataFrame:
+    """Raw events -> every row flattened, with `reason` (null when it is loaded), `_duplicate` and
+    `_already_loaded` (`loaded`: see transform_dedupe)."""
+    return transform_dedupe(transform_flatten(raw), loaded)
 
 
 def split_validated(validated: DataFrame) -> tuple[DataFrame, DataFrame]:
@@ -440,12 +464,53 @@ def transform_events(raw: DataFrame) -> tuple[DataFrame, DataFrame]:
 
 # --- the job ---------------------------------------------------------------------------------------
 
+SUCCEEDED, FAILED, RUNNING = "SUCCEEDED", "FAILED", "RUNNING"
+# The summary's counts kept in the run's job_run_details row.
+RUN_FIGURES = ("files", "rows_in", "rows_loaded", "rows_quarantined", "duplicates", "already_loaded")
+MAX_ERROR_CHARS = 4000  # DynamoDB items hold at most 400 KB; a Spark error can be longer than that
+
+
+class RunFailed(Exception):
+    """A run that wrote what it could and then failed: the error to raise and the summary to record."""
+
+    def __init__(self, error: BadInputError, summary: dict[str, Any]) -> None:
+        super().__init__(str(error))
+        self.error, self.summary = error, summary
+
 
 @dataclass(frozen=True)
 class Counts:
     loaded: int = 0
     quarantined: int = 0
     duplicates: int = 0
+    already_loaded: int = 0  # of the duplicates: ids an earlier run loaded into the same date
+
+
+def loaded_events(spark: SparkSession, output: str, files: Sequence[HourFile]) -> DataFrame | None:
+    """`event_id`, `date`, `source_file` of what earlier runs loaded into the dates of `files`, except the
+    hours these files replace (a rerun of an hour must not find its own old rows); None when nothing is.
+
+    Only the dates touched are listed and only two columns read (Parquet column pruning), so the cost
+    follows the size of those days, not of the whole history.
+    """
+    replaced = {(f.day, f.hour) for f in files}
+    root = glue_common.qualify(spark, output).rstrip("/")
+    found: list[str] = []
+    for day in sorted({f.day for f in files}):
+        day_dir = f"{root}/{glue_common.partition_dir(spark, 'date', day)}"
+        for info in glue_common.list_files(spark, day_dir, ".parquet"):
+            hour = re.search(r"/hour=(\d+)/", info.uri)
+            if hour and (day, int(hour.group(1))) not in replaced:
+                found.append(info.uri)
+    if not found:
+        return None
+    # basePath: `date` comes back as the partition column; the schema keeps it a string ("2024-01-01").
+    return (
+        spark.read.schema("event_id bigint, source_file string, date string, hour int")
+        .option("basePath", root)
+        .parquet(*found)
+        .select("event_id", SOURCE_FILE, "date")
+    )
 
 
 def _unreadable(error: Exception, files: Sequence[HourFile]) -> BadInputError | None:
@@ -467,6 +532,7 @@ def _write(spark: SparkSession, validated: DataFrame, files: Sequence[HourFile],
                 F.count(F.lit(1)).alias("rows"),
                 F.count(REASON).alias("quarantined"),
                 F.count(F.when(F.col(DUPLICATE), 1)).alias("duplicates"),
+                F.count(F.when(F.col(ALREADY_LOADED), 1)).alias("already_loaded"),
             )
             .collect()
         )
@@ -475,7 +541,10 @@ def _write(spark: SparkSession, validated: DataFrame, files: Sequence[HourFile],
         if unreadable is None:
             raise
         raise unreadable from None
-    counts = {r[SOURCE_FILE]: Counts(r["rows"] - r["quarantined"], r["quarantined"], r["duplicates"]) for r in counted}
+    counts = {
+        r[SOURCE_FILE]: Counts(r["rows"] - r["quarantined"], r["quarantined"], r["duplicates"], r["already_loaded"])
+        for r in counted
+    }
     output, quarantine = paths["output_path"].rstrip("/"), paths["quarantine_path"].rstrip("/")
     for f in files:
         got = counts.get(f.name, Counts())
@@ -531,8 +600,10 @@ def process(spark: SparkSession, args: dict[str, str]) -> dict[str, Any]:
 
     counts: dict[str, Counts] = {}
     if pending:
-        # Cached: the counts and both writes reuse one read, parse and de-duplication of the files.
-        validated = transform_validate(read_hours(spark, [f.info.uri for f in pending])).persist()
+        # Cached: the counts and both writes reuse one read, parse and de-duplication of the files. The ids
+        # loaded before are read before this run's write replaces any partition.
+        earlier = loaded_events(spark, args["output_path"], pending)
+        validated = transform_validate(read_hours(spark, [f.info.uri for f in pending]), earlier).persist()
         try:
             counts = _write(spark, validated, pending, args)
         finally:
@@ -551,6 +622,7 @@ def process(spark: SparkSession, args: dict[str, str]) -> dict[str, Any]:
                 "rows_loaded": got.loaded,
                 "rows_quarantined": got.quarantined,
                 "duplicates": got.duplicates,
+                "already_loaded": got.already_loaded,
             }
             glue_common.write_text(spark, f"{state}/transformed/{f.rel}.json", json.dumps(marker, sort_keys=True))
             glue_common.delete_path(spark, f"{state}/rejected/{f.rel}.json")
@@ -565,20 +637,126 @@ def process(spark: SparkSession, args: dict[str, str]) -> dict[str, Any]:
         rows_loaded=loaded,
         rows_quarantined=quarantined,
         duplicates=sum(c.duplicates for c in counts.values()),
+        already_loaded=sum(c.already_loaded for c in counts.values()),
         rejected=rejected,
     )
     if rejected:
-        raise BadInputError(f"{len(rejected)} file(s) rejected: " + "; ".join(rejected))
+        raise RunFailed(BadInputError(f"{len(rejected)} file(s) rejected: " + "; ".join(rejected)), summary)
     return summary
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Entry point; bad arguments or rejected files raise BadInputError (see glue_common.run)."""
+# --- the run log ------------------------------------------------------------------------------------
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class RunLog:
+    """This run's row in DynamoDB `job_run_details` (hash `job_name`, range `run_id`), as the download
+    job keeps its own: RUNNING when the run starts, then SUCCEEDED or FAILED with the counts and error."""
+
+    def __init__(self, client: Any, table: str, run_id: str, clock: Callable[[], datetime] = _utc_now) -> None:
+        self.client, self.table, self.run_id, self.clock = client, table, run_id, clock
+        self.started_at = ""
+
+    def _put(self, item: dict[str, Any], **condition: Any) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.put_item(TableName=self.table, Item=item, **condition)
+        except (BotoCoreError, ClientError) as error:
+            raise classify_aws_error(error, f"recording run {self.run_id} in {self.table}") from error
+
+    def _key(self) -> dict[str, Any]:
+        return {"job_name": {"S": JOB}, "run_id": {"S": self.run_id}}
+
+    def start(self) -> None:
+        self.started_at = _iso(self.clock())
+        # A run id is recorded once: a second start of the same id would hide the first run's outcome.
+        self._put(
+            {**self._key(), "status": {"S": RUNNING}, "started_at": {"S": self.started_at}},
+            ConditionExpression="attribute_not_exists(run_id)",
+        )
+
+    def finish(self, status: str, summary: dict[str, Any] | None, error: str | None = None) -> None:
+        item: dict[str, Any] = {
+            **self._key(),
+            "status": {"S": status},
+            "started_at": {"S": self.started_at},
+            "finished_at": {"S": _iso(self.clock())},
+        }
+        for name in RUN_FIGURES:
+            if summary is not None and name in summary:
+                item[name] = {"N": str(int(summary[name]))}
+        if summary is not None and summary.get("source_files"):
+            item["source_files"] = {"L": [{"S": name} for name in summary["source_files"]]}
+        if error is not None:
+            item["error"] = {"S": error[:MAX_ERROR_CHARS]}
+        self._put(item)
+
+
+def new_run_id(argv: Sequence[str], now: datetime) -> str:
+    """Glue's own run id (`--JOB_RUN_ID jr_...`, which Glue passes to every script), else a sortable one."""
+    given = list(argv)
+    if "--JOB_RUN_ID" in given[:-1]:
+        return given[given.index("--JOB_RUN_ID") + 1]
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+
+
+def runs_table(argv: Sequence[str]) -> str | None:
+    """The optional `--runs_table` argument (the pipeline always passes it; local runs may go without)."""
+    given = list(argv)
+    for i, arg in enumerate(given):
+        if arg == "--runs_table" and i + 1 < len(given) and given[i + 1].strip():
+            return given[i + 1].strip()
+        if arg.startswith("--runs_table=") and arg.split("=", 1)[1].strip():
+            return arg.split("=", 1)[1].strip()
+    return None
+
+
+def main(argv: Sequence[str] | None = None, dynamodb: Any | None = None) -> dict[str, Any]:
+    """Entry point; bad arguments or rejected files raise BadInputError (see glue_common.run).
+
+    With `--runs_table`, the run is recorded in that DynamoDB table (see RunLog), failures included.
+    """
     glue_common.setup_logging()
     # Glue's getResolvedOptions skips argv[0], so on Glue this must be the whole sys.argv.
-    args = parse_args(sys.argv if argv is None else argv)
-    spark = glue_common.spark_session(JOB)
-    return process(spark, args)
+    argv = list(sys.argv if argv is None else argv)
+    table = runs_table(argv)
+    args = parse_args([a for i, a in enumerate(argv) if not _is_extra(argv, i)])
+    log = None
+    if table is not None:
+        if dynamodb is None:
+            import boto3
+
+            dynamodb = boto3.client("dynamodb")
+        log = RunLog(dynamodb, table, new_run_id(argv, _utc_now()))
+        log.start()
+    try:
+        spark = glue_common.spark_session(JOB)
+        summary = process(spark, args)
+    except RunFailed as failed:
+        if log is not None:
+            log.finish(FAILED, failed.summary, str(failed.error))
+        raise failed.error from None
+    except Exception as error:
+        if log is not None:
+            log.finish(FAILED, None, f"{type(error).__name__}: {error}")
+        raise
+    if log is not None:
+        log.finish(SUCCEEDED, summary)
+    return summary
+
+
+def _is_extra(argv: Sequence[str], i: int) -> bool:
+    """Arguments main() reads itself (the run log's), left out of the four locations' parsing."""
+    extra = ("--runs_table", "--JOB_RUN_ID")
+    return argv[i] in extra or argv[i].startswith(tuple(f"{e}=" for e in extra)) or (i > 0 and argv[i - 1] in extra)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,21 @@ Per pending file (rel = its path relative to --input_path):
   * clean rows -> Parquet under `<output>/order_date=YYYY-MM-DD/source_file=<rel>/`, replacing
     whatever that file wrote before (and only that), so reruns and corrected re-uploads never
     duplicate or leave stale rows;
-  * then `<state>/converted/<rel>.json` with the counts (rows_in = rows_loaded + rows_quarantined).
+  * with --catalog_database and --catalog_table: the Glue partitions (order_date, source_file) it
+    wrote are registered in that table and those its previous version wrote but this one did not
+    are removed, so Athena sees exactly the new rows once the job succeeds;
+  * then `<state>/converted/<rel>.json` with the counts (rows_in = rows_loaded + rows_quarantined)
+    and the order dates written.
+With the catalog, files converted before partitions were registered (markers without order dates)
+have theirs registered once, from the folders they wrote.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import glue_common
 from glue_common import FileInfo
@@ -190,6 +197,76 @@ def transform_sales(raw_df: DataFrame, columns: Sequence[str]) -> tuple[DataFram
     return split_validated(validate_sales(raw_df, columns), columns)
 
 
+# --- the catalog -----------------------------------------------------------------------------------
+
+# Glue BatchCreatePartition takes at most 100 partitions a call, BatchDeletePartition 25
+# (https://docs.aws.amazon.com/glue/latest/webapi/API_BatchCreatePartition.html,
+# https://docs.aws.amazon.com/glue/latest/webapi/API_BatchDeletePartition.html).
+CREATE_PARTITIONS_PER_CALL = 100
+DELETE_PARTITIONS_PER_CALL = 25
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def register_partitions(
+    glue: Any,
+    database: str,
+    table: str,
+    created: Sequence[tuple[tuple[str, str], str]],
+    deleted: Sequence[tuple[str, str]],
+) -> dict[str, int]:
+    """Add partitions ((order_date, source_file), location) to a Glue table and drop others by values.
+
+    Each new partition gets the table's storage descriptor (columns, Parquet SerDe and formats) with its
+    own location, as Athena expects. Idempotent: a partition that already exists is left as it is (same
+    values, same location), one already gone is not an error. Any other error fails the run, before the
+    files are recorded as converted, so the next run does it all again.
+    """
+    descriptor = glue.get_table(DatabaseName=database, Name=table)["Table"]["StorageDescriptor"]
+    keep = ("Columns", "InputFormat", "OutputFormat", "SerdeInfo", "Compressed")
+    base = {k: descriptor[k] for k in keep if k in descriptor}
+    added = 0
+    for chunk in _chunks(list(created), CREATE_PARTITIONS_PER_CALL):
+        inputs = [{"Values": list(values), "StorageDescriptor": {**base, "Location": loc}} for values, loc in chunk]
+        errors = glue.batch_create_partition(DatabaseName=database, TableName=table, PartitionInputList=inputs)
+        failed = [e for e in errors.get("Errors", []) if e["ErrorDetail"]["ErrorCode"] != "AlreadyExistsException"]
+        if failed:
+            raise RuntimeError(f"Glue BatchCreatePartition on {database}.{table} failed: {failed}")
+        added += len(chunk) - len(errors.get("Errors", []))
+    removed = 0
+    for chunk in _chunks(list(deleted), DELETE_PARTITIONS_PER_CALL):
+        result = glue.batch_delete_partition(
+            DatabaseName=database, TableName=table, PartitionsToDelete=[{"Values": list(v)} for v in chunk]
+        )
+        failed = [e for e in result.get("Errors", []) if e["ErrorDetail"]["ErrorCode"] != "EntityNotFoundException"]
+        if failed:
+            raise RuntimeError(f"Glue BatchDeletePartition on {database}.{table} failed: {failed}")
+        removed += len(chunk) - len(result.get("Errors", []))
+    return {"partitions_added": added, "partitions_removed": removed}
+
+
+def written_dates(spark, output: str, sources: Sequence[str]) -> dict[str, list[str]]:
+    """The order dates (partition folders) each source file has under the output, sorted."""
+    if not glue_common.exists(spark, output):
+        return {}
+    folders = spark.read.schema(f"order_id string, order_date date, {SOURCE_FILE} string").parquet(output)
+    found: dict[str, list[str]] = {}
+    for r in (
+        folders.where(F.col(SOURCE_FILE).isin(list(sources))).select(SOURCE_FILE, "order_date").distinct().collect()
+    ):
+        found.setdefault(r[SOURCE_FILE], []).append(r["order_date"].isoformat())
+    return {rel: sorted(days) for rel, days in found.items()}
+
+
+def glue_client() -> Any:
+    import boto3
+
+    return boto3.client("glue")
+
+
 # --- I/O ---------------------------------------------------------------------------------------------
 
 
@@ -218,12 +295,16 @@ def read_raw(spark, info: FileInfo, rel: str, columns: Sequence[str]) -> DataFra
     )
 
 
-def main(argv: Sequence[str] | None = None) -> dict:
+def main(argv: Sequence[str] | None = None, glue: Any = None) -> dict:
+    """Convert every pending CSV; `glue`: the Glue client for partition registration (default: boto3's)."""
     args = glue_common.resolve_args(
         sys.argv[1:] if argv is None else argv,
         ["input_path", "output_path", "quarantine_path", "state_path"],
-        {"columns": DEFAULT_COLUMNS},
+        {"columns": DEFAULT_COLUMNS, "catalog_database": "", "catalog_table": ""},
     )
+    catalog = (args["catalog_database"], args["catalog_table"])
+    if any(catalog) and not all(catalog):
+        raise BadInputError("--catalog_database and --catalog_table go together")
     columns = parse_columns(args["columns"])
     spark = glue_common.spark_session(JOB)
     root = glue_common.qualify(spark, args["input_path"])
@@ -252,6 +333,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
             accepted.append((rel, info, raw))
 
     counts: dict[str, tuple[int, int]] = {}
+    dates: dict[str, list[str]] = {}
+    catalog_changes = {"partitions_added": 0, "partitions_removed": 0}
     if accepted:
         raw_all = accepted[0][2]
         for _, _, df in accepted[1:]:
@@ -259,8 +342,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
         # Cached: the counts and both writes reuse one read + validation of the CSVs.
         validated = validate_sales(raw_all, columns).persist()
         try:
-            counted = validated.groupBy(SOURCE_FILE).agg(F.count("*").alias("n"), F.count(REASON).alias("bad"))
-            counts = {r[SOURCE_FILE]: (r["n"] - r["bad"], r["bad"]) for r in counted.collect()}
+            # One pass for the counts and the dates each file writes (its clean rows' partitions).
+            day = F.when(F.col(REASON).isNull(), F.col("_v_order_date")).alias("day")
+            counted = validated.groupBy(SOURCE_FILE, day).agg(F.count("*").alias("n"), F.count(REASON).alias("bad"))
+            for r in counted.collect():
+                clean_rows, bad_rows = counts.get(r[SOURCE_FILE], (0, 0))
+                counts[r[SOURCE_FILE]] = (clean_rows + r["n"] - r["bad"], bad_rows + r["bad"])
+                if r["day"] is not None:
+                    dates.setdefault(r[SOURCE_FILE], []).append(r["day"].isoformat())
             for rel, _, _ in accepted:
                 part = glue_common.partition_dir(spark, SOURCE_FILE, rel)
                 # A corrected re-upload may lack dates the old one had: drop all of this file's output.
@@ -276,6 +365,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
             )
         finally:
             validated.unpersist()
+        if all(catalog):
+            created, deleted = [], []
+            for rel, _, _ in accepted:
+                part = glue_common.partition_dir(spark, SOURCE_FILE, rel)
+                now = sorted(dates.get(rel, []))
+                created += [((day, rel), f"{output}/order_date={day}/{part}/") for day in now]
+                before = (converted.get(rel) or {}).get("order_dates", [])
+                deleted += [(day, rel) for day in sorted(set(before) - set(now))]
+            catalog_changes = register_partitions(glue or glue_client(), *catalog, created, deleted)
         for rel, info, _ in accepted:
             loaded, quarantined = counts.get(rel, (0, 0))
             marker = {
@@ -287,9 +385,29 @@ def main(argv: Sequence[str] | None = None) -> dict:
                 "rows_in": loaded + quarantined,
                 "rows_loaded": loaded,
                 "rows_quarantined": quarantined,
+                # The partitions this version wrote: a later version drops those it does not write again.
+                "order_dates": sorted(dates.get(rel, [])),
             }
             glue_common.write_text(spark, f"{state}/converted/{rel}.json", json.dumps(marker, sort_keys=True))
             glue_common.delete_path(spark, f"{state}/rejected/{rel}.json")
+
+    if all(catalog):
+        # Files converted before the job registered partitions (their markers record no order dates):
+        # registered once, from the folders they wrote; their markers then record the dates.
+        done = {rel for rel, _, _ in accepted}
+        unregistered = {rel: m for rel, m in converted.items() if "order_dates" not in m and rel not in done}
+        if unregistered:
+            found = written_dates(spark, output, list(unregistered))
+            created = [
+                ((day, rel), f"{output}/order_date={day}/{glue_common.partition_dir(spark, SOURCE_FILE, rel)}/")
+                for rel in unregistered
+                for day in found.get(rel, [])
+            ]
+            backfilled = register_partitions(glue or glue_client(), *catalog, created, [])
+            catalog_changes["partitions_added"] += backfilled["partitions_added"]
+            for rel, marker in unregistered.items():
+                marker = {**marker, "order_dates": found.get(rel, [])}
+                glue_common.write_text(spark, f"{state}/converted/{rel}.json", json.dumps(marker, sort_keys=True))
 
     rows_loaded = sum(c[0] for c in counts.values())
     rows_quarantined = sum(c[1] for c in counts.values())
@@ -300,6 +418,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         rows_loaded=rows_loaded,
         rows_quarantined=rows_quarantined,
         rejected=rejected,
+        **(catalog_changes if all(catalog) else {}),
     )
     if rejected:
         raise BadInputError(f"{len(rejected)} sales file(s) rejected: " + "; ".join(rejected))

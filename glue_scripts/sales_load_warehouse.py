@@ -4,7 +4,8 @@ Driven by state markers like the converter: a source (CSV) needs a load when
 `<state>/converted/<rel>.json` exists and `<state>/loaded/<rel>.json` is missing or records another
 size/modified time. Per batch of such sources, in one transaction:
 
-  CREATE TABLE IF NOT EXISTS; CREATE TEMP TABLE stage (LIKE target); fill the stage;
+  CREATE TABLE IF NOT EXISTS (run first, on its own); LOCK the table (concurrent loads queue);
+  CREATE TEMP TABLE stage (LIKE target); fill the stage;
   DELETE the batch sources' rows the stage no longer has (a corrected file dropped them);
   MERGE stage into the table on order_id; DROP the stage.
 
@@ -90,6 +91,7 @@ def load_statements(
         raise ValueError("a load needs at least one source")
     return [
         sql.create_table(target, definitions, ["order_id"]),
+        sql.lock(target),  # loads into the table queue here (job_runtime.sql.lock)
         sql.create_stage(stage, target),
         fill,
         sql.delete_vanished(target, stage, SOURCE_FILE, sources, "order_id"),
@@ -227,7 +229,7 @@ def main(argv: Sequence[str] | None = None, warehouse: Warehouse | None = None) 
         sys.argv[1:] if argv is None else argv,
         ["parquet_path", "stage_path", "state_path"],
         {
-            "table": "sales",
+            "table": "sales_data_table",
             "warehouse": "redshift-data",
             "workgroup": "",
             "database": "",

@@ -7,23 +7,33 @@ repeat older rows, so the same interval may appear many times. Output: Parquet p
 covers are gaps (value null, is_gap true), never interpolated. Bad rows go to
 `<quarantine_path>/month=YYYY-MM/` as CSV with the reasons.
 
-Arguments: --input_path --output_path --quarantine_path [--month YYYY-MM|previous] [--frequency 1min]
+Output columns: job_runtime.contracts.SENSOR_TIMESERIES_COLUMNS (sensor_id, ts, value, readings, is_gap),
+exactly the catalog table's. `readings` is the readings of the interval the point's value comes from.
+
+With --state_path, a run reads only the files the month index names (see "the month index" below),
+so its cost follows the month's data, not the history; without it, every file under the input.
+
+Arguments: --input_path --output_path --quarantine_path [--state_path] [--month YYYY-MM|previous]
+[--frequency 1min]
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 import glue_common
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
+from job_runtime.contracts import SENSOR_TIMESERIES_COLUMNS, SENSOR_TIMESERIES_PARTITIONS
 from job_runtime.errors import BadInputError
 
 JOB = "sensor_timeseries"
@@ -124,14 +134,18 @@ def _strings(names: Sequence[str]) -> StructType:
     return StructType([StructField(name, StringType()) for name in names])
 
 
-def read_intervals(spark: SparkSession, input_path: str) -> DataFrame:
-    """Every non-empty `*.csv` under input_path, all columns as strings, plus `source_file`.
+def read_intervals(spark: SparkSession, input_path: str, files: Sequence[str] | None = None) -> DataFrame:
+    """Every non-empty `*.csv` under input_path (or just `files`), all columns as strings, plus `source_file`.
 
     Columns come from the first file's header; `enforceSchema=false` makes Spark check every other
     file's header against them, so a file with reordered or different columns fails the run
     (see `header_mismatch`) instead of shifting values into the wrong columns.
     """
-    files = [f.uri for f in glue_common.list_files(spark, input_path, ".csv") if f.size > 0]
+    files = (
+        [f.uri for f in glue_common.list_files(spark, input_path, ".csv") if f.size > 0]
+        if files is None
+        else list(files)
+    )
     if not files:
         return spark.createDataFrame([], _strings([*REQUIRED_COLUMNS, SOURCE_FILE]))
     header = spark.read.option("header", True).csv(files[:1]).columns
@@ -153,6 +167,138 @@ def header_mismatch(error: Exception) -> str | None:
         return None
     lines = text[start:].splitlines()
     return "; ".join(line.strip() for line in lines[:5] if line.strip() and not line.startswith("\tat "))
+
+
+# --- the month index --------------------------------------------------------------------------------
+#
+# Which raw files hold intervals of which month, so a month's run reads only those files. Two writers,
+# one layout (under a root): `month=YYYY-MM/<file>.json` for each month a file's intervals reach, then
+# `files/<file>.json` once every month entry is written (a file is indexed once that marker exists);
+# `<file>` is the CSV's path relative to the input. Each entry holds
+# {"file", "first_start", "last_end", "months", "bytes"} (ingestion/sensor_upload.py index_entries).
+#   - the upload CLI, under `<input>/_index/` (it read the file anyway; see ingestion/sensor_upload.py),
+#   - this job, under `<state_path>/index/`, for every file it finds without an entry (uploaded before
+#     the index existed, by other means, or one whose timestamps the CLI could not date): such a file
+#     is read by the next run whatever its month, once, and indexed from its valid rows.
+# Months run from the earliest start to the latest end of the file's valid intervals (a superset of
+# the months they overlap); a file without a valid interval is indexed under the month of the run
+# that read it, which quarantines its rows. Raw keys are immutable (the upload CLI's keys are derived
+# from the content and never overwritten), so an entry never goes stale; a file deleted since is
+# skipped, as the listing decides what exists.
+
+INDEX_DIR = "_index"  # under the input: what the upload CLI writes
+
+
+def index_roots(input_root: str, state_path: str) -> tuple[str, str]:
+    """(the upload CLI's index root, the job's own index root)."""
+    return f"{input_root.rstrip('/')}/{INDEX_DIR}", f"{state_path.rstrip('/')}/index"
+
+
+def months_between(first: datetime, last: datetime) -> list[str]:
+    """Every YYYY-MM from first's month to last's month (UTC), inclusive."""
+    first, last = first.astimezone(UTC), last.astimezone(UTC)
+    months, year, month = [], first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+def _path_key(uri: str) -> str:
+    """A file's location without scheme or encoding: `file:/a`, `file:///a` and input_file_name's
+    percent-encoded form all give `/a`, `s3://b/k` gives `b/k`."""
+    return unquote(re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*:/*", "/", uri)).lstrip("/")
+
+
+def _indexed(spark: SparkSession, root: str) -> set[str]:
+    """Relative names of the files an index root has completely indexed (one LIST, no reads)."""
+    files_dir = glue_common.qualify(spark, f"{root}/files")
+    return {
+        glue_common.relative(files_dir, f.uri).removesuffix(".json")
+        for f in glue_common.list_files(spark, files_dir, ".json")
+    }
+
+
+def _month_entries(spark: SparkSession, root: str, month: str) -> set[str]:
+    """Relative names of the files an index root lists under `month` (that folder only)."""
+    month_dir = glue_common.qualify(spark, f"{root}/month={month}")
+    return {
+        glue_common.relative(month_dir, f.uri).removesuffix(".json")
+        for f in glue_common.list_files(spark, month_dir, ".json")
+    }
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The raw files a month's run reads: those indexed under the month, plus those no index knows yet."""
+
+    files: list[glue_common.FileInfo]
+    unindexed: list[glue_common.FileInfo]
+    listed: int  # non-empty CSVs under the input
+
+
+def select_files(spark: SparkSession, input_path: str, state_path: str, month: str) -> Selection:
+    """Lists the input's keys (no reads), both indexes' `files/` markers and `month=<month>/` entries."""
+    root = glue_common.qualify(spark, input_path).rstrip("/")
+    listed = [f for f in glue_common.list_files(spark, root, ".csv") if f.size > 0]
+    upload_index, job_index = index_roots(root, state_path)
+    indexed = _indexed(spark, upload_index) | _indexed(spark, job_index)
+    in_month = _month_entries(spark, upload_index, month) | _month_entries(spark, job_index, month)
+    chosen, unindexed = [], []
+    for info in listed:
+        rel = glue_common.relative(root, info.uri)
+        if rel not in indexed:
+            unindexed.append(info)
+            chosen.append(info)
+        elif rel in in_month:
+            chosen.append(info)
+    return Selection(chosen, unindexed, len(listed))
+
+
+def write_index(
+    spark: SparkSession,
+    checked: DataFrame,
+    input_path: str,
+    state_path: str,
+    files: Sequence[glue_common.FileInfo],
+    month: str,
+) -> int:
+    """Index `files` (read by this run, no entry yet) from their valid rows in `checked`; returns how many."""
+    if not files:
+        return 0
+    root = glue_common.qualify(spark, input_path).rstrip("/")
+    ranges = {
+        _path_key(row[SOURCE_FILE]): (row["first"], row["last"])
+        for row in checked.where(F.col("reason").isNull())
+        .groupBy(SOURCE_FILE)
+        .agg(F.min(F.unix_micros("_start")).alias("first"), F.max(F.unix_micros("_end")).alias("last"))
+        .collect()
+    }
+    _, job_index = index_roots(root, state_path)
+    for info in files:
+        rel = glue_common.relative(root, info.uri)
+        found = ranges.get(_path_key(info.uri))
+        if found is None:
+            entry: dict[str, Any] = {"file": rel, "first_start": None, "last_end": None, "months": [month]}
+        else:
+            # Microseconds, not collected timestamps: PySpark converts those with the driver's local zone.
+            first, last = (EPOCH + timedelta(microseconds=t) for t in found)
+            entry = {
+                "file": rel,
+                "first_start": _iso(first),
+                "last_end": _iso(last),
+                "months": months_between(first, last),
+            }
+        entry["bytes"] = info.size
+        text = json.dumps(entry, sort_keys=True)
+        for covered in entry["months"]:
+            glue_common.write_text(spark, f"{job_index}/month={covered}/{rel}.json", text)
+        glue_common.write_text(spark, f"{job_index}/files/{rel}.json", text)  # last: the file is indexed
+    return len(files)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # --- validation ------------------------------------------------------------------------------------
@@ -280,6 +426,7 @@ def transform_grid_intervals(valid: DataFrame, grid: Grid) -> DataFrame:
         "start_time",
         "end_time",
         "value",
+        "readings",
         # Offsets from the grid start after clipping to the window, so both are >= 0 and `div` is floor.
         (F.greatest(start_us, F.lit(grid.start_micros)) - grid.start_micros).alias("_start_offset"),
         (F.least(end_us, F.lit(grid.end_micros - 1)) - grid.start_micros).alias("_end_offset"),
@@ -289,6 +436,7 @@ def transform_grid_intervals(valid: DataFrame, grid: Grid) -> DataFrame:
         "start_time",
         "end_time",
         "value",
+        "readings",
         F.expr(f"(_start_offset + {step - 1}) div {step}").alias("first_k"),  # first point at or after start
         F.expr(f"_end_offset div {step}").alias("last_k"),  # last point at or before end
     )
@@ -297,9 +445,15 @@ def transform_grid_intervals(valid: DataFrame, grid: Grid) -> DataFrame:
 def transform_to_timeseries(valid: DataFrame, grid: Grid, files: int = 1) -> DataFrame:
     """Every grid point for every sensor with an interval in the window, value from the winning interval.
 
-    Covering intervals compete per (sensor, point) through max(struct(covered, start, end, value)):
-    the latest start wins, then the latest end, then the larger value; one `(covered=false)` candidate
-    per sensor spans the whole grid, so a point nothing covers survives as a gap (value null).
+    Covering intervals compete per (sensor, point) through max(struct(covered, start, end, value,
+    readings)): the latest start wins, then the latest end, then the larger value, then the larger
+    readings; one `(covered=false)` candidate per sensor spans the whole grid, so a point nothing
+    covers survives as a gap (value and readings null).
+
+    `readings` is the winning interval's readings, as uploaded: how many measurements stand behind
+    the value this point carries. The measurements' own times are not in the input (an interval only
+    says the value did not change while they were taken), so they are not spread over the points:
+    any split would invent data. ML users weight or filter points by it (e.g. readings >= 2).
     Intervals, not points, are shuffled (once, by sensor, besides the small distinct of sensor ids)
     and exploded afterwards: the aggregation by (sensor, point) then needs no second shuffle and
     each of the `files` partitions becomes one output file.
@@ -314,6 +468,7 @@ def transform_to_timeseries(valid: DataFrame, grid: Grid, files: int = 1) -> Dat
             F.col("start_time").alias("start_time"),
             F.col("end_time").alias("end_time"),
             F.col("value").alias("value"),
+            F.col("readings").alias("readings"),
         ).alias("candidate"),
     )
     whole_grid = (
@@ -328,6 +483,7 @@ def transform_to_timeseries(valid: DataFrame, grid: Grid, files: int = 1) -> Dat
                 F.lit(None).cast("timestamp").alias("start_time"),
                 F.lit(None).cast("timestamp").alias("end_time"),
                 F.lit(None).cast("double").alias("value"),
+                F.lit(None).cast("bigint").alias("readings"),
             ).alias("candidate"),
         )
     )
@@ -341,12 +497,17 @@ def transform_to_timeseries(valid: DataFrame, grid: Grid, files: int = 1) -> Dat
         # the sort-based aggregation already produces this order, so Spark drops the sort as redundant.
         .sortWithinPartitions("sensor_id", "k")
     )
-    return winners.select(
-        F.col("sensor_id").cast("string").alias("sensor_id"),
+    series = winners.select(
+        F.col("sensor_id").alias("sensor_id"),
         F.timestamp_micros(F.lit(grid.start_micros) + F.col("k") * grid.step_micros).alias("ts"),
-        F.col("winner.value").cast("double").alias("value"),
+        F.col("winner.value").alias("value"),
+        F.col("winner.readings").alias("readings"),
         (~F.col("winner.covered")).alias("is_gap"),
-        F.lit(grid.month).alias("month"),
+    )
+    # Exactly the catalog table's columns, in its order and types, then the partition column.
+    return series.select(
+        *(F.col(name).cast(hive_type).alias(name) for name, hive_type in SENSOR_TIMESERIES_COLUMNS),
+        *(F.lit(grid.month).cast(hive_type).alias(name) for name, hive_type in SENSOR_TIMESERIES_PARTITIONS),
     )
 
 
@@ -361,18 +522,36 @@ def _month_dir(root: str, month: str) -> str:
     return f"{root.rstrip('/')}/month={month}"
 
 
-def run(spark: SparkSession, grid: Grid, input_path: str, output_path: str, quarantine_path: str) -> dict[str, Any]:
-    """The whole job for one month's grid; returns the logged summary."""
+def run(
+    spark: SparkSession, grid: Grid, input_path: str, output_path: str, quarantine_path: str, state_path: str = ""
+) -> dict[str, Any]:
+    """The whole job for one month's grid; returns the logged summary.
+
+    With `state_path`, only the files the month index names (and those it does not know yet, which are
+    then indexed) are read; without it, every file under the input.
+    """
     # TIMESTAMP_MICROS (UTC-adjusted) rather than Spark's legacy INT96: what Athena, Redshift and pyarrow expect.
     spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-    checked = transform_check(read_intervals(spark, input_path)).cache()
+    if state_path:
+        selection = select_files(spark, input_path, state_path, grid.month)
+    else:
+        listed = [f for f in glue_common.list_files(spark, input_path, ".csv") if f.size > 0]
+        selection = Selection(listed, [], len(listed))
+    checked = transform_check(read_intervals(spark, input_path, [f.uri for f in selection.files])).cache()
     try:
-        return _process(checked, grid, output_path, quarantine_path)
+        summary = _process(checked, grid, output_path, quarantine_path, selection)
+        # Only after the month's output is written: a failed run indexes nothing and the next one reads again.
+        indexed = (
+            write_index(spark, checked, input_path, state_path, selection.unindexed, grid.month) if state_path else 0
+        )
     finally:
         checked.unpersist()
+    return glue_common.log_summary(JOB, **summary, files_indexed=indexed)
 
 
-def _process(checked: DataFrame, grid: Grid, output_path: str, quarantine_path: str) -> dict[str, Any]:
+def _process(
+    checked: DataFrame, grid: Grid, output_path: str, quarantine_path: str, selection: Selection
+) -> dict[str, Any]:
     # Valid intervals in the month's window, as transform_grid_intervals selects them.
     in_window = F.col("reason").isNull() & overlaps_grid(F.col("_start"), F.col("_end"), grid)
     try:
@@ -415,8 +594,7 @@ def _process(checked: DataFrame, grid: Grid, output_path: str, quarantine_path: 
         assert observed["points"] == points, f"wrote {observed['points']} points, expected {sensors} x {grid.points}"
         gap_points = int(observed["gap_points"])
 
-    return glue_common.log_summary(
-        JOB,
+    return dict(
         month=grid.month,
         frequency_seconds=grid.step_seconds,
         rows_in=rows_in,
@@ -426,6 +604,9 @@ def _process(checked: DataFrame, grid: Grid, output_path: str, quarantine_path: 
         sensors=sensors,
         points=points,
         gap_points=gap_points,
+        files_listed=selection.listed,
+        files_read=len(selection.files),
+        bytes_read=sum(f.size for f in selection.files),
     )
 
 
@@ -436,12 +617,14 @@ def main(argv: Sequence[str] | None = None, today: Callable[[], date] = _utc_tod
     args = glue_common.resolve_args(
         sys.argv if argv is None else argv,
         required=("input_path", "output_path", "quarantine_path"),
-        optional={"month": "previous", "frequency": "1min"},
+        optional={"month": "previous", "frequency": "1min", "state_path": ""},
     )
     # Arguments are checked before Spark starts.
     grid = Grid.for_month(resolve_month(args["month"], today()), parse_frequency(args["frequency"]))
     spark = glue_common.spark_session(JOB)
-    return run(spark, grid, args["input_path"], args["output_path"], args["quarantine_path"])
+    return run(
+        spark, grid, args["input_path"], args["output_path"], args["quarantine_path"], args["state_path"].strip()
+    )
 
 
 if __name__ == "__main__":

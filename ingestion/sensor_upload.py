@@ -8,21 +8,34 @@ key exists already: the key is derived from the content, so running twice upload
 changed export gets a new key. Encryption is the bucket's default SSE-KMS (no key passed here).
 boto3 finds credentials, region and `AWS_ENDPOINT_URL` the usual way; `AWS_MAX_ATTEMPTS` bounds retries.
 
-Prints one JSON line {"file", "key", "uploaded", "bytes"}. Exit codes: 0 done (uploaded or already
-there), 2 bad flags, 3 bad input (folder missing, no matching file, empty file), 4 transient AWS
-failure (throttling, 5xx, connection: retry later), 5 needs a person (access denied, no such bucket).
+It then writes the month index the monthly job lists (glue_scripts/sensor_timeseries.py, "the month
+index"): `<prefix>_index/month=YYYY-MM/<name>.json` for every month from the file's earliest interval
+start to its latest end, then `<prefix>_index/files/<name>.json`, each holding {"file", "first_start",
+"last_end", "months", "bytes"}. It is written after the CSV and again when the CSV was already there,
+so a run interrupted between the two is completed by the next. A file the CLI cannot date exactly as
+the job would (no start_time/end_time header, or a timestamp only the job's parser reads) gets no
+entry: the job finds it by listing, reads it once and indexes it itself.
+
+Prints one JSON line {"file", "key", "uploaded", "bytes", "months"} (months null: not indexed).
+Exit codes: 0 done (uploaded or already there), 2 bad flags, 3 bad input (folder missing, no matching
+file, empty file), 4 transient AWS failure (throttling, 5xx, connection: retry later), 5 needs a person
+(access denied, no such bucket).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import csv
 import fnmatch
 import hashlib
+import io
 import json
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +82,14 @@ def newest_file(folder: Path, pattern: str) -> Path:
     return max(matches, key=lambda path: (path.stat().st_mtime_ns, path.name))
 
 
+def _normal_prefix(prefix: str) -> str:
+    prefix = prefix.lstrip("/")
+    return prefix + "/" if prefix and not prefix.endswith("/") else prefix
+
+
 def object_key(prefix: str, path: Path, sha256_hex: str) -> str:
     """`<prefix><stem>-<first 16 hex of sha256>.csv`; the prefix gets a trailing slash if it has none."""
-    prefix = prefix.lstrip("/")
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
-    return f"{prefix}{path.stem}-{sha256_hex[:HASH_HEX_CHARS]}.csv"
+    return f"{_normal_prefix(prefix)}{path.stem}-{sha256_hex[:HASH_HEX_CHARS]}.csv"
 
 
 def plan_upload(folder: Path, pattern: str, prefix: str) -> Upload:
@@ -84,6 +99,116 @@ def plan_upload(folder: Path, pattern: str, prefix: str) -> Upload:
         raise BadInputError(f"newest file {path} is empty")
     digest = hashlib.sha256(data)
     return Upload(path, object_key(prefix, path, digest.hexdigest()), data, digest.digest())
+
+
+# --- the month index ----------------------------------------------------------------------------------
+
+INDEX_DIR = "_index"
+# What the job accepts as a timestamp (glue_scripts/sensor_timeseries.py ISO_TIMESTAMP).
+ISO_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}(:?\d{2})?)?)?")
+
+
+def _instant(text: str) -> datetime | None:
+    """The UTC instant of a timestamp the job accepts (naive = UTC, the job's session zone); None when
+    Python cannot read a text the job would (the file is then left to the job)."""
+    text = text.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    head, dot, rest = text.partition(".")
+    if dot:  # Python reads at most 6 fraction digits; the job's nanoseconds do not move an instant's month
+        digits = re.match(r"\d*", rest)
+        fraction = digits.group(0) if digits else ""
+        text = f"{head}.{fraction[:6]}{rest[len(fraction) :]}"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def interval_range(data: bytes) -> tuple[datetime, datetime] | None:
+    """(earliest start, latest end) over the rows whose both times the job would accept, or None when the
+    CLI cannot be sure to agree with the job (no header with both columns, or a timestamp it cannot read).
+
+    Rows the job quarantines (blank or malformed times) do not count; a row with end before start is
+    quarantined too, but counting it only widens the range, which stays a superset.
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    reader = csv.reader(io.StringIO(text))
+    header = [name.strip() for name in next(reader, [])]
+    if "start_time" not in header or "end_time" not in header:
+        return None
+    at_start, at_end = header.index("start_time"), header.index("end_time")
+    first: datetime | None = None
+    last: datetime | None = None
+    for row in reader:
+        if len(row) != len(header):
+            continue  # the job quarantines it: wrong number of fields
+        start_text, end_text = row[at_start].strip(), row[at_end].strip()
+        if not (ISO_TIMESTAMP.fullmatch(start_text) and ISO_TIMESTAMP.fullmatch(end_text)):
+            continue  # quarantined by the job
+        start, end = _instant(start_text), _instant(end_text)
+        if start is None or end is None:
+            if _calendar_ok(start_text) and _calendar_ok(end_text):
+                return None  # a text the job may read and this parser cannot: leave the file to the job
+            continue  # not a real date (2024-03-32): the job quarantines it too
+        first = start if first is None or start < first else first
+        last = end if last is None or end > last else last
+    if first is None or last is None:
+        return None
+    return first, last
+
+
+def _calendar_ok(text: str) -> bool:
+    try:
+        date.fromisoformat(text[:10])
+    except ValueError:
+        return False
+    return True
+
+
+def months_between(first: datetime, last: datetime) -> list[str]:
+    """Every YYYY-MM from first's month to last's month (UTC), inclusive."""
+    months, year, month = [], first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def index_entries(prefix: str, key: str, data: bytes) -> dict[str, bytes]:
+    """The index objects (key -> body) of the CSV uploaded to `key`, in write order (the `files/`
+    marker last), or {} when the file is left to the job (see interval_range)."""
+    found = interval_range(data)
+    if found is None:
+        return {}
+    prefix = _normal_prefix(prefix)
+    rel = key[len(prefix) :]
+    first, last = found
+    months = months_between(first, last)
+    body = json.dumps(
+        {"file": rel, "first_start": _iso(first), "last_end": _iso(last), "months": months, "bytes": len(data)},
+        sort_keys=True,
+    ).encode("utf-8")
+    entries = {f"{prefix}{INDEX_DIR}/month={m}/{rel}.json": body for m in months}
+    entries[f"{prefix}{INDEX_DIR}/files/{rel}.json"] = body
+    return entries
+
+
+def write_index(s3: Any, bucket: str, entries: dict[str, bytes]) -> None:
+    """PUT every entry, in order; rewriting one gives the same bytes, so reruns are harmless."""
+    for key, body in entries.items():
+        try:
+            s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+        except (ClientError, BotoCoreError) as error:
+            raise classify(error, f"writing the month index s3://{bucket}/{key}") from error
 
 
 def classify(error: Exception, action: str) -> JobError:
@@ -151,11 +276,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         planned = plan_upload(args.folder, args.pattern, args.prefix)
-        uploaded = upload(s3_client(), args.bucket, planned)
+        s3 = s3_client()
+        uploaded = upload(s3, args.bucket, planned)
+        entries = index_entries(args.prefix, planned.key, planned.data)
+        write_index(s3, args.bucket, entries)  # after the CSV: an entry never names a missing file
     except JobError as error:
         print(f"sensor_upload: {error}", file=sys.stderr)
         return error.exit_code
-    print(json.dumps({"file": str(planned.path), "key": planned.key, "uploaded": uploaded, "bytes": len(planned.data)}))
+    months = json.loads(next(iter(entries.values())))["months"] if entries else None
+    print(
+        json.dumps(
+            {
+                "file": str(planned.path),
+                "key": planned.key,
+                "uploaded": uploaded,
+                "bytes": len(planned.data),
+                "months": months,
+            }
+        )
+    )
     return EXIT_OK
 
 

@@ -116,6 +116,22 @@ class Column:
     arrow_type: str  # str() of the pyarrow type of this column in the curated Parquet
     not_null: bool = False
 
+    @property
+    def hive_type(self) -> str:
+        """The column's type in the Glue Data Catalog (Hive DDL), as Athena reads the curated Parquet."""
+        return ARROW_TO_HIVE[self.arrow_type]
+
+
+# pyarrow type (str) -> Glue/Hive type, for the types the curated Parquet holds.
+ARROW_TO_HIVE = {
+    "int32": "int",
+    "int64": "bigint",
+    "string": "string",
+    "double": "double",
+    "date32[day]": "date",
+    "bool": "boolean",
+}
+
 
 @dataclass(frozen=True)
 class Table:
@@ -130,6 +146,11 @@ class Table:
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    @property
+    def hive_columns(self) -> tuple[tuple[str, str], ...]:
+        """(name, Glue/Hive type) of each column, in order: the catalog table's columns."""
+        return tuple((c.name, c.hive_type) for c in self.columns)
 
 
 def _int(name: str, not_null: bool = False) -> Column:
@@ -213,3 +234,50 @@ _FACT_TESTING = Table(
 # The curated star schema: the clean job writes `<curated>/<table>/` with exactly these columns in this
 # order; the warehouse load creates and fills the tables in this order (dimensions before facts).
 COVID_STAR_TABLES: dict[str, Table] = {t.name: t for t in (_DIM_DATE, _DIM_LOCATION, _FACT_CASES, _FACT_TESTING)}
+
+# --- sensor time series (seed 002) ---------------------------------------------------------------------
+
+# (column, Glue/Hive type) of the Parquet glue_scripts/sensor_timeseries.py writes, in order: one row
+# per sensor and grid point; `value` and `readings` are null at a gap (no interval covers the point).
+# `readings` is the input's `readings` (a positive integer count; 1 when an upload has no such column).
+SENSOR_TIMESERIES_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("sensor_id", "string"),
+    ("ts", "timestamp"),
+    ("value", "double"),
+    ("readings", "bigint"),
+    ("is_gap", "boolean"),
+)
+# The partition folders under the output: month=YYYY-MM.
+SENSOR_TIMESERIES_PARTITIONS: tuple[tuple[str, str], ...] = (("month", "string"),)
+
+# --- GH Archive (seed 003) -----------------------------------------------------------------------------
+
+# (column, Glue/Hive type) of the Parquet glue_scripts/gharchive_events.py writes, in order (its
+# docstring says what each holds); the Athena named queries (pipelines/gharchive_queries.py) use them.
+GHARCHIVE_EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("event_id", "bigint"),
+    ("event_type", "string"),
+    ("created_at", "timestamp"),
+    ("public", "boolean"),
+    ("actor_id", "bigint"),
+    ("actor_login", "string"),
+    ("repo_id", "bigint"),
+    ("repo_name", "string"),
+    ("org_id", "bigint"),
+    ("org_login", "string"),
+    ("payload_action", "string"),
+    ("payload_ref", "string"),
+    ("payload_ref_type", "string"),
+    ("push_size", "int"),
+    ("push_distinct_size", "int"),
+    ("issue_or_pr_number", "int"),
+    ("pr_merged", "boolean"),
+    ("release_tag", "string"),
+    ("forkee_full_name", "string"),
+    ("source_file", "string"),
+)
+# The key of the download's item (bookmark, baseline) in the GH Archive jobs table: what the download
+# writes and what operators and the smoke test read.
+GHARCHIVE_JOBS_ITEM = "gharchive"
+# The partition folders under the output: date=YYYY-MM-DD/hour=H (H = 0..23, no leading zero).
+GHARCHIVE_EVENT_PARTITIONS: tuple[tuple[str, str], ...] = (("date", "string"), ("hour", "int"))

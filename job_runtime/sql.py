@@ -1,6 +1,7 @@
 """SQL text that Redshift and PostgreSQL read alike: quoting, and the statements of an idempotent load.
 
-A load is one transaction: CREATE TABLE IF NOT EXISTS; CREATE TEMP TABLE <stage> (LIKE <target>); fill
+A load is CREATE TABLE IF NOT EXISTS (run first, in its own transaction: see
+warehouse.split_setup), then one transaction: LOCK <target(s)>; CREATE TEMP TABLE <stage> (LIKE <target>); fill
 the stage (COPY from S3 on Redshift, COPY FROM STDIN on PostgreSQL, or INSERTs); optionally DELETE the
 target rows of the reloaded sources that the stage no longer has (Redshift's MERGE has no WHEN NOT
 MATCHED BY SOURCE); MERGE the stage into the target on its key; DROP the stage.
@@ -52,6 +53,16 @@ def create_table(
     """`definitions` are the columns; `constraints` (e.g. foreign keys) follow the primary key."""
     parts = [*definitions, f"PRIMARY KEY ({', '.join(primary_key)})", *constraints]
     return f"CREATE TABLE IF NOT EXISTS {target} ({', '.join(parts)})"
+
+
+def lock(*tables: str) -> str:
+    """`LOCK a, b`: the first statement of a load's transaction, so loads into one table queue instead of
+    Redshift aborting all but one of them on a serializable-isolation conflict ("Serializable isolation"
+    and "LOCK" in the Redshift Database Developer Guide). Every load names its tables in the same
+    order, as those pages advise against deadlocks. PostgreSQL takes the same ACCESS EXCLUSIVE lock."""
+    if not tables:
+        raise ValueError("LOCK needs at least one table")
+    return f"LOCK {', '.join(tables)}"
 
 
 def create_stage(stage: str, target: str) -> str:

@@ -5,6 +5,12 @@ IAM identity (no passwords); DescribeStatement is polled until the statement end
 after which the statement is cancelled. PostgreSQL (local runs, tests): the same statements in one
 psycopg transaction, each `COPY ... FROM STDIN` fed with rows by the caller (e.g. from Parquet).
 
+Both run a load's leading `CREATE TABLE IF NOT EXISTS` statements first, each in its own transaction
+(`split_setup`): the load's transaction starts with `LOCK`, which needs the table to exist, and a
+CREATE inside a long transaction would make a concurrent load's CREATE of the same new table fail
+(PostgreSQL: a unique violation on pg_type once the first commits). A short CREATE that loses that
+race is retried and then finds the table.
+
 boto3, psycopg and pyarrow are imported by the functions that use them.
 """
 
@@ -14,6 +20,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote, urlparse
+
+CREATE_IF_MISSING = "CREATE TABLE IF NOT EXISTS "
+SETUP_ATTEMPTS = 5  # a CREATE loses the race at most once per concurrent creator; a few cover a burst
+# What a CREATE TABLE IF NOT EXISTS that lost the race to a concurrent one says (then it is retried).
+_CREATE_RACE = ("pg_type_typname_nsp_index", "already exists", "Serializable isolation violation")
 
 # Redshift Data API BatchExecuteStatement limits.
 DATA_API_MAX_STATEMENTS = 40
@@ -40,6 +51,14 @@ class WarehouseError(RuntimeError):
         """True when running the same statements again can succeed: a timeout, or Redshift aborting one of
         two concurrent transactions on the same table."""
         return self.timed_out or "Serializable isolation violation" in (self.error or "")
+
+
+def split_setup(statements: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the leading CREATE TABLE IF NOT EXISTS statements, the rest): the first run before the second."""
+    count = 0
+    while count < len(statements) and statements[count].startswith(CREATE_IF_MISSING):
+        count += 1
+    return list(statements[:count]), list(statements[count:])
 
 
 def data_api_client() -> Any:  # pragma: no cover - needs AWS
@@ -102,8 +121,21 @@ def run_redshift_transaction(
     poll_seconds: float = 2.0,
     timeout_seconds: float = 1800.0,
 ) -> str:
-    """Run statements as ONE transaction on Redshift Serverless through the Data API; returns the statement id."""
+    """Run statements as ONE transaction on Redshift Serverless through the Data API (after the leading
+    CREATE TABLE IF NOT EXISTS statements, each its own call: see split_setup); returns the statement id."""
     client = client or data_api_client()
+    setup, sqls = split_setup(sqls)
+    for create in setup:
+        for attempt in range(1, SETUP_ATTEMPTS + 1):
+            created = client.execute_statement(
+                WorkgroupName=workgroup, Database=database, Sql=create, StatementName=f"{name}-create"
+            )["Id"]
+            try:
+                wait_for_statement(client, created, poll_seconds=poll_seconds, timeout_seconds=timeout_seconds)
+                break
+            except WarehouseError as exc:
+                if attempt == SETUP_ATTEMPTS or not any(text in (exc.error or "") for text in _CREATE_RACE):
+                    raise
     statement_id = client.batch_execute_statement(
         WorkgroupName=workgroup, Database=database, Sqls=list(sqls), StatementName=name
     )["Id"]
@@ -120,6 +152,17 @@ def run_postgres_transaction(
     import psycopg
 
     copied: dict[str, int] = {}
+    setup, statements = split_setup(statements)
+    with psycopg.connect(dsn, connect_timeout=10) as conn:
+        for create in setup:
+            for attempt in range(1, SETUP_ATTEMPTS + 1):
+                try:
+                    with conn.transaction():
+                        conn.execute(create)
+                    break
+                except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
+                    if attempt == SETUP_ATTEMPTS:
+                        raise
     with psycopg.connect(dsn, connect_timeout=10) as conn, conn.transaction(), conn.cursor() as cur:
         for sql in statements:
             if not sql.endswith("FROM STDIN"):

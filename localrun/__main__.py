@@ -9,6 +9,7 @@ order the Glue workflow and the state machine run them. GH Archive and COVID-19:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import subprocess
@@ -52,6 +53,8 @@ def run_render_logs(lake: Path, dsn: str, generated_rows: int) -> list[dict]:
                 str(csv_file),
                 "--quarantine",
                 str(lake / "processed" / "quarantine" / "render-logs"),
+                "--stage",  # the Parquet the load COPYs from, removed after it (s3://<processed>/stage/... on AWS)
+                str(lake / "processed" / "stage" / "render-logs"),
                 "--warehouse",
                 "postgres",
                 "--postgres-dsn",
@@ -70,20 +73,82 @@ def run_render_logs(lake: Path, dsn: str, generated_rows: int) -> list[dict]:
 
 
 def print_table(dsn: str) -> None:
+    """What an analyst sees (`dsn` signs in as the reader role): each file's devices, then the totals over
+    every file, one row per device."""
     with psycopg.connect(dsn) as conn:
-        rows = conn.execute(
-            "SELECT regexp_replace(source_uri, '^.*/', '') AS file, device_id, avg_frame_rate, avg_gpu_usage, "
-            "max_latency_ms, log_count FROM public.performance_summary ORDER BY source_uri, device_id"
+        files = conn.execute(
+            "SELECT regexp_replace(source_uri, '^.*/', ''), count(*), sum(log_count) "
+            "FROM public.performance_summary_by_file GROUP BY source_uri ORDER BY source_uri"
         ).fetchall()
-    header = ("file", "device_id", "avg_frame_rate", "avg_gpu_usage", "max_latency_ms", "log_count")
-    print("\npublic.performance_summary")
-    print(" | ".join(f"{h:>28}" if i == 0 else f"{h:>14}" for i, h in enumerate(header)))
-    for file, device, fps, gpu, latency, count in rows:
-        print(f"{file:>28} | {device:>14} | {fps:>14.6f} | {gpu:>14.6f} | {latency:>14} | {count:>14}")
+        rows = conn.execute("SELECT * FROM performance_summary ORDER BY device_id").fetchall()
+    print("\nSELECT regexp_replace(source_uri, '^.*/', ''), count(*), sum(log_count) FROM performance_summary_by_file")
+    for file, devices, logs in files:
+        print(f"{file:>28} | {devices:>3} device(s) | {logs:>5} row(s)")
+    print("\nSELECT * FROM performance_summary")
+    header = ("device_id", "avg_frame_rate", "avg_gpu_usage", "max_latency_ms", "log_count")
+    print(" | ".join(f"{h:>14}" for h in header))
+    for device, fps, gpu, latency, count in rows:
+        print(f"{device:>14} | {fps:>14.6f} | {gpu:>14.6f} | {latency:>14} | {count:>14}")
 
 
-def run_sales(lake: Path, dsn: str, reader_dsn: str) -> dict:
-    """Crawlers aside (they only catalog), the sales workflow's steps in order: convert, then load."""
+def sales_catalog_table(glue: Any, database: str) -> tuple[str, str]:
+    """The stack's sales Parquet table (pipelines/sales.py) in moto's Glue Data Catalog, as Glue stores it."""
+    from components.warehouse import PARQUET_INPUT_FORMAT, PARQUET_OUTPUT_FORMAT, PARQUET_SERDE
+    from pipelines import sales
+
+    settings = registry.load_stack_config({}, "dataplatform", "local", "us-east-1").pipeline_settings["sales"]
+    with contextlib.suppress(glue.exceptions.AlreadyExistsException):  # another local pipeline made it first
+        glue.create_database(DatabaseInput={"Name": database})
+    glue.create_table(
+        DatabaseName=database,
+        TableInput={
+            "Name": sales.PARQUET_TABLE,
+            "TableType": "EXTERNAL_TABLE",
+            "PartitionKeys": [{"Name": k, "Type": t} for k, t in sales.PARQUET_PARTITION_KEYS],
+            "StorageDescriptor": {
+                "Columns": [{"Name": c, "Type": t} for c, t in sales.parquet_columns(settings.columns)],
+                "InputFormat": PARQUET_INPUT_FORMAT,
+                "OutputFormat": PARQUET_OUTPUT_FORMAT,
+                "SerdeInfo": {"SerializationLibrary": PARQUET_SERDE, "Parameters": {"serialization.format": "1"}},
+            },
+        },
+    )
+    return database, sales.PARQUET_TABLE
+
+
+def query_catalog_table(spark: Any, glue: Any, database: str, table: str, athena_sql: str, root: Path) -> list[tuple]:
+    """Athena SQL (transpiled by sqlglot) on local Spark over a Glue table: its columns and exactly the
+    partitions the catalog holds, each at its registered location, as Athena reads them. `root`: the
+    Spark table's own (empty) folder; it is external, so dropping it deletes no data."""
+    import sqlglot
+
+    definition = glue.get_table(DatabaseName=database, Name=table)["Table"]
+    keys = definition["PartitionKeys"]
+    columns = [*definition["StorageDescriptor"]["Columns"], *keys]
+    spark.sql(f"DROP TABLE IF EXISTS {table}")
+    spark.sql(
+        f"CREATE TABLE {table} ({', '.join(c['Name'] + ' ' + c['Type'] for c in columns)}) USING parquet "
+        f"PARTITIONED BY ({', '.join(k['Name'] for k in keys)}) LOCATION '{root}'"
+    )
+    try:
+        for page in glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table):
+            for partition in page["Partitions"]:
+                spec = ", ".join(
+                    f"{k['Name']} = {k['Type']} '{v}'" if k["Type"] == "date" else f"{k['Name']} = '{v}'"
+                    for k, v in zip(keys, partition["Values"], strict=True)
+                )
+                location = partition["StorageDescriptor"]["Location"]
+                spark.sql(f"ALTER TABLE {table} ADD PARTITION ({spec}) LOCATION '{location}'")
+        [spark_sql] = sqlglot.transpile(athena_sql, read="athena", write="spark")
+        return [tuple(r) for r in spark.sql(spark_sql).collect()]
+    finally:
+        spark.sql(f"DROP TABLE IF EXISTS {table}")
+
+
+def run_sales(lake: Path, dsn: str, reader_dsn: str, glue: Any = None) -> dict:
+    """Crawlers aside (they only catalog), the sales workflow's steps in order: convert, then load. With
+    `glue` (moto's), the convert step registers its partitions in the stack's Parquet table, which is
+    then queried as Athena would."""
     import glue_common
     import sales_csv_to_parquet
     import sales_load_warehouse
@@ -93,14 +158,18 @@ def run_sales(lake: Path, dsn: str, reader_dsn: str) -> dict:
     for sample in sorted((ROOT / "sample_data" / "sales").glob("*.csv")):
         shutil.copy(sample, inputs / sample.name)
     processed = lake / "processed"
-    glue_common.spark_session("localrun").sparkContext.setLogLevel("ERROR")
+    spark = glue_common.spark_session("localrun")
+    spark.sparkContext.setLogLevel("ERROR")
+    catalog = sales_catalog_table(glue, "dataplatform_local_catalog") if glue is not None else None
     print(f"\n$ sales_csv_to_parquet.py --input_path {inputs}", flush=True)
     converted = sales_csv_to_parquet.main(
         [
             *("--input_path", str(inputs), "--output_path", str(processed / "sales" / "parquet")),
             *("--quarantine_path", str(processed / "quarantine" / "sales")),
             *("--state_path", str(processed / "sales" / "state")),
-        ]
+            *(("--catalog_database", catalog[0], "--catalog_table", catalog[1]) if catalog else ()),
+        ],
+        glue=glue,
     )
     print(json.dumps(converted, indent=2))
     print("\n$ sales_load_warehouse.py --warehouse postgres", flush=True)
@@ -116,11 +185,15 @@ def run_sales(lake: Path, dsn: str, reader_dsn: str) -> dict:
     with psycopg.connect(reader_dsn) as conn:
         rows = conn.execute(
             "SELECT order_date, count(*), sum(quantity), sum(quantity * unit_price * (1 - coalesce(discount, 0))) "
-            "FROM public.sales GROUP BY order_date ORDER BY order_date"
+            "FROM public.sales_data_table GROUP BY order_date ORDER BY order_date"
         ).fetchall()
-    print("\npublic.sales per day: order_date | orders | units | net revenue")
+    print("\npublic.sales_data_table per day: order_date | orders | units | net revenue")
     for day, orders, units, revenue in rows:
         print(f"  {day} | {orders:>6} | {units:>5} | {revenue:>11.2f}")
+    if catalog:
+        athena = f"SELECT count(*), sum(quantity), count(DISTINCT order_date) FROM {catalog[1]}"
+        [(orders, units, days)] = query_catalog_table(spark, glue, *catalog, athena, lake / "spark" / catalog[1])
+        print(f"\nAthena {athena} (on local Spark, partitions as registered): {orders} | {units} | {days}")
     return converted
 
 
@@ -129,16 +202,23 @@ def run_sensor(lake: Path) -> dict:
     import pyarrow.dataset as ds
     import sensor_timeseries
 
+    from ingestion.sensor_upload import index_entries
+
     raw = lake / "raw" / "sensor" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for sample in sorted((ROOT / "sample_data" / "sensor").glob("*.csv")):
         shutil.copy(sample, raw / sample.name)
+        # What the upload CLI writes beside the upload: the months the file's intervals reach.
+        for key, body in index_entries("", sample.name, sample.read_bytes()).items():
+            (raw / key).parent.mkdir(parents=True, exist_ok=True)
+            (raw / key).write_bytes(body)
     output = lake / "processed" / "sensor" / "timeseries"
     print(f"\n$ sensor_timeseries.py --input_path {raw} --month 2024-03 --frequency 1min", flush=True)
     summary = sensor_timeseries.main(
         [
             *("--input_path", str(raw), "--output_path", str(output)),
             *("--quarantine_path", str(lake / "processed" / "quarantine" / "sensor")),
+            *("--state_path", str(lake / "processed" / "sensor" / "state")),
             *("--month", "2024-03", "--frequency", "1min"),
         ]
     )
@@ -190,7 +270,10 @@ def local_render_logs(run: LocalRun) -> str:
 
 
 def local_sales(run: LocalRun) -> str:
-    sales = run_sales(run.lake, run.dsn["sales"], run.reader_dsn)
+    import boto3
+
+    run.aws()  # the Glue Data Catalog the convert step registers its partitions in
+    sales = run_sales(run.lake, run.dsn["sales"], run.reader_dsn, glue=boto3.client("glue"))
     return (
         f"sales: {sales['files']} file(s), {sales['rows_in']} row(s) in, {sales['rows_loaded']} loaded, "
         f"{sales['rows_quarantined']} quarantined"
@@ -202,7 +285,8 @@ def local_sensor(run: LocalRun) -> str:
     return (
         f"sensor-timeseries: {sensor['rows_in']} interval(s) in, {sensor['rows_valid']} valid, "
         f"{sensor['rows_quarantined']} quarantined; {sensor['points']} points for {sensor['sensors']} sensor(s) "
-        f"in {sensor['month']}, {sensor['gap_points']} of them gaps"
+        f"in {sensor['month']}, {sensor['gap_points']} of them gaps; read {sensor['files_read']} of "
+        f"{sensor['files_listed']} raw file(s) (month index)"
     )
 
 

@@ -99,6 +99,7 @@ def run_gharchive(lake: Path, spark: Any) -> dict[str, Any]:
     import gharchive_events
     import sqlglot
 
+    from job_runtime.contracts import GHARCHIVE_EVENT_COLUMNS, GHARCHIVE_EVENT_PARTITIONS
     from localrun.sample_data import write_gharchive_hour
     from pipelines.gharchive_queries import named_queries
 
@@ -137,11 +138,24 @@ def run_gharchive(lake: Path, spark: Any) -> dict[str, Any]:
             *("--input_path", f"{raw}/", "--output_path", f"{output}/"),
             *("--quarantine_path", f"{processed / 'quarantine' / 'gharchive'}/"),
             *("--state_path", f"{processed / 'gharchive' / 'state'}/"),
+            *("--runs_table", "gharchive-job_run_details"),  # the transform's run log, beside the ingest's
         ]
     )
     print(json.dumps(summary, indent=2))
-    # The crawler's table, and two of the Athena named queries run on Spark.
-    spark.read.parquet(str(output)).createOrReplaceTempView("gharchive_events")
+    runs = dynamodb.query(
+        TableName="gharchive-job_run_details",
+        KeyConditionExpression="job_name = :j",
+        ExpressionAttributeValues={":j": {"S": "gharchive_events"}},
+    )["Items"]
+    for run in runs:
+        print(
+            f"job_run_details gharchive_events {run['run_id']['S']}: {run['status']['S']}, "
+            f"{run['rows_loaded']['N']} loaded, {run['rows_quarantined']['N']} quarantined"
+        )
+    # The stack's table (its columns and partition keys are the job's contract), and two of the Athena
+    # named queries run on Spark over it.
+    ddl = ", ".join(f"`{n}` {t}" for n, t in (*GHARCHIVE_EVENT_COLUMNS, *GHARCHIVE_EVENT_PARTITIONS))
+    spark.read.schema(ddl).parquet(str(output)).createOrReplaceTempView("gharchive_events")
     queries = named_queries("gharchive_events")
     for name in list(queries)[:2]:
         print(f"\nAthena named query gharchive-{name}: {queries[name].description}")

@@ -3,22 +3,26 @@
   1. `copy-datasets` (Batch, the estate's jobs image): the configured datasets of the source bucket
      (the public COVID-19 data lake by default) into s3://<raw>/covid/landing/<dataset>/, copying
      only objects whose source ETag or size changed;
-  2. a crawler catalogs each landing dataset as table `covid_landing_<dataset>` (CSV with header);
+  2. a crawler catalogs each landing dataset as table `covid_landing_<dataset>` (CSV with header): the
+     public datasets' schema is not ours, so it recrawls everything each run (new files in a folder it
+     crawled before, new columns and new datasets are all seen);
   3. Athena stages each dataset: `UNLOAD (SELECT ...) TO s3://<processed>/scratch/covid/staging/
      <execution>/<dataset>/` as Parquet (pipelines/covid_staging.py; a fresh folder per execution,
      because UNLOAD needs an empty location; the lake expires scratch/ after a week);
   4. the Glue job `covid_clean` types, de-duplicates and keys the staged data into the star schema's
      tables at s3://<curated>/covid/curated/<table>/ (Parquet), quarantining bad rows with reasons;
-  5. a crawler catalogs the curated tables (`covid_<table>`) for Athena;
-  6. one Redshift Data API transaction (pipelines/covid_star_schema.py) creates the star schema's tables
+  5. one Redshift Data API transaction (pipelines/covid_star_schema.py) creates the star schema's tables
      if missing (in the schema the stack created) and, per table, COPYs the curated Parquet into a temp
      stage and MERGEs it: reruns leave the same tables.
-Success and failure are announced on the topic. The SQL of steps 3 and 6 is generated here, so a
-change to it shows in `pulumi preview`.
+Success and failure are announced on the topic. The SQL of steps 3 and 5 is generated here, so a
+change to it shows in `pulumi preview`. The curated tables' schema is ours (job_runtime.contracts.
+COVID_STAR_TABLES): the stack defines them in the catalog as `covid_<table>` (CatalogTable), queryable
+in Athena as soon as the clean job has written them, no crawl.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -47,7 +51,7 @@ from components.orchestration import (
     pipeline_definition,
 )
 from components.storage import SCRATCH_PREFIX
-from components.warehouse import Crawler, data_api_statements
+from components.warehouse import CatalogTable, CatalogTableArgs, Crawler, data_api_statements
 from components.warehouse_access import Loader, db_roles_tag, loader_role
 from pipelines import covid_staging, covid_star_schema
 from pipelines.platform import Pipeline, Platform
@@ -56,6 +60,8 @@ LANDING_PREFIX = "covid/landing/"
 # Athena's staging output is read once by the clean job: the lake's scratch area expires it.
 STAGING_PREFIX = f"{SCRATCH_PREFIX}covid/staging/"
 CURATED_PREFIX = "covid/curated/"
+# The catalog table of each curated (star schema) table: covid_<table>.
+CURATED_TABLE_PREFIX = "covid_"
 QUARANTINE_PREFIX = "quarantine/covid/"
 EXECUTION = "EXECUTIONNAME"  # stands for $$.Execution.Name in generated SQL, replaced by a States.Format slot
 ATHENA_API_ERRORS = ("Athena.TooManyRequestsException", "Athena.InternalServerException")
@@ -117,7 +123,7 @@ SETTINGS = (
         "covidSchedule",
         "string",
         "cron(0 6 ? * MON *)",
-        "EventBridge Scheduler expression (UTC) of the COVID-19 run (copy, crawl, stage, clean, crawl, load)",
+        "EventBridge Scheduler expression (UTC) of the COVID-19 run (copy, crawl, stage, clean, load)",
     ),
     Setting(
         "covidWarehouseSchema",
@@ -186,6 +192,19 @@ def stage_query(processed_bucket: str, dataset: str) -> str:
     return execution_format(covid_staging.unload_statement(dataset, staging_uri(processed_bucket, dataset)))
 
 
+def curated_table(database: pulumi.Input[str], curated_bucket: pulumi.Input[str], table: str) -> CatalogTableArgs:
+    """The Glue table over one curated table's Parquet (`<curated>/covid/curated/<table>/`, unpartitioned):
+    the contract's columns in the clean job's order, with their Hive types."""
+    contract = covid_star_schema.TABLES[table]
+    return CatalogTableArgs(
+        database=database,
+        name=CURATED_TABLE_PREFIX + table,
+        location=pulumi.Output.concat("s3://", curated_bucket, "/", CURATED_PREFIX, table, "/"),
+        columns=contract.hive_columns,
+        description=f"COVID-19 star schema: {table}, written by the covid_clean Glue job",
+    )
+
+
 def load_sqls(schema: str, curated_bucket: str, iam_role: str) -> list[str]:
     """The warehouse transaction: the star schema's create/COPY/MERGE statements. The schema itself is the
     stack's (components/warehouse_access.py): the loading role may create tables in it, not schemas."""
@@ -206,6 +225,8 @@ class CovidPipeline(pulumi.ComponentResource):
     method of the same name, then `machine` runs them in order and `schedule` starts it."""
 
     state_machine_arn: pulumi.Output[str]
+    # Star schema table (dim_date...) -> its catalog table's name (covid_dim_date...).
+    curated_table_names: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: CovidArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:pipelines:Covid", name, None, opts)
@@ -215,12 +236,15 @@ class CovidPipeline(pulumi.ComponentResource):
         landing_crawler = self.landing_catalog()
         stage_steps = self.staging()
         clean = self.clean()
-        curated_crawler = self.curated_catalog()
+        curated = self.curated_catalog()
         load = self.load()
-        machine = self.machine(copy, landing_crawler, stage_steps, clean, curated_crawler, load)
+        machine = self.machine(copy, landing_crawler, stage_steps, clean, load)
         self.schedule(machine)
         self.state_machine_arn = machine.state_machine_arn
-        self.register_outputs({"state_machine_arn": self.state_machine_arn})
+        self.curated_table_names = {table: t.table_name for table, t in curated.items()}
+        self.register_outputs(
+            {"state_machine_arn": self.state_machine_arn, "curated_table_names": self.curated_table_names}
+        )
 
     def copy(self) -> BatchJob:
         """1. The Batch job copying the source datasets into the landing zone."""
@@ -259,16 +283,21 @@ class CovidPipeline(pulumi.ComponentResource):
         )
 
     def landing_catalog(self) -> Crawler:
-        """2. The crawler cataloging each landing dataset (CSV with header) as covid_landing_<dataset>."""
+        """2. The crawler cataloging each landing dataset (CSV with header) as covid_landing_<dataset>.
+
+        The copy step adds and replaces files in folders crawled before: crawling only new folders would
+        never see them, nor a new dataset's table (Glue adds no table after an incremental crawler's
+        first crawl), so every crawl reads everything again and applies the schema it finds."""
+        crawler = self._platform.glue.crawler(
+            self._platform.lake.raw,
+            LANDING_PREFIX,
+            covid_staging.RAW_TABLE_PREFIX,
+            table_per_folder=True,
+            csv_with_header=True,
+        )
         return Crawler(
             f"{self._name}-landing-crawler",
-            self._platform.glue.crawler(
-                self._platform.lake.raw,
-                LANDING_PREFIX,
-                covid_staging.RAW_TABLE_PREFIX,
-                table_per_folder=True,
-                csv_with_header=True,
-            ),
+            dataclasses.replace(crawler, recrawl_everything=True),
             opts=self._child,
         )
 
@@ -315,16 +344,20 @@ class CovidPipeline(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def curated_catalog(self) -> Crawler:
-        """5. The crawler cataloging the curated tables as covid_<table>."""
-        return Crawler(
-            f"{self._name}-curated-crawler",
-            self._platform.glue.crawler(self._platform.lake.curated, CURATED_PREFIX, "covid_", table_per_folder=True),
-            opts=self._child,
-        )
+    def curated_catalog(self) -> dict[str, CatalogTable]:
+        """The catalog tables of the curated star schema (covid_<table>), defined by the stack: no crawl."""
+        p = self._platform
+        return {
+            table: CatalogTable(
+                f"{self._name}-{table.replace('_', '-')}-catalog",
+                curated_table(p.catalog.database_name, p.lake.curated.name, table),
+                opts=self._child,
+            )
+            for table in covid_star_schema.TABLES
+        }
 
     def load(self) -> PollStep:
-        """6. The Data API transaction loading the star schema, polled until it finishes."""
+        """5. The Data API transaction loading the star schema, polled until it finishes."""
         s, p = self._settings, self._platform
         sqls = pulumi.Output.all(p.lake.curated.name, p.warehouse.copy_role_arn).apply(
             lambda values: load_sqls(s.warehouse_schema, values[0], values[1])
@@ -366,10 +399,9 @@ class CovidPipeline(pulumi.ComponentResource):
         landing_crawler: Crawler,
         stage_steps: list[TaskStep],
         clean: GlueJob,
-        curated_crawler: Crawler,
         load: PollStep,
     ) -> StateMachine:
-        """The state machine running steps 1-6 in order, with the rights each step needs."""
+        """The state machine running steps 1-5 in order, with the rights each step needs."""
         p = self._platform
         raw, processed, results = p.lake.raw, p.lake.processed, p.lake.query_results
         account, region = pulumi.Output.from_input(p.account_id), pulumi.Output.from_input(p.region)
@@ -386,7 +418,6 @@ class CovidPipeline(pulumi.ComponentResource):
                     clean.job_name,
                     {"--staging_path.$": processed_name.apply(lambda bucket: execution_format(staging_uri(bucket)))},
                 ),
-                crawl_step("CatalogCurated", curated_crawler.crawler_name),
                 load,
             ],
             p.topic_arn,
@@ -405,10 +436,7 @@ class CovidPipeline(pulumi.ComponentResource):
                 role_statements=[
                     *batch_job_statements(p.account_id, p.region, p.jobs.job_queue_arn, [copy.job_definition_name]),
                     *glue_job_statements([clean.job_arn]),
-                    statement(
-                        ["glue:GetCrawler", "glue:StartCrawler"],
-                        [landing_crawler.crawler_arn, curated_crawler.crawler_arn],
-                    ),
+                    statement(["glue:GetCrawler", "glue:StartCrawler"], [landing_crawler.crawler_arn]),
                     # Athena runs the staging UNLOADs with this role's rights: the workgroup, the landing
                     # tables' catalog entries and data, the staging folder and the results bucket.
                     statement(
@@ -469,6 +497,8 @@ PIPELINE: Pipeline[CovidConfig, CovidPipeline] = Pipeline(
     outputs=lambda c, s, p: {
         "covid_state_machine_arn": c.state_machine_arn,
         "covid_warehouse_schema": s.warehouse_schema,
+        # The curated star schema in glue_database, for Athena: covid_dim_date_table, ...
+        **{f"covid_{table}_table": name for table, name in c.curated_table_names.items()},
     },
     needs_batch=True,
     warehouse_loader=lambda s: Loader(WAREHOUSE_ROLE, s.warehouse_schema),

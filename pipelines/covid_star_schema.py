@@ -89,7 +89,8 @@ def merge_statement(schema: str, table: Table, stage: str) -> str:
 
 def _load_statements(schema: str, fill: Callable[[Table, str], str]) -> list[str]:
     schema = identifier(schema, "schema")
-    statements = create_statements(schema)
+    # Loads queue on the lock of every table, taken in one statement in one order (job_runtime.sql.lock).
+    statements = [*create_statements(schema), sql.lock(*(f"{schema}.{name}" for name in TABLES))]
     for table in TABLES.values():
         stage = sql.stage_name(table.name)
         statements += [

@@ -5,8 +5,13 @@
      run in `job_run_details` (conditional writes: two runs never ingest the same hour);
   2. the Glue job `gharchive_events` flattens, de-duplicates and drops columns of every new hour
      file into Snappy Parquet (≤ 10,000 records per file) at s3://<processed>/gharchive/events/
-     date=YYYY-MM-DD/hour=H/, replacing that hour on a rerun;
-  3. a crawler catalogs the events table, which Athena named queries in the estate workgroup use.
+     date=YYYY-MM-DD/hour=H/, replacing that hour on a rerun; an event id an earlier run loaded into
+     the same date is quarantined, not loaded again; each run is a row in `job_run_details`
+     (job_name `gharchive_events`) like the ingest's;
+  3. nothing: the events table `gharchive_events` is defined by the stack (CatalogTable, its columns the
+     job's contract, job_runtime.contracts.GHARCHIVE_EVENT_COLUMNS) with partition projection on
+     date=YYYY-MM-DD/hour=H, so Athena (and the named queries in the estate workgroup) sees an hour
+     as soon as the job has written it, without a crawl.
 Success and failure are announced on the topic.
 
 Why Batch and not a Glue Python shell job: Python shell is Python 3.9 only and AWS now recommends
@@ -37,13 +42,13 @@ from components.orchestration import (
     StateMachineArgs,
     batch_job_statements,
     batch_job_step,
-    crawl_step,
     glue_job_statements,
     glue_job_step,
     pipeline_definition,
 )
 from components.storage import StateTable, StateTableArgs
-from components.warehouse import Crawler
+from components.warehouse import CatalogTable, CatalogTableArgs, date_projection, integer_projection
+from job_runtime.contracts import GHARCHIVE_EVENT_COLUMNS, GHARCHIVE_EVENT_PARTITIONS
 from pipelines.gharchive_queries import named_queries
 from pipelines.platform import Pipeline, Platform
 
@@ -51,14 +56,16 @@ RAW_PREFIX = "gharchive/raw/"
 EVENTS_PREFIX = "gharchive/events/"
 STATE_PREFIX = "gharchive/state/"
 QUARANTINE_PREFIX = "quarantine/gharchive/"
-TABLE_PREFIX = "gharchive_"
-EVENTS_TABLE = "gharchive_events"  # the crawler names the table after the folder: prefix + "events"
+EVENTS_TABLE = "gharchive_events"
+# GH Archive's first hour file is of this day: the projected dates start here.
+FIRST_DAY = "2011-02-12"
 
 
 @dataclass(frozen=True)
 class GharchiveConfig:
     base_url: str
-    # YYYY-MM-DD, or "" for three days before the first run; only used before the first bookmark.
+    # YYYY-MM-DD, or "" for three days before the first run; only seeds the jobs item's baseline_day
+    # (the item is where operators read and edit it).
     baseline_day: str
     max_hours_per_run: int
     schedule: str
@@ -75,8 +82,8 @@ SETTINGS = (
         "gharchiveBaselineDay",
         "string",
         "",
-        "First day (YYYY-MM-DD) ingested when the jobs table has no bookmark yet; empty = three days before "
-        "the first run",
+        "Seeds baseline_day (first day ingested, YYYY-MM-DD) in the jobs item when the item has none; empty = "
+        "three days before the first run. Operators re-baseline by editing the item",
     ),
     Setting(
         "gharchiveMaxHoursPerRun",
@@ -88,7 +95,7 @@ SETTINGS = (
         "gharchiveSchedule",
         "string",
         "cron(15 * * * ? *)",
-        "EventBridge Scheduler expression (UTC) of the GH Archive run (ingest, transform, crawl)",
+        "EventBridge Scheduler expression (UTC) of the GH Archive run (ingest, transform)",
     ),
 )
 
@@ -134,12 +141,30 @@ class GharchiveArgs:
     platform: Platform
 
 
+def events_table(database: pulumi.Input[str], location: pulumi.Input[str]) -> CatalogTableArgs:
+    """The Glue table over the job's output at `location`: the contract's columns, and partition projection
+    on date=YYYY-MM-DD (GH Archive's first day to today, UTC) / hour=H (0..23, no leading zero)."""
+    return CatalogTableArgs(
+        database=database,
+        name=EVENTS_TABLE,
+        location=location,
+        columns=GHARCHIVE_EVENT_COLUMNS,
+        partition_keys=GHARCHIVE_EVENT_PARTITIONS,
+        projection=(
+            ("date", date_projection("yyyy-MM-dd", f"{FIRST_DAY},NOW", 1, "DAYS")),
+            ("hour", integer_projection(0, 23)),
+        ),
+        description="GH Archive events, flattened and de-duplicated by the gharchive_events Glue job",
+    )
+
+
 class GharchivePipeline(pulumi.ComponentResource):
     """The GH Archive pipeline end to end (see module docstring)."""
 
     state_machine_arn: pulumi.Output[str]
     jobs_table_name: pulumi.Output[str]
     runs_table_name: pulumi.Output[str]
+    events_table_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: GharchiveArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:pipelines:Gharchive", name, None, opts)
@@ -206,8 +231,13 @@ class GharchivePipeline(pulumi.ComponentResource):
                     "--output_path": processed.uri(EVENTS_PREFIX),
                     "--quarantine_path": processed.uri(QUARANTINE_PREFIX),
                     "--state_path": processed.uri(STATE_PREFIX),
+                    # The job records each run (RUNNING, then SUCCEEDED/FAILED with counts) where the ingest does.
+                    "--runs_table": runs_table.table_name,
                 },
                 role_statements=[
+                    # PutItem only: one row per run, its start then its outcome. The table's key (the
+                    # estate key) is already the Glue role's.
+                    statement(["dynamodb:PutItem"], [runs_table.table_arn]),
                     raw.read(RAW_PREFIX),
                     processed.write(EVENTS_PREFIX, QUARANTINE_PREFIX, STATE_PREFIX),
                     list_buckets(raw.arn, processed.arn),
@@ -223,17 +253,16 @@ class GharchivePipeline(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        crawler = Crawler(
-            f"{name}-crawler",
-            p.glue.crawler(processed, EVENTS_PREFIX, TABLE_PREFIX),
-            opts=child,
+        events = CatalogTable(
+            f"{name}-events-catalog", events_table(p.catalog.database_name, processed.uri(EVENTS_PREFIX)), opts=child
         )
         for query_name, query in named_queries(EVENTS_TABLE).items():
             aws.athena.NamedQuery(
                 f"{name}-query-{query_name}",
                 name=f"gharchive-{query_name}",
                 description=query.description,
-                database=p.catalog.database_name,
+                # The table's database output: each query is created after the table it reads.
+                database=events.database_name,
                 workgroup=p.catalog.workgroup_name,
                 query=query.sql,
                 opts=child,
@@ -243,7 +272,6 @@ class GharchivePipeline(pulumi.ComponentResource):
             [
                 batch_job_step("IngestHours", "gharchive-ingest", p.jobs.job_queue_arn, ingest.job_definition_arn),
                 glue_job_step("FlattenEvents", transform.job_name),
-                crawl_step("CatalogEvents", crawler.crawler_name),
             ],
             p.topic_arn,
         )
@@ -258,7 +286,6 @@ class GharchivePipeline(pulumi.ComponentResource):
                 role_statements=[
                     *batch_job_statements(p.account_id, p.region, p.jobs.job_queue_arn, [ingest.job_definition_name]),
                     *glue_job_statements([transform.job_arn]),
-                    statement(["glue:GetCrawler", "glue:StartCrawler"], [crawler.crawler_arn]),
                 ],
             ),
             opts=child,
@@ -279,11 +306,13 @@ class GharchivePipeline(pulumi.ComponentResource):
         self.state_machine_arn = machine.state_machine_arn
         self.jobs_table_name = jobs_table.table_name
         self.runs_table_name = runs_table.table_name
+        self.events_table_name = events.table_name
         self.register_outputs(
             {
                 "state_machine_arn": self.state_machine_arn,
                 "jobs_table_name": self.jobs_table_name,
                 "runs_table_name": self.runs_table_name,
+                "events_table_name": self.events_table_name,
             }
         )
 
@@ -297,7 +326,7 @@ PIPELINE: Pipeline[GharchiveConfig, GharchivePipeline] = Pipeline(
         "gharchive_state_machine_arn": c.state_machine_arn,
         "gharchive_jobs_table": c.jobs_table_name,
         "gharchive_runs_table": c.runs_table_name,
-        "gharchive_events_table": EVENTS_TABLE,  # in glue_database, for Athena
+        "gharchive_events_table": c.events_table_name,  # in glue_database, for Athena
     },
     needs_batch=True,
 )

@@ -1,9 +1,11 @@
 """Render-log telemetry: CSV under the raw bucket's prefix -> EventBridge -> Step Functions
--> Batch (Fargate) `render-summary` -> MERGE into Redshift `performance_summary` -> SNS.
+-> Batch (Fargate) `render-summary` -> Parquet stage in the processed zone -> COPY + MERGE into Redshift
+`performance_summary_by_file` and `performance_summary` -> SNS.
 
 A Step Functions `submitJob.sync` task sits between EventBridge and Batch because it gives what a
 direct Batch target cannot: the S3 key passed as a typed job parameter, a wait for the job's real
-outcome, and a success or failure notification naming the file.
+outcome, and a success or failure notification naming the file. The machine also takes
+`{"input": "s3://bucket/key"}`, so an operator reprocesses a file with one `start-execution`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ from components.warehouse_access import Loader, db_roles_tag, loader_role
 from pipelines.platform import Pipeline, Platform
 
 QUARANTINE_PREFIX = "quarantine/render-logs"
+# The job's Parquet stage for Redshift's COPY (deleted after each load); the copy role reads the processed zone.
+STAGE_PREFIX = "stage/render-logs"
+# `<table>_by_file_stage` must fit Redshift's 127-byte identifiers (render_summary.warehouse.MAX_TABLE_BYTES).
+MAX_TABLE_BYTES = 127 - len("_by_file") - len("_stage")
 WAREHOUSE_ROLE = loader_role("render-logs")
 
 
@@ -70,7 +76,8 @@ SETTINGS = (
         "renderLogsTable",
         "string",
         "performance_summary",
-        "Warehouse table the render-log job merges into (schema public)",
+        "Warehouse table of per-device totals over every file loaded (schema public); each file's own rows "
+        "are in <table>_by_file",
     ),
 )
 
@@ -109,6 +116,11 @@ def validate(values: Mapping[str, Any], check: Check) -> None:
         SQL_IDENTIFIER.fullmatch(values["renderLogsTable"]) is not None,
         "renderLogsTable",
         "must be a lower-case SQL identifier",
+    )
+    check(
+        len(values["renderLogsTable"]) <= MAX_TABLE_BYTES,
+        "renderLogsTable",
+        f"must be at most {MAX_TABLE_BYTES} characters (<table>_by_file_stage must fit Redshift's 127)",
     )
 
 
@@ -153,6 +165,8 @@ class RenderLogsPipeline(pulumi.ComponentResource):
                     "REDSHIFT_WORKGROUP": p.warehouse.workgroup_name,
                     "REDSHIFT_DATABASE": p.warehouse.database,
                     "SUMMARY_TABLE": s.table,
+                    "RENDER_SUMMARY_STAGE": processed.uri(STAGE_PREFIX),
+                    "REDSHIFT_COPY_ROLE_ARN": p.warehouse.copy_role_arn,
                 },
                 job_role_statements=[
                     raw.read(s.prefix),
@@ -160,8 +174,12 @@ class RenderLogsPipeline(pulumi.ComponentResource):
                     # list the bucket; without it S3 answers AccessDenied.
                     list_buckets(raw.arn),
                     # The quarantine file is a multipart upload: a failed run aborts it.
+                    # The quarantine file and the Parquet stage are multipart uploads: a failed run aborts them;
+                    # the stage is deleted after its COPY.
                     processed.grant(
-                        ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject"], f"{QUARANTINE_PREFIX}/"
+                        ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject"],
+                        f"{QUARANTINE_PREFIX}/",
+                        f"{STAGE_PREFIX}/",
                     ),
                     statement(["kms:Decrypt", "kms:GenerateDataKey"], [p.lake.key_arn]),
                     *data_api_statements(p.warehouse.workgroup_arn),
@@ -176,19 +194,21 @@ class RenderLogsPipeline(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        definition = pipeline_definition(
-            "render-logs",
-            [
-                # The job retries its own transient failures (Batch retry strategy).
-                batch_job_step(
-                    "SummarizeRenderLogs",
-                    "render-summary",
-                    p.jobs.job_queue_arn,
-                    job.job_definition_arn,
-                    {"input.$": "States.Format('s3://{}/{}', $.detail.bucket.name, $.detail.object.key)"},
-                )
-            ],
-            p.topic_arn,
+        definition = with_input_choice(
+            pipeline_definition(
+                "render-logs",
+                [
+                    # The job retries its own transient failures (Batch retry strategy).
+                    batch_job_step(
+                        "SummarizeRenderLogs",
+                        "render-summary",
+                        p.jobs.job_queue_arn,
+                        job.job_definition_arn,
+                        {"input.$": "$.source.input"},
+                    )
+                ],
+                p.topic_arn,
+            )
         )
         machine = StateMachine(
             f"{name}-flow",
@@ -222,6 +242,63 @@ class RenderLogsPipeline(pulumi.ComponentResource):
         self.register_outputs(
             {"state_machine_arn": self.state_machine_arn, "job_definition_arn": self.job_definition_arn}
         )
+
+
+def with_input_choice(definition: dict[str, Any]) -> dict[str, Any]:
+    """The definition starting with a Choice on the execution input's shape, which puts the file's URI at
+    `$.source.input`: `{"input": "s3://bucket/key"}` (a reprocessing request) or an EventBridge S3
+    "Object Created" event. A Choice on a path that may be missing raises States.Runtime, which no Catch
+    handles, so the first Choice tests only IsPresent and the second compares the path the first found;
+    anything else fails the execution as BadInput."""
+    first = definition["StartAt"]
+    states = {
+        # Only IsPresent tests here; values are compared once a rule has established their path exists.
+        "ChooseInput": {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": "$.input", "IsPresent": True, "Next": "CheckInputUri"},
+                {
+                    "And": [
+                        {"Variable": "$.detail.bucket.name", "IsPresent": True},
+                        {"Variable": "$.detail.object.key", "IsPresent": True},
+                    ],
+                    "Next": "FromS3Event",
+                },
+            ],
+            "Default": "UnknownInput",
+        },
+        "CheckInputUri": {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "And": [
+                        {"Variable": "$.input", "IsString": True},
+                        {"Variable": "$.input", "StringMatches": "s3://*/*"},
+                    ],
+                    "Next": "FromInput",
+                }
+            ],
+            "Default": "UnknownInput",
+        },
+        "FromInput": {
+            "Type": "Pass",
+            "Parameters": {"input.$": "$.input"},
+            "ResultPath": "$.source",
+            "Next": first,
+        },
+        "FromS3Event": {
+            "Type": "Pass",
+            "Parameters": {"input.$": "States.Format('s3://{}/{}', $.detail.bucket.name, $.detail.object.key)"},
+            "ResultPath": "$.source",
+            "Next": first,
+        },
+        "UnknownInput": {
+            "Type": "Fail",
+            "Error": "BadInput",
+            "Cause": 'expected {"input": "s3://bucket/key"} or an S3 Object Created event',
+        },
+    }
+    return {**definition, "StartAt": "ChooseInput", "States": {**states, **definition["States"]}}
 
 
 PIPELINE: Pipeline[RenderLogsConfig, RenderLogsPipeline] = Pipeline(

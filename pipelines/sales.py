@@ -1,6 +1,12 @@
 """Sales ETL: CSV under the raw bucket's sales input prefix -> EventBridge -> Glue workflow:
-crawl input -> `sales_csv_to_parquet` -> crawl Parquet -> `sales_load_warehouse` (MERGE into Redshift).
+crawl input -> `sales_csv_to_parquet` -> `sales_load_warehouse` (MERGE into Redshift).
 Every crawler and job announces its success or failure on the topic through EventBridge.
+
+The converted Parquet is the catalog table `sales_orders`, defined here (its schema follows the
+selected columns, so `pulumi preview` shows a change), partitioned by order_date and source_file.
+source_file follows no pattern Athena could project, so the convert job registers the partitions it
+writes (and removes those a corrected upload no longer has) before it records a file as converted:
+the table is queryable in Athena as soon as the convert step succeeds, with no crawl.
 
 An EventBridge rule notifies the workflow's EVENT trigger directly (no Lambda in between). A workflow
 started by events sees event IDs, not object keys, so the jobs work from small state markers in S3
@@ -18,8 +24,9 @@ import pulumi
 
 from components.compute import GlueJob
 from components.config import SQL_IDENTIFIER, Check, ConfigSection, Setting, check_upload_prefix
-from components.iam import hadoop_directories, list_buckets
+from components.iam import hadoop_directories, list_buckets, statement
 from components.orchestration import (
+    GLUE_EVENT_BATCH_WINDOW_SECONDS,
     GlueStateNotifications,
     GlueStateNotificationsArgs,
     GlueWorkflow,
@@ -29,9 +36,9 @@ from components.orchestration import (
     WatchedStep,
     WorkflowStep,
 )
-from components.warehouse import Crawler, data_api_statements
+from components.warehouse import CatalogTable, CatalogTableArgs, Crawler, data_api_statements
 from components.warehouse_access import Loader, db_roles_tag, loader_role
-from job_runtime.contracts import SALES_COLUMNS
+from job_runtime.contracts import SALES_COLUMNS, SALES_SCHEMA
 from pipelines.platform import Pipeline, Platform
 
 # Layout in the processed bucket.
@@ -40,6 +47,15 @@ STATE_PREFIX = "sales/state/"
 STAGE_PREFIX = "sales/stage/"
 QUARANTINE_PREFIX = "quarantine/sales/"
 WAREHOUSE_ROLE = loader_role("sales")
+# The catalog table over PARQUET_PREFIX. Not `sales_parquet`, the name the Parquet crawler gave the
+# table it made: stacks deployed with that crawler still hold it, and creating a table of the same
+# name would fail there.
+PARQUET_TABLE = "sales_orders"
+# The folder levels the convert job writes, outermost first (Hive-style `<key>=<value>/`).
+PARQUET_PARTITION_KEYS = (("order_date", "date"), ("source_file", "string"))
+# What the convert job does on the catalog table: read its storage descriptor, add and drop partitions.
+# Glue authorizes each on the table and its ancestors, the database and the catalog.
+PARTITION_ACTIONS = ["glue:BatchCreatePartition", "glue:BatchDeletePartition", "glue:GetTable"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +63,7 @@ class SalesConfig:
     input_prefix: str
     columns: tuple[str, ...]
     table: str
+    batch_window_seconds: int
 
 
 SETTINGS = (
@@ -72,7 +89,18 @@ SETTINGS = (
         ],
         "Columns the sales CSV-to-Parquet job keeps (must include order_id and order_date)",
     ),
-    Setting("salesTable", "string", "sales", "Warehouse table the sales load merges into on order_id (schema public)"),
+    Setting(
+        "salesTable",
+        "string",
+        "sales_data_table",
+        "Warehouse table the sales load merges into on order_id (schema public)",
+    ),
+    Setting(
+        "salesBatchWindowSeconds",
+        "integer",
+        60,
+        "Seconds the sales workflow waits after the first upload event to batch others with it (1 to 900)",
+    ),
 )
 
 
@@ -82,6 +110,12 @@ def validate(values: Mapping[str, Any], check: Check) -> None:
         SQL_IDENTIFIER.fullmatch(values["salesTable"]) is not None,
         "salesTable",
         "must be a lower-case SQL identifier",
+    )
+    low, high = GLUE_EVENT_BATCH_WINDOW_SECONDS
+    check(
+        isinstance(values["salesBatchWindowSeconds"], int) and low <= values["salesBatchWindowSeconds"] <= high,
+        "salesBatchWindowSeconds",
+        f"must be {low} to {high} seconds (Glue's EventBatchingCondition BatchWindow)",
     )
     columns = values["salesColumns"]
     unknown_columns = [c for c in columns if c not in SALES_COLUMNS]
@@ -96,8 +130,18 @@ def validate(values: Mapping[str, Any], check: Check) -> None:
 
 def parse(values: Mapping[str, Any]) -> SalesConfig:
     return SalesConfig(
-        input_prefix=values["salesInputPrefix"], columns=values["salesColumns"], table=values["salesTable"]
+        input_prefix=values["salesInputPrefix"],
+        columns=values["salesColumns"],
+        table=values["salesTable"],
+        batch_window_seconds=values["salesBatchWindowSeconds"],
     )
+
+
+def parquet_columns(columns: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """The columns inside the converted Parquet files, in the order the job writes them: the selected
+    columns in schema order, the partition keys aside (they live in the folder names)."""
+    keys = {k for k, _ in PARQUET_PARTITION_KEYS}
+    return tuple((f.name, f.spark_type_name) for f in SALES_SCHEMA if f.name in columns and f.name not in keys)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,16 +158,31 @@ class SalesPipeline(pulumi.ComponentResource):
     workflow_name: pulumi.Output[str]
     convert_job_name: pulumi.Output[str]
     load_job_name: pulumi.Output[str]
+    parquet_table_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: SalesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:pipelines:Sales", name, None, opts)
         s, p, child = args.settings, args.platform, pulumi.ResourceOptions(parent=self)
         e, raw, processed = p.glue, p.lake.raw, p.lake.processed
+        # Uploads land in folders it has crawled before: only a full recrawl sees them.
         input_crawler = Crawler(
             f"{name}-input-crawler",
-            e.crawler(raw, s.input_prefix, "sales_"),
+            replace(e.crawler(raw, s.input_prefix, "sales_"), recrawl_everything=True),
             opts=child,
         )
+        parquet_table = CatalogTable(
+            f"{name}-parquet-table",
+            CatalogTableArgs(
+                database=p.catalog.database_name,
+                name=PARQUET_TABLE,
+                location=processed.uri(PARQUET_PREFIX),
+                columns=parquet_columns(s.columns),
+                partition_keys=PARQUET_PARTITION_KEYS,
+                description="Converted sales orders (sales_csv_to_parquet); partitions registered by the job",
+            ),
+            opts=child,
+        )
+        glue_arn = pulumi.Output.concat("arn:aws:glue:", p.region, ":", p.account_id, ":")
         convert = GlueJob(
             f"{name}-convert",
             e.job(
@@ -134,6 +193,8 @@ class SalesPipeline(pulumi.ComponentResource):
                     "--quarantine_path": processed.uri(QUARANTINE_PREFIX),
                     "--state_path": processed.uri(STATE_PREFIX),
                     "--columns": ",".join(s.columns),
+                    "--catalog_database": parquet_table.database_name,
+                    "--catalog_table": parquet_table.table_name,
                 },
                 role_statements=[
                     raw.read(s.input_prefix),
@@ -147,13 +208,18 @@ class SalesPipeline(pulumi.ComponentResource):
                             (processed.arn, QUARANTINE_PREFIX),
                         ],
                     ),
+                    statement(
+                        PARTITION_ACTIONS,
+                        [
+                            pulumi.Output.concat(glue_arn, "catalog"),
+                            pulumi.Output.concat(glue_arn, "database/", parquet_table.database_name),
+                            pulumi.Output.concat(
+                                glue_arn, "table/", parquet_table.database_name, "/", parquet_table.table_name
+                            ),
+                        ],
+                    ),
                 ],
             ),
-            opts=child,
-        )
-        parquet_crawler = Crawler(
-            f"{name}-parquet-crawler",
-            e.crawler(processed, PARQUET_PREFIX, "sales_"),
             opts=child,
         )
         load = GlueJob(
@@ -190,12 +256,13 @@ class SalesPipeline(pulumi.ComponentResource):
         steps = (
             WorkflowStep("crawler", input_crawler.crawler_name),
             WorkflowStep("job", convert.job_name),
-            WorkflowStep("crawler", parquet_crawler.crawler_name),
             WorkflowStep("job", load.job_name),
         )
         workflow = GlueWorkflow(
             f"{name}-workflow",
-            GlueWorkflowArgs(account_id=p.account_id, region=p.region, steps=steps),
+            GlueWorkflowArgs(
+                account_id=p.account_id, region=p.region, steps=steps, batch_window_seconds=s.batch_window_seconds
+            ),
             opts=child,
         )
         ObjectCreatedRule(
@@ -237,14 +304,12 @@ class SalesPipeline(pulumi.ComponentResource):
                             quarantine,
                             ", per-file results under ",
                             state,
-                            "converted/ and rejected/.",
+                            "converted/ and rejected/; converted rows are in Athena table ",
+                            parquet_table.database_name,
+                            ".",
+                            parquet_table.table_name,
+                            ".",
                         ),
-                    ),
-                    WatchedStep(
-                        "crawler",
-                        parquet_crawler.crawler_name,
-                        pulumi.Output.concat("It catalogs the Parquet in ", processed.uri(PARQUET_PREFIX)),
-                        log_group=parquet_crawler.log_group_name,
                     ),
                     WatchedStep(
                         "job",
@@ -266,11 +331,13 @@ class SalesPipeline(pulumi.ComponentResource):
         self.workflow_name = workflow.workflow_name
         self.convert_job_name = convert.job_name
         self.load_job_name = load.job_name
+        self.parquet_table_name = parquet_table.table_name
         self.register_outputs(
             {
                 "workflow_name": self.workflow_name,
                 "convert_job_name": self.convert_job_name,
                 "load_job_name": self.load_job_name,
+                "parquet_table_name": self.parquet_table_name,
             }
         )
 
@@ -283,6 +350,7 @@ PIPELINE: Pipeline[SalesConfig, SalesPipeline] = Pipeline(
         "sales_upload_to": p.lake.raw.uri(s.input_prefix),
         "sales_workflow": c.workflow_name,
         "sales_table": s.table,  # schema public
+        "sales_parquet_table": c.parquet_table_name,  # in the glue_database
     },
     warehouse_loader=lambda s: Loader(WAREHOUSE_ROLE, "public"),
 )

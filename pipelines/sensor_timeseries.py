@@ -3,8 +3,14 @@ CSVs to the raw bucket; on the 1st of each month EventBridge Scheduler starts a 
 machine that runs the Glue job `sensor_timeseries` for the previous month (or the month given in the
 execution input, for backfills) and announces success or failure on the topic.
 
-The job rebuilds one month's partition from all raw intervals, so a rerun replaces that month and
-never duplicates it.
+The job rebuilds one month's partition from the raw files holding intervals of that month, so a rerun
+replaces that month and never duplicates it. Which files those are comes from a month index: the upload
+CLI writes it beside the uploads (<input prefix>_index/), the job adds the files it finds without an
+entry (s3://<processed>/sensor/state/index/), so a run's reads do not grow with the history.
+
+The time series is the catalog table `sensor_timeseries` (CatalogTable: the job's contract,
+job_runtime.contracts.SENSOR_TIMESERIES_COLUMNS), with partition projection on month=YYYY-MM: a
+month is queryable in Athena as soon as the run has written it, no crawl.
 """
 
 from __future__ import annotations
@@ -31,10 +37,17 @@ from components.orchestration import (
     glue_job_step,
     pipeline_definition,
 )
+from components.warehouse import CatalogTable, CatalogTableArgs, date_projection
+from job_runtime.contracts import SENSOR_TIMESERIES_COLUMNS, SENSOR_TIMESERIES_PARTITIONS
 from pipelines.platform import Pipeline, Platform
 
 OUTPUT_PREFIX = "sensor/timeseries/"
+TIMESERIES_TABLE = "sensor_timeseries"
+# The first month Athena projects: earlier months (backfills of older data) would not be seen.
+FIRST_MONTH = "2000-01"
 QUARANTINE_PREFIX = "quarantine/sensor/"
+# The job's month index of raw files uploaded without one (the upload CLI writes <input>_index/ itself).
+STATE_PREFIX = "sensor/state/"
 
 
 @dataclass(frozen=True)
@@ -110,12 +123,27 @@ class SensorTimeseriesArgs:
     platform: Platform
 
 
+def timeseries_table(database: pulumi.Input[str], location: pulumi.Input[str]) -> CatalogTableArgs:
+    """The Glue table over the job's output at `location`: the contract's columns, and partition projection
+    on month=YYYY-MM, one month at a time from FIRST_MONTH to the current month (UTC)."""
+    return CatalogTableArgs(
+        database=database,
+        name=TIMESERIES_TABLE,
+        location=location,
+        columns=SENSOR_TIMESERIES_COLUMNS,
+        partition_keys=SENSOR_TIMESERIES_PARTITIONS,
+        projection=(("month", date_projection("yyyy-MM", f"{FIRST_MONTH},NOW", 1, "MONTHS")),),
+        description="Regular sensor time series, one row per sensor and grid point, by the sensor_timeseries job",
+    )
+
+
 class SensorTimeseriesPipeline(pulumi.ComponentResource):
     """The sensor time-series pipeline end to end (see module docstring)."""
 
     job_name: pulumi.Output[str]
     state_machine_arn: pulumi.Output[str]
     schedule_arn: pulumi.Output[str]
+    table_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: SensorTimeseriesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:pipelines:SensorTimeseries", name, None, opts)
@@ -129,19 +157,30 @@ class SensorTimeseriesPipeline(pulumi.ComponentResource):
                     "--input_path": raw.uri(s.input_prefix),
                     "--output_path": processed.uri(OUTPUT_PREFIX),
                     "--quarantine_path": processed.uri(QUARANTINE_PREFIX),
+                    "--state_path": processed.uri(STATE_PREFIX),
                     "--frequency": s.frequency,
                     "--month": "previous",
                 },
                 role_statements=[
                     raw.read(s.input_prefix),
-                    processed.write(OUTPUT_PREFIX, QUARANTINE_PREFIX),
+                    # The raw read covers the upload CLI's month index (<input prefix>_index/).
+                    processed.write(OUTPUT_PREFIX, QUARANTINE_PREFIX, STATE_PREFIX),
                     list_buckets(raw.arn, processed.arn),
                     *hadoop_directories(
                         reads=[(raw.arn, s.input_prefix)],
-                        writes=[(processed.arn, OUTPUT_PREFIX), (processed.arn, QUARANTINE_PREFIX)],
+                        writes=[
+                            (processed.arn, OUTPUT_PREFIX),
+                            (processed.arn, QUARANTINE_PREFIX),
+                            (processed.arn, STATE_PREFIX),
+                        ],
                     ),
                 ],
             ),
+            opts=child,
+        )
+        table = CatalogTable(
+            f"{name}-timeseries-catalog",
+            timeseries_table(p.catalog.database_name, processed.uri(OUTPUT_PREFIX)),
             opts=child,
         )
         definition = pipeline_definition(
@@ -180,11 +219,13 @@ class SensorTimeseriesPipeline(pulumi.ComponentResource):
         self.job_name = job.job_name
         self.state_machine_arn = machine.state_machine_arn
         self.schedule_arn = schedule.schedule_arn
+        self.table_name = table.table_name
         self.register_outputs(
             {
                 "job_name": self.job_name,
                 "state_machine_arn": self.state_machine_arn,
                 "schedule_arn": self.schedule_arn,
+                "table_name": self.table_name,
             }
         )
 
@@ -196,5 +237,6 @@ PIPELINE: Pipeline[SensorConfig, SensorTimeseriesPipeline] = Pipeline(
     outputs=lambda c, s, p: {
         "sensor_upload_to": p.lake.raw.uri(s.input_prefix),
         "sensor_state_machine_arn": c.state_machine_arn,
+        "sensor_timeseries_table": c.table_name,  # in glue_database, for Athena
     },
 )

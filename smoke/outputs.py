@@ -12,8 +12,8 @@ from typing import Any
 # Pipeline names as in the `pipelines` stack setting, and the outputs each needs beyond the shared ones.
 PIPELINE_OUTPUTS: dict[str, tuple[str, ...]] = {
     "render-logs": ("render_logs_upload_to", "render_logs_state_machine_arn", "render_logs_table"),
-    "sales": ("sales_upload_to", "sales_workflow", "sales_table"),
-    "sensor-timeseries": ("sensor_upload_to", "sensor_state_machine_arn"),
+    "sales": ("sales_upload_to", "sales_workflow", "sales_table", "sales_parquet_table"),
+    "sensor-timeseries": ("sensor_upload_to", "sensor_state_machine_arn", "sensor_timeseries_table"),
     "gharchive": ("gharchive_state_machine_arn", "gharchive_jobs_table", "gharchive_events_table"),
     "covid19": ("covid_state_machine_arn", "covid_warehouse_schema"),
 }
@@ -22,7 +22,7 @@ WAREHOUSE_OUTPUTS = ("redshift_workgroup", "redshift_database", "redshift_admin_
 CATALOG_OUTPUTS = ("glue_database", "athena_workgroup")
 NEEDS = {
     "render-logs": WAREHOUSE_OUTPUTS,
-    "sales": WAREHOUSE_OUTPUTS,
+    "sales": WAREHOUSE_OUTPUTS + CATALOG_OUTPUTS,
     "sensor-timeseries": CATALOG_OUTPUTS,
     "gharchive": CATALOG_OUTPUTS,
     "covid19": WAREHOUSE_OUTPUTS,

@@ -22,7 +22,8 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ingestion.sensor_upload import object_key
+from ingestion.sensor_upload import index_entries, object_key, write_index
+from job_runtime.contracts import GHARCHIVE_JOBS_ITEM
 from pipelines import render_logs, sales, sensor_timeseries
 from smoke import samples
 from smoke.outputs import OutputsError, StackOutputs, split_s3_uri
@@ -30,7 +31,7 @@ from smoke.queries import Athena, Clock, QueryError, Warehouse
 
 # EventBridge-started runs are matched by start time; AWS's clock and ours may differ a little.
 CLOCK_SKEW = timedelta(minutes=2)
-GHARCHIVE_JOB = "gharchive-ingest"  # the ingest job's item in the jobs table (lake_ingest.gharchive.JOB)
+GHARCHIVE_JOB = GHARCHIVE_JOBS_ITEM  # the download's item in the jobs table
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,126}")
 FAILED_JOB_STATES = {"FAILED", "TIMEOUT", "ERROR", "STOPPED", "EXPIRED"}
 FAILED_CRAWL_STATES = {"FAILED", "ERROR", "CANCELLED"}
@@ -360,17 +361,19 @@ class RenderLogs(Pipeline):
             uri = f"s3://{bucket}/{key}"
             with step("check warehouse"):
                 rows = warehouse.query(
-                    "SELECT device_id, log_count, max_latency_ms, avg_frame_rate, avg_gpu_usage "
-                    f"FROM public.{table} WHERE source_uri = :source_uri ORDER BY device_id",
+                    "SELECT device_id, log_count, max_latency_ms, sum_frame_rate / log_count, "
+                    f"sum_gpu_usage / log_count FROM public.{table}_by_file WHERE source_uri = :source_uri "
+                    "ORDER BY device_id",
                     {"source_uri": uri},
                 )
             expected = samples.RENDER_LOGS_SUMMARY[name]
             if not _summary_matches(rows, expected):
                 raise SmokeFailure(
                     "check warehouse",
-                    f"public.{table} rows for {uri}: expected {_devices(expected)}; found {_found_devices(rows)}",
+                    f"public.{table}_by_file rows for {uri}: expected {_devices(expected)}; "
+                    f"found {_found_devices(rows)}",
                 )
-            passed.append(f"public.{table}: {len(expected)} device row(s) for {name}")
+            passed.append(f"public.{table}_by_file: {len(expected)} device row(s) for {name}")
             quarantine_key = f"{render_logs.QUARANTINE_PREFIX}/{bucket}/{key}.quarantine.csv"
             wanted = samples.RENDER_LOGS_QUARANTINED[name]
             with step("check quarantine"):
@@ -381,7 +384,38 @@ class RenderLogs(Pipeline):
                     f"expected {wanted} quarantined row(s) in s3://{processed}/{quarantine_key}, found {found}",
                 )
             passed.append(f"{wanted} quarantined row(s) for {name}")
+        passed.append(self.check_totals(warehouse, table))
         return passed
+
+    def check_totals(self, warehouse: Any, table: str) -> str:
+        """The five-column table holds, for each device the samples have, the totals of its per-file rows
+        (other uploads may have added to them: the comparison is with every file's rows, not the samples')."""
+        devices = sorted({d.device_id for rows in samples.RENDER_LOGS_SUMMARY.values() for d in rows})
+        with step("check warehouse"):
+            rows = warehouse.query(
+                "SELECT t.device_id, t.log_count, t.max_latency_ms, t.avg_frame_rate, t.avg_gpu_usage, "
+                "f.log_count, f.max_latency_ms, f.avg_frame_rate, f.avg_gpu_usage "
+                f"FROM public.{table} t JOIN (SELECT device_id, SUM(log_count) AS log_count, "
+                "MAX(max_latency_ms) AS max_latency_ms, SUM(sum_frame_rate) / SUM(log_count) AS avg_frame_rate, "
+                f"SUM(sum_gpu_usage) / SUM(log_count) AS avg_gpu_usage FROM public.{table}_by_file "
+                "GROUP BY device_id) f ON f.device_id = t.device_id "
+                f"WHERE t.device_id IN ({', '.join(repr(d) for d in devices)}) ORDER BY t.device_id"
+            )
+        tolerance = samples.AVERAGE_TOLERANCE
+        found = [row[0] for row in rows]
+        wrong = [
+            row[0]
+            for row in rows
+            if row[1:3] != row[5:7] or any(abs(a - b) > tolerance for a, b in zip(row[3:5], row[7:9], strict=True))
+        ]
+        if found != devices or wrong:
+            raise SmokeFailure(
+                "check warehouse",
+                f"public.{table}: expected one row per device ({', '.join(devices)}) equal to the totals of "
+                f"public.{table}_by_file; found {', '.join(found) or 'none'}"
+                + (f", not equal for {', '.join(wrong)}" if wrong else ""),
+            )
+        return f"public.{table}: {len(devices)} device(s), each the total of its rows in public.{table}_by_file"
 
 
 def _summary_matches(rows: list[tuple[Any, ...]], expected: tuple[samples.DeviceSummary, ...]) -> bool:
@@ -419,7 +453,8 @@ def _found_devices(rows: list[tuple[Any, ...]]) -> str:
 
 class Sales(Pipeline):
     """The sales sample at the input prefix: EventBridge notifies the Glue workflow, which runs after
-    its event batching window."""
+    its event batching window. Its orders are checked in the warehouse table and, through Athena, in
+    the converted Parquet's catalog table (partitions the convert job registered, no crawl)."""
 
     name = "sales"
 
@@ -437,6 +472,7 @@ class Sales(Pipeline):
     def check(self, ctx: Context) -> list[str]:
         with step("outputs"):
             table = identifier(ctx.outputs.text("sales_table"), "sales_table")
+            parquet_table = identifier(ctx.outputs.text("sales_parquet_table"), "sales_parquet_table")
             processed = ctx.outputs.bucket("processed")
         s3, file = ctx.client("s3"), samples.SALES_FILE
         marker_key = f"{sales.STATE_PREFIX}converted/{file}.json"
@@ -466,6 +502,18 @@ class Sales(Pipeline):
                 f"{found[1] if found else None} units",
             )
         passed.append(f"public.{table}: {samples.SALES_ROWS_LOADED} orders, {samples.SALES_UNITS} units")
+        with step("check athena"):
+            lake = ctx.athena().query(
+                f"SELECT count(*), sum(quantity) FROM {parquet_table} WHERE source_file = '{file}'"
+            )
+        in_lake = tuple(None if v is None else int(v) for v in lake[0]) if lake else None
+        if in_lake != (samples.SALES_ROWS_LOADED, samples.SALES_UNITS):
+            raise SmokeFailure(
+                "check athena",
+                f"{parquet_table}: expected {samples.SALES_ROWS_LOADED} orders of {file} with {samples.SALES_UNITS} "
+                f"units, found {in_lake[0] if in_lake else 0} orders with {in_lake[1] if in_lake else None} units",
+            )
+        passed.append(f"Athena {parquet_table}: {samples.SALES_ROWS_LOADED} orders, {samples.SALES_UNITS} units")
         return passed
 
 
@@ -482,6 +530,8 @@ class SensorTimeseries(Pipeline):
         path = samples.sample("sensor", samples.SENSOR_FILE)
         key = object_key(prefix, path, hashlib.sha256(path.read_bytes()).hexdigest())
         upload(ctx, self.name, path, bucket, key)
+        with step("upload"):  # and its month index, as the upload CLI writes it after the file
+            write_index(ctx.client("s3"), bucket, index_entries(prefix, key, path.read_bytes()))
         return [start_execution(ctx, machine, {"month": samples.SENSOR_MONTH}, self.name)]
 
     def check(self, ctx: Context) -> list[str]:
@@ -496,33 +546,28 @@ class SensorTimeseries(Pipeline):
                 samples.SENSOR_ROWS_QUARANTINED,
             )
         ]
-        # The time series has no catalog table: a scratch one over the month's Parquet, dropped after.
-        table = identifier(f"smoke_sensor_{ctx.run_name.replace('-', '_').lower()}", "scratch table")
-        location = f"s3://{processed}/{sensor_timeseries.OUTPUT_PREFIX}{month}"
-        athena = ctx.athena()
+        # The stack's catalog table, as its ML users query it: the month is there as soon as the run ends
+        # (partition projection), with no crawl and no table of the smoke run's own.
+        with step("outputs"):
+            table = identifier(ctx.outputs.text("sensor_timeseries_table"), "sensor_timeseries_table")
+        where = f"{table} month {samples.SENSOR_MONTH}"
         with step("check athena"):
-            athena.query(
-                f"CREATE EXTERNAL TABLE `{table}` (sensor_id string, is_gap boolean) "
-                f"STORED AS PARQUET LOCATION '{location}'"
+            rows = ctx.athena().query(
+                f'SELECT sensor_id, count(*), count_if(is_gap) FROM "{table}" '
+                f"WHERE month = '{samples.SENSOR_MONTH}' GROUP BY sensor_id ORDER BY sensor_id"
             )
-            try:
-                rows = athena.query(
-                    f'SELECT sensor_id, count(*), count_if(is_gap) FROM "{table}" GROUP BY sensor_id ORDER BY sensor_id'
-                )
-            finally:
-                athena.query(f"DROP TABLE IF EXISTS `{table}`")
         found = {sensor: (int(points or 0), int(gaps or 0)) for sensor, points, gaps in rows}
         if found != samples.SENSOR_POINTS:
             raise SmokeFailure(
                 "check athena",
-                f"{location}: expected (points, gaps) per sensor {samples.SENSOR_POINTS}, found {found}",
+                f"{where}: expected (points, gaps) per sensor {samples.SENSOR_POINTS}, found {found}",
             )
-        passed.append(f"{location}: {sum(p for p, _ in found.values())} points for {len(found)} sensors")
+        passed.append(f"{where}: {sum(p for p, _ in found.values())} points for {len(found)} sensors")
         return passed
 
 
 class Gharchive(Pipeline):
-    """One run of the hourly state machine: ingest (from GH Archive), flatten, catalog."""
+    """One run of the hourly state machine: ingest (from GH Archive), flatten; then the stack's table."""
 
     name = "gharchive"
 
@@ -547,7 +592,8 @@ class Gharchive(Pipeline):
         day = bookmark[:10]
         with step("check athena"):
             rows = ctx.athena().query(
-                f'SELECT count(*), count(DISTINCT id) FROM "{events}" WHERE CAST("date" AS varchar) = \'{day}\''
+                # "date" is the table's string partition key: compared as is, Athena projects that day only.
+                f'SELECT count(*), count(DISTINCT event_id) FROM "{events}" WHERE "date" = \'{day}\''
             )
         total, distinct = (int(v or 0) for v in rows[0]) if rows else (0, 0)
         if total == 0 or total != distinct:
@@ -560,7 +606,7 @@ class Gharchive(Pipeline):
 
 
 class Covid(Pipeline):
-    """One run of the COVID-19 state machine: copy, crawl, stage, clean, crawl, load the star schema."""
+    """One run of the COVID-19 state machine: copy, crawl, stage, clean, load the star schema."""
 
     name = "covid19"
     tables = ("dim_date", "dim_location", "fact_cases", "fact_testing")

@@ -1,9 +1,9 @@
 """`render-summary`: the same command in the Batch container and on a laptop.
 
 Reads one render-log CSV (local path or s3:// URI) as a stream of blocks parsed on a thread per CPU,
-quarantines malformed rows with the reason as they come, loads the per-device summary into the
-warehouse, and logs one JSON run summary. Flags fall back to environment variables so the Batch
-job definition passes only --input per run.
+quarantines malformed rows with the reason as they come, loads the file's per-device sums into the
+warehouse through staged Parquet (render_summary.warehouse), and logs one JSON run summary. Flags fall
+back to environment variables so the Batch job definition passes only --input per run.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -26,7 +27,7 @@ import pyarrow.compute as pc
 
 from job_runtime.errors import EXIT_OK, JobError
 from render_summary import storage, transform
-from render_summary.warehouse import PostgresWarehouse, RedshiftDataWarehouse, Warehouse, load_statements
+from render_summary.warehouse import PostgresWarehouse, RedshiftDataWarehouse, Warehouse, stage_table
 
 log = logging.getLogger("render_summary")
 
@@ -79,11 +80,10 @@ def run(
             quarantine.commit()
     summary = transform.finalize(partials)
 
-    if warehouse is not None and summary.num_rows:
-        warehouse.run_transaction(load_statements(summary, source_uri, schema, table))
-        log.info("merged %d device row(s) into %s.%s", summary.num_rows, schema, table)
-    elif summary.num_rows == 0:
-        log.info("no valid rows in %s: %s.%s left untouched", input_uri, schema, table)
+    if warehouse is not None:
+        # Also when no row is valid: a corrected file with none removes what the file contributed before.
+        warehouse.load(stage_table(partials, source_uri), source_uri, schema, table)
+        log.info("merged %d device row(s) of %s into %s.%s", summary.num_rows, source_uri, schema, table)
 
     result = RunSummary(
         input=input_uri,
@@ -138,6 +138,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--postgres-dsn", default=env("POSTGRES_DSN"), help="[env POSTGRES_DSN]")
     p.add_argument("--workgroup", default=env("REDSHIFT_WORKGROUP"), help="[env REDSHIFT_WORKGROUP]")
     p.add_argument("--database", default=env("REDSHIFT_DATABASE"), help="[env REDSHIFT_DATABASE]")
+    p.add_argument(
+        "--stage",
+        default=env("RENDER_SUMMARY_STAGE"),
+        help="prefix for the staged Parquet, removed after the load: s3:// for redshift-data, a local "
+        "directory for postgres (default: the temporary directory) [env RENDER_SUMMARY_STAGE]",
+    )
+    p.add_argument(
+        "--copy-role",
+        default=env("REDSHIFT_COPY_ROLE_ARN"),
+        help="IAM role ARN Redshift's COPY reads the stage with [env REDSHIFT_COPY_ROLE_ARN]",
+    )
     p.add_argument("--schema", default=env("SUMMARY_SCHEMA", "public"))
     p.add_argument("--table", default=env("SUMMARY_TABLE", "performance_summary"))
     p.add_argument(
@@ -153,6 +164,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error("--warehouse postgres needs --postgres-dsn (or POSTGRES_DSN)")
     if args.warehouse == "redshift-data" and not (args.workgroup and args.database):
         p.error("--warehouse redshift-data needs --workgroup and --database (or REDSHIFT_WORKGROUP/REDSHIFT_DATABASE)")
+    if args.warehouse == "redshift-data" and not (args.stage and storage.is_s3(args.stage) and args.copy_role):
+        p.error(
+            "--warehouse redshift-data needs an s3:// --stage and --copy-role "
+            "(or RENDER_SUMMARY_STAGE/REDSHIFT_COPY_ROLE_ARN)"
+        )
     if args.batch_bytes < 1:
         p.error("--batch-bytes must be at least 1")
     return args
@@ -163,9 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     warehouse: Warehouse | None = None
     if args.warehouse == "postgres":
-        warehouse = PostgresWarehouse(args.postgres_dsn)
+        stage = args.stage or str(Path(tempfile.gettempdir()) / "render-summary-stage")
+        warehouse = PostgresWarehouse(args.postgres_dsn, stage)
     elif args.warehouse == "redshift-data":
-        warehouse = RedshiftDataWarehouse(args.workgroup, args.database)
+        warehouse = RedshiftDataWarehouse(args.workgroup, args.database, args.stage, args.copy_role)
     try:
         result, summary = run(args.input, args.quarantine, warehouse, args.schema, args.table, args.batch_bytes)
     except JobError as exc:

@@ -114,6 +114,22 @@ def test_sensor_quick(tmp_path: Path) -> None:
     assert 0 < job["rows_quarantined"] == ref["rows_quarantined"]
 
 
+def test_sensor_history_quick(tmp_path: Path) -> None:
+    done, data = run_bench(tmp_path, "--only", "sensor-history")
+    report = only_report(data, "sensor-history")
+    assert_table(done.stdout, report)
+    sizes = glue_sensor.HISTORY_SIZES["quick"]
+    short_index, long_index, short_full, long_full = (m["figures"] for m in report["measurements"])
+    # The month index reads this month's upload and last month's whatever the history; the full scan all.
+    assert (short_index["files_read"], long_index["files_read"]) == (2, 2)
+    assert short_index["bytes_read"] == long_index["bytes_read"] > 0
+    assert (short_full["files_read"], long_full["files_read"]) == (sizes["short"], sizes["months"])
+    assert long_full["bytes_read"] > short_full["bytes_read"] >= short_index["bytes_read"]
+    points = sizes["sensors"] * 31 * 24 * 6  # March 2024 at ten minutes
+    assert {m["points"] for m in (short_index, long_index, short_full, long_full)} == {points}
+    assert f"{sizes['months']} months of history: the month index reads 2 of {sizes['months']} files" in done.stdout
+
+
 def test_estate_quick(tmp_path: Path) -> None:
     done, data = run_bench(tmp_path, "--only", "estate")
     report = only_report(data, "estate")
@@ -153,6 +169,20 @@ def test_render_logs_quick(tmp_path: Path) -> None:
     assert len(local["devices"]) == render_logs.DEVICES
 
 
+def test_render_logs_devices_quick(tmp_path: Path) -> None:
+    done, data = run_bench(tmp_path, "--only", "render-logs-devices")
+    report = only_report(data, "render-logs-devices")
+    assert_table(done.stdout, report)
+    few, many = render_logs.DEVICE_COUNTS["quick"]
+    assert [m["figures"] for m in report["measurements"]] == [
+        {"rows": n, "devices": n, "table_rows": n, "table_logs": n} for n in (few, many)
+    ]
+    assert (
+        f"- job peak RSS: {measure.human_bytes(report['measurements'][1]['peak_rss_bytes'])} with {many:,}"
+        in done.stdout
+    )
+
+
 def test_generated_render_logs_hold_what_the_manifest_says(tmp_path: Path) -> None:
     path = tmp_path / "render_logs.csv"
     stats = render_logs.write_render_logs(path, 20_000, block=7_000)
@@ -189,7 +219,10 @@ def test_the_benchmarked_scripts_use_no_python_udfs_and_bring_no_data_to_the_dri
 
 def test_every_benchmark_module_registers_itself() -> None:
     load_benchmarks()
-    assert set(measure.BENCHMARKS) == {"render-logs", "render-logs-large", "sales", "gharchive", "sensor", "estate"}
+    assert set(measure.BENCHMARKS) == {
+        "render-logs", "render-logs-large", "render-logs-devices", "sales", "gharchive", "sensor",
+        "sensor-history", "estate",
+    }  # fmt: skip
 
 
 def allocate_in_a_grandchild(clock: measure.Clock, *, megabytes: int) -> dict[str, Any]:

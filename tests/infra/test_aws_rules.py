@@ -16,7 +16,7 @@ import pytest
 import sales_csv_to_parquet
 
 from components.orchestration import glue_state_message
-from pipelines import covid, covid_staging, covid_star_schema, gharchive, sales
+from pipelines import covid, covid_staging, gharchive, sales
 from tests.infra.harness import ACCOUNT, REGION, Estate, build_estate, repo_digest
 
 KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/lake-key"
@@ -118,8 +118,10 @@ def test_each_crawler_creates_exactly_the_tables_the_pipelines_query(dev: Estate
     level 1 ("Specifying the table location and partitioning level",
     https://docs.aws.amazon.com/glue/latest/dg/crawler-table-level.html). For each crawler, the
     folder layout its writer produces must give the tables the Athena queries, named queries and
-    README use: one `covid_landing_<dataset>` per landing dataset (the staging UNLOADs read them),
-    one `covid_<table>` per curated table, `sales_input`, `sales_parquet` and `gharchive_events`."""
+    README use: one `covid_landing_<dataset>` per landing dataset (the staging UNLOADs read them) and
+    `sales_input`. The tables whose schema is ours (CatalogTable: sales Parquet, GH Archive events,
+    sensor time series, COVID-19 curated) are outside every crawler's path, so no crawl can add a
+    second table over their data or change their schema."""
     assert {c.name for c in dev.of_type("aws:glue/crawler:Crawler")} == {f"{c}-crawler" for c in CRAWLERS}
     # copy-datasets lands each dataset's files under covid/landing/<dataset>/ (nested folders kept).
     landing = [f"{covid.LANDING_PREFIX}{d}/part-1/data.csv" for d in covid_staging.DATASETS]
@@ -130,17 +132,26 @@ def test_each_crawler_creates_exactly_the_tables_the_pipelines_query(dev: Estate
     assert set(re.findall(r"FROM (covid_landing_\w+)", definition)) == {
         covid_staging.raw_table(d) for d in covid_staging.DATASETS
     }
-    # covid_clean writes one Parquet folder per star-schema table.
-    curated = [f"{covid.CURATED_PREFIX}{t}/part-00000.snappy.parquet" for t in covid_star_schema.TABLES]
-    assert crawler_tables(dev, "covid-curated-crawler", curated) == {f"covid_{t}" for t in covid_star_schema.TABLES}
     # Uploads land directly in the input prefix; the convert job partitions by order date and file.
     assert crawler_tables(dev, "sales-input-crawler", ["sales/input/2026-11-01.csv"]) == {"sales_input"}
+    # The converted Parquet is the stack's table sales_orders (tests/infra/test_glue_pipelines.py): no crawler
+    # covers it, so none can add a second table or change its schema.
     parquet = f"{sales.PARQUET_PREFIX}order_date=2026-11-01/{sales_csv_to_parquet.SOURCE_FILE}=a.csv/part-0.parquet"
-    assert crawler_tables(dev, "sales-parquet-crawler", [parquet]) == {"sales_parquet"}
-    # gharchive_events partitions by date and hour.
+    crawled = [
+        t["path"].split("/", 3)[3] for c in dev.of_type("aws:glue/crawler:Crawler") for t in c.inputs["s3Targets"]
+    ]
+    assert crawled and not any(parquet.startswith(prefix) for prefix in crawled)
+    # No crawler reads under any table the stack defines (nor above it: a crawl of a parent folder would
+    # catalog the table's folder too).
+    defined = [t.inputs["storageDescriptor"]["location"] for t in dev.of_type("aws:glue/catalogTable:CatalogTable")]
+    assert len(defined) == 7
+    crawled_uris = [t["path"] for c in dev.of_type("aws:glue/crawler:Crawler") for t in c.inputs["s3Targets"]]
+    assert not [(c, d) for c in crawled_uris for d in defined if c.startswith(d) or d.startswith(c)]
+    # gharchive_events (partitioned by date and hour, folders as the job writes them) is the stack's table.
     date, hour = gharchive_events.PARTITIONS
-    events = f"{gharchive.EVENTS_PREFIX}{date}=2026-11-01/{hour}=7/part-00000.snappy.parquet"
-    assert crawler_tables(dev, "gharchive-crawler", [events]) == {gharchive.EVENTS_TABLE}
+    events = dev.one("aws:glue/catalogTable:CatalogTable", "gharchive-events").inputs
+    assert events["name"] == gharchive.EVENTS_TABLE
+    assert [k["name"] for k in events["partitionKeys"]] == [date, hour]
     for query in dev.of_type("aws:athena/namedQuery:NamedQuery"):
         assert f"FROM {gharchive.EVENTS_TABLE}" in query.inputs["query"], query.name
 
@@ -322,10 +333,7 @@ def test_every_glue_job_logs_to_its_own_encrypted_stack_log_groups_and_may_write
 
 CRAWLERS = (
     "sales-input-crawler",
-    "sales-parquet-crawler",
-    "gharchive-crawler",
     "covid-landing-crawler",
-    "covid-curated-crawler",
 )
 
 

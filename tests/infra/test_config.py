@@ -76,7 +76,8 @@ DEFAULTS = StackConfig(
                 "unit_price",
                 "discount",
             ),
-            table="sales",
+            table="sales_data_table",
+            batch_window_seconds=60,
         ),
         "sensor-timeseries": SensorConfig(
             input_prefix="sensor/raw/", schedule="cron(0 2 1 * ? *)", schedule_timezone="UTC", frequency="1min"
@@ -256,7 +257,7 @@ def test_prod_example_keeps_data() -> None:
             "redshiftUsageLimitAction, "
             "removeDataOnDestroy, renderLogsMemoryMib, renderLogsPrefix, "
             "renderLogsRetryAttempts, renderLogsTable, renderLogsTimeoutMinutes, "
-            "renderLogsVcpu, salesColumns, salesInputPrefix, salesTable, "
+            "renderLogsVcpu, salesBatchWindowSeconds, salesColumns, salesInputPrefix, salesTable, "
             "sensorFrequency, sensorInputPrefix, sensorSchedule, sensorScheduleTimezone, "
             "vpcCidr)",
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from collections import Counter
@@ -79,17 +80,21 @@ def test_dev_estate_has_every_resource_family(dev: Estate) -> None:
         # the pipelines' database roles and grants: the procedure and its call (Data API, admin secret)
         "aws:redshiftdata/statement:Statement": 2,
         "aws:glue/catalogDatabase:CatalogDatabase": 1,
+        # the tables whose schema is the estate's: sales Parquet, sensor time series, GH Archive events,
+        # the 4 COVID-19 curated tables
+        "aws:glue/catalogTable:CatalogTable": 7,
         "aws:athena/workgroup:Workgroup": 1,
-        # Glue: 5 jobs (each script, glue_common and the job_runtime zip uploaded), 5 crawlers (one with a
-        # CSV classifier), a security configuration each
+        # Glue: 5 jobs (each script, glue_common and the job_runtime zip uploaded), 2 crawlers where the
+        # input's schema is not ours (sales input, COVID-19 landing: one with a CSV classifier), a
+        # security configuration each
         "aws:glue/job:Job": 5,
-        "aws:glue/crawler:Crawler": 5,
+        "aws:glue/crawler:Crawler": 2,
         "aws:glue/classifier:Classifier": 1,
-        "aws:glue/securityConfiguration:SecurityConfiguration": 10,
+        "aws:glue/securityConfiguration:SecurityConfiguration": 7,
         "aws:s3/bucketObjectv2:BucketObjectv2": 15,
-        # sales workflow: event start + 3 conditional triggers
+        # sales workflow: event start + 2 conditional triggers (crawl input -> convert -> load)
         "aws:glue/workflow:Workflow": 1,
-        "aws:glue/trigger:Trigger": 4,
+        "aws:glue/trigger:Trigger": 3,
         # compute: Spot + on-demand fallback in dev
         "aws:ecr/repository:Repository": 1,
         "aws:ecr/lifecyclePolicy:LifecyclePolicy": 1,
@@ -105,18 +110,18 @@ def test_dev_estate_has_every_resource_family(dev: Estate) -> None:
         "aws:sns/topicPolicy:TopicPolicy": 1,
         "aws:sfn/stateMachine:StateMachine": 4,  # render-logs, sensor, gharchive, covid
         "aws:scheduler/schedule:Schedule": 3,  # sensor monthly, gharchive hourly, covid weekly
-        # rules: 2 S3 uploads (render-logs, sales) + 4 Glue state-change notifications (sales)
-        "aws:cloudwatch/eventRule:EventRule": 6,
-        "aws:cloudwatch/eventTarget:EventTarget": 6,
+        # rules: 2 S3 uploads (render-logs, sales) + 3 Glue state-change notifications (sales)
+        "aws:cloudwatch/eventRule:EventRule": 5,
+        "aws:cloudwatch/eventTarget:EventTarget": 5,
         # dead-letter queues: render-logs trigger, sales trigger, sales notifications, 3 schedules
         "aws:sqs/queue:Queue": 6,
         # EventBridge rules deliver dead letters as the service (a queue policy); Scheduler as its role (none).
         "aws:sqs/queuePolicy:QueuePolicy": 3,
-        # flow logs, Batch, 4 state machines, 5 Glue jobs x (output, error), 5 crawlers
-        "aws:cloudwatch/logGroup:LogGroup": 21,
-        "aws:iam/role:Role": 25,
+        # flow logs, Batch, 4 state machines, 5 Glue jobs x (output, error), 2 crawlers
+        "aws:cloudwatch/logGroup:LogGroup": 18,
+        "aws:iam/role:Role": 22,
         # one per role, and each crawler's second one for its log group (named after the role)
-        "aws:iam/rolePolicy:RolePolicy": 30,
+        "aws:iam/rolePolicy:RolePolicy": 24,
     }
 
 
@@ -228,7 +233,6 @@ def test_roles_trust_one_service_of_this_account_only(estate: Estate) -> None:
         "render-logs-trigger-role": "events.amazonaws.com",
         "sales-input-crawler-role": "glue.amazonaws.com",
         "sales-convert-role": "glue.amazonaws.com",
-        "sales-parquet-crawler-role": "glue.amazonaws.com",
         "sales-load-role": "glue.amazonaws.com",
         "sales-trigger-role": "events.amazonaws.com",
         "sensor-job-role": "glue.amazonaws.com",
@@ -236,13 +240,11 @@ def test_roles_trust_one_service_of_this_account_only(estate: Estate) -> None:
         "sensor-schedule-role": "scheduler.amazonaws.com",
         "gharchive-ingest-role": "ecs-tasks.amazonaws.com",
         "gharchive-events-role": "glue.amazonaws.com",
-        "gharchive-crawler-role": "glue.amazonaws.com",
         "gharchive-flow-role": "states.amazonaws.com",
         "gharchive-schedule-role": "scheduler.amazonaws.com",
         "covid-copy-role": "ecs-tasks.amazonaws.com",
         "covid-landing-crawler-role": "glue.amazonaws.com",
         "covid-clean-role": "glue.amazonaws.com",
-        "covid-curated-crawler-role": "glue.amazonaws.com",
         "covid-flow-role": "states.amazonaws.com",
         "covid-schedule-role": "scheduler.amazonaws.com",
     }
@@ -276,10 +278,15 @@ def test_render_job_role_is_least_privilege(dev: Estate) -> None:
         {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [f"arn:aws:s3:::{raw}/render-logs/*"]},
         # A missing input is then NoSuchKey (bad input), not AccessDenied.
         {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [f"arn:aws:s3:::{raw}"]},
+        # The quarantine file and the Parquet stage (render_summary.warehouse) are multipart uploads
+        # (AbortMultipartUpload when a run fails); the stage is deleted after the COPY.
         {
             "Effect": "Allow",
             "Action": ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject"],
-            "Resource": [f"arn:aws:s3:::{processed}/quarantine/render-logs/*"],
+            "Resource": [
+                f"arn:aws:s3:::{processed}/quarantine/render-logs/*",
+                f"arn:aws:s3:::{processed}/stage/render-logs/*",
+            ],
         },
         {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": [key]},
         {
@@ -537,12 +544,15 @@ def test_render_job_definition(dev: Estate) -> None:
     assert container["readonlyRootFilesystem"] is True
     assert container["logConfiguration"]["options"]["awslogs-group"] == "/aws/batch/dataplatform-dev-batch"
     env = {e["name"]: e["value"] for e in container["environment"]}
+    processed_prefix = dev.one("aws:s3/bucket:Bucket", "processed").inputs["bucketPrefix"]
+    processed = f"s3://{processed_prefix}20260101000000000000000001"
+    copy_role = f"arn:aws:iam::{ACCOUNT}:role/" + dev.one("aws:iam/role:Role", "warehouse-copy").inputs["namePrefix"]
+    assert env.pop("REDSHIFT_COPY_ROLE_ARN").startswith(copy_role)  # the warehouse's role, which reads `processed`
     assert env == {
         "REDSHIFT_DATABASE": "analytics",
         "REDSHIFT_WORKGROUP": "dataplatform-dev-warehouse",
-        "RENDER_SUMMARY_QUARANTINE": "s3://"
-        + dev.one("aws:s3/bucket:Bucket", "processed").inputs["bucketPrefix"]
-        + "20260101000000000000000001/quarantine/render-logs",
+        "RENDER_SUMMARY_QUARANTINE": f"{processed}/quarantine/render-logs",
+        "RENDER_SUMMARY_STAGE": f"{processed}/stage/render-logs",
         "SUMMARY_TABLE": "performance_summary",
         "WAREHOUSE_BACKEND": "redshift-data",
     }
@@ -581,12 +591,105 @@ def test_state_machine_every_task_retries_and_catches_to_a_notification(estate: 
     assert tasks["NotifyFailure"]["Next"] == "Failed" and states["Failed"]["Type"] == "Fail"
     batch = tasks["SummarizeRenderLogs"]
     assert batch["Resource"] == "arn:aws:states:::batch:submitJob.sync"
-    assert batch["Parameters"]["Parameters"] == {
-        "input.$": "States.Format('s3://{}/{}', $.detail.bucket.name, $.detail.object.key)"
-    }
+    assert batch["Parameters"]["Parameters"] == {"input.$": "$.source.input"}
     topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:" + estate.one("aws:sns/topic:Topic").inputs["namePrefix"]
     assert tasks["NotifyFailure"]["Parameters"]["TopicArn"].startswith(topic)
     assert tasks["NotifyFailure"]["Parameters"]["Message"]["error.$"] == "$.failure.Error"
+
+
+def run_to_batch(definition: dict[str, Any], execution_input: dict[str, Any]) -> tuple[list[str], Any]:
+    """Walk the render-log machine from StartAt to its Batch task as Step Functions would, for the states
+    it starts with (Choice with IsPresent/IsString/StringMatches/And, Pass with Parameters and ResultPath,
+    Fail), and return (states visited, the Batch job's `input` parameter, or the Fail state's Error)."""
+
+    def path(document: Any, expression: str) -> Any:
+        assert expression.startswith("$.")
+        for part in expression[2:].split("."):
+            if not isinstance(document, dict) or part not in document:
+                return KeyError
+            document = document[part]
+        return document
+
+    def rule(r: dict[str, Any], document: Any) -> bool:
+        if "And" in r:
+            return all(rule(inner, document) for inner in r["And"])
+        value = path(document, r["Variable"])
+        if "IsPresent" in r:
+            return (value is not KeyError) == r["IsPresent"]
+        if value is KeyError:  # what Step Functions raises as States.Runtime: the machine must never get here
+            raise AssertionError(f"Choice on missing {r['Variable']} (States.Runtime)")
+        if "IsString" in r:
+            return isinstance(value, str) == r["IsString"]
+        if "StringMatches" in r:
+            return isinstance(value, str) and fnmatch.fnmatchcase(value, r["StringMatches"])
+        raise AssertionError(f"rule not modelled: {r}")
+
+    def evaluate(value: str, document: Any) -> Any:
+        formatted = re.fullmatch(r"States\.Format\('([^']*)', (.*)\)", value)
+        if not formatted:
+            return path(document, value)
+        arguments = [path(document, a.strip()) for a in formatted.group(2).split(",")]
+        return formatted.group(1).format(*arguments)  # templates here have bare {} only
+
+    states, name, visited, document = definition["States"], definition["StartAt"], [], execution_input
+    while True:
+        visited.append(name)
+        state = states[name]
+        if state["Type"] == "Choice":
+            name = next((c["Next"] for c in state["Choices"] if rule(c, document)), state["Default"])
+        elif state["Type"] == "Pass":
+            result = {k.removesuffix(".$"): evaluate(v, document) for k, v in state["Parameters"].items()}
+            assert state["ResultPath"] == "$.source"
+            document, name = {**document, "source": result}, state["Next"]
+        elif state["Type"] == "Fail":
+            return visited, state["Error"]
+        else:
+            assert state["Resource"] == "arn:aws:states:::batch:submitJob.sync"
+            return visited, evaluate(state["Parameters"]["Parameters"]["input.$"], document)
+
+
+@pytest.mark.parametrize(
+    ("execution_input", "visited", "job_input"),
+    [
+        # The EventBridge S3 event (an upload)...
+        (
+            {"source": "aws.s3", "detail": {"bucket": {"name": "raw-b"}, "object": {"key": "render-logs/a.csv"}}},
+            ["ChooseInput", "FromS3Event", "SummarizeRenderLogs"],
+            "s3://raw-b/render-logs/a.csv",
+        ),
+        # ...and an operator's reprocessing request (`aws stepfunctions start-execution --input ...`).
+        (
+            {"input": "s3://raw-b/render-logs/2025/10/06/a.csv"},
+            ["ChooseInput", "CheckInputUri", "FromInput", "SummarizeRenderLogs"],
+            "s3://raw-b/render-logs/2025/10/06/a.csv",
+        ),
+        # Anything else fails as BadInput, never with the uncatchable States.Runtime of a missing path.
+        ({"input": "raw-b/a.csv"}, ["ChooseInput", "CheckInputUri", "UnknownInput"], "BadInput"),
+        ({"input": 3}, ["ChooseInput", "CheckInputUri", "UnknownInput"], "BadInput"),
+        ({"detail": {"bucket": {"name": "raw-b"}}}, ["ChooseInput", "UnknownInput"], "BadInput"),
+        ({}, ["ChooseInput", "UnknownInput"], "BadInput"),
+    ],
+)
+def test_render_machine_takes_an_s3_event_or_an_input_uri(
+    dev: Estate, execution_input: dict[str, Any], visited: list[str], job_input: str
+) -> None:
+    definition = policy(dev.one("aws:sfn/stateMachine:StateMachine", "render-logs").inputs["definition"])
+    assert run_to_batch(definition, execution_input) == (visited, job_input)
+
+
+@pytest.mark.parametrize("length", [113, 114])
+def test_render_table_name_leaves_room_for_the_per_file_stage(length: int) -> None:
+    """`<table>_by_file_stage` is the longest name a load uses; Redshift identifiers are at most 127 bytes
+    (https://docs.aws.amazon.com/redshift/latest/dg/r_names.html)."""
+    from pipelines import render_logs
+
+    values = {s.key: s.default for s in render_logs.SETTINGS} | {"renderLogsTable": "t" * length}
+    failed: list[tuple[str, str]] = []
+    render_logs.validate(values, lambda ok, key, allowed: failed.extend([] if ok else [(key, allowed)]))
+    assert len(f"{'t' * 113}_by_file_stage") == 127
+    assert failed == ([] if length == 113 else [
+        ("renderLogsTable", "must be at most 113 characters (<table>_by_file_stage must fit Redshift's 127)")
+    ])  # fmt: skip
 
 
 def s3_event(bucket: str, key: str) -> dict:

@@ -14,9 +14,12 @@ import pytest
 from moto.events.models import EventPattern
 
 from components.compute import GLUE_PACKAGE_BUILD_DIR, content_hash, python_package_zip
+from components.config import ConfigError
+from components.orchestration import GLUE_EVENT_BATCH_WINDOW_SECONDS
 from components.warehouse import crawler_configuration
+from pipelines import registry
 from pipelines.glue_estate import GLUE_SCRIPTS, JOB_RUNTIME
-from tests.infra.harness import ACCOUNT, REGION, ROOT, Estate
+from tests.infra.harness import ACCOUNT, REGION, ROOT, Estate, build_estate
 
 KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/lake-key"
 SUFFIX = "20260101000000000000000001"  # the mocks' stand-in for the provider's random name suffix
@@ -34,7 +37,7 @@ def glue_name(estate: Estate, typ: str, resource: str) -> str:
 # --- the sales workflow ---------------------------------------------------------------------------
 
 
-def test_sales_workflow_runs_crawl_convert_crawl_load_each_only_after_the_previous_succeeded(dev: Estate) -> None:
+def test_sales_workflow_runs_crawl_convert_load_each_only_after_the_previous_succeeded(dev: Estate) -> None:
     workflow = dev.one("aws:glue/workflow:Workflow").inputs
     assert workflow["name"] == "dataplatform-dev-sales-workflow"
     assert workflow["maxConcurrentRuns"] == 1
@@ -42,7 +45,8 @@ def test_sales_workflow_runs_crawl_convert_crawl_load_each_only_after_the_previo
     assert {t.inputs["workflowName"] for t in triggers} == {workflow["name"]}
     start = [t.inputs for t in triggers if t.inputs["type"] == "EVENT"]
     assert len(start) == 1
-    assert start[0]["eventBatchingConditions"] == [{"batchSize": 100, "batchWindow": 300}]
+    # By default a single upload starts a run a minute after its event (salesBatchWindowSeconds).
+    assert start[0]["eventBatchingConditions"] == [{"batchSize": 100, "batchWindow": 60}]
 
     def started_by(trigger: dict[str, Any]) -> str:
         (action,) = trigger["actions"]
@@ -61,16 +65,112 @@ def test_sales_workflow_runs_crawl_convert_crawl_load_each_only_after_the_previo
         assert condition["logicalOperator"] == "EQUALS"
         assert condition.get("crawlState", condition.get("state")) == "SUCCEEDED"
         chain.append(started_by(trigger))
+    # No crawl of the Parquet: its table is the stack's and the convert job registers its partitions.
     assert chain == [
         "dataplatform-dev-sales-input-crawler",
         "dataplatform-dev-sales-convert",
-        "dataplatform-dev-sales-parquet-crawler",
         "dataplatform-dev-sales-load",
     ]
-    assert len(conditional) == 3  # every trigger is on the chain: nothing runs outside it
+    assert len(conditional) == 2  # every trigger is on the chain: nothing runs outside it
     crawlers = {c.inputs["name"] for c in dev.of_type("aws:glue/crawler:Crawler") if "sales" in c.name}
     jobs = {j.inputs["name"] for j in dev.of_type("aws:glue/job:Job") if "sales" in j.name}
     assert set(chain) == crawlers | jobs
+
+
+def test_the_batch_window_is_a_setting_within_what_glue_allows() -> None:
+    """Glue's EventBatchingCondition: BatchWindow 1 to 900 seconds, counted from the first event
+    (https://docs.aws.amazon.com/glue/latest/webapi/API_EventBatchingCondition.html). The stack refuses
+    anything else before Glue would."""
+    assert GLUE_EVENT_BATCH_WINDOW_SECONDS == (1, 900)
+    for value in ("0", "901"):
+        with pytest.raises(ConfigError) as raised:
+            registry.load_stack_config({"dataplatform:salesBatchWindowSeconds": value}, "dataplatform", "dev", "x-1")
+        assert raised.value.problems == [
+            f"dataplatform:salesBatchWindowSeconds = {value} is invalid: must be 1 to 900 seconds "
+            "(Glue's EventBatchingCondition BatchWindow)"
+        ]
+    for value, window in (("1", 1), ("900", 900)):
+        cfg = registry.load_stack_config({"dataplatform:salesBatchWindowSeconds": value}, "dataplatform", "dev", "x-1")
+        assert cfg.pipeline_settings["sales"].batch_window_seconds == window
+
+
+@pytest.fixture(scope="module")
+def configured() -> Estate:
+    """The dev stack with every sales setting changed from its default."""
+    return build_estate(
+        "dev",
+        "Pulumi.dev.yaml",
+        {
+            "dataplatform:salesBatchWindowSeconds": "15",
+            "dataplatform:salesTable": "orders",
+            "dataplatform:salesColumns": '["order_id", "order_date", "quantity", "unit_price", "notes"]',
+        },
+    )
+
+
+def test_window_table_and_columns_follow_the_settings(dev: Estate, configured: Estate) -> None:
+    start = [t.inputs for t in configured.of_type("aws:glue/trigger:Trigger") if t.inputs["type"] == "EVENT"]
+    assert [t["eventBatchingConditions"] for t in start] == [[{"batchSize": 100, "batchWindow": 15}]]
+    load = configured.named("sales-load-job").inputs["defaultArguments"]
+    assert load["--table"] == "orders"
+    assert configured.named("sales-convert-job").inputs["defaultArguments"]["--columns"] == (
+        "order_id,order_date,quantity,unit_price,notes"
+    )
+    # The catalog table's columns follow the selection: a change shows in `pulumi preview`.
+    table = configured.one("aws:glue/catalogTable:CatalogTable", "sales").inputs
+    assert table["storageDescriptor"]["columns"] == [
+        {"name": "order_id", "type": "string"},
+        {"name": "quantity", "type": "int"},
+        {"name": "unit_price", "type": "decimal(12,2)"},
+        {"name": "notes", "type": "string"},
+    ]
+    assert dev.named("sales-load-job").inputs["defaultArguments"]["--table"] == "sales_data_table"
+
+
+def test_the_sales_parquet_is_a_catalog_table_of_the_stack(dev: Estate) -> None:
+    """The converted Parquet is queryable in Athena right after the convert step: the table is the
+    stack's (no crawl), its columns are what sales_csv_to_parquet writes (tests/jobs/test_sales_csv_to_parquet.py
+    reads them back from the job's files), partitioned by the folders it writes,
+    order_date=YYYY-MM-DD/source_file=<file>/. source_file values follow no pattern, so there is no
+    partition projection: the job registers each partition it writes (Glue BatchCreatePartition)."""
+    processed = bucket(dev, "processed")
+    table = dev.one("aws:glue/catalogTable:CatalogTable", "sales").inputs
+    assert table["name"] == "sales_orders"
+    assert table["databaseName"] == "dataplatform_dev_catalog"
+    assert table["tableType"] == "EXTERNAL_TABLE"
+    assert table["partitionKeys"] == [{"name": "order_date", "type": "date"}, {"name": "source_file", "type": "string"}]
+    assert table["parameters"] == {"classification": "parquet", "EXTERNAL": "TRUE"}  # no projection
+    descriptor = table["storageDescriptor"]
+    assert descriptor["location"] == f"s3://{processed}/sales/parquet/"
+    serde = descriptor["serDeInfo"]["serializationLibrary"]
+    assert serde == "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    assert descriptor["columns"] == [
+        {"name": "order_id", "type": "string"},
+        {"name": "customer_id", "type": "string"},
+        {"name": "product_id", "type": "string"},
+        {"name": "category", "type": "string"},
+        {"name": "region", "type": "string"},
+        {"name": "quantity", "type": "int"},
+        {"name": "unit_price", "type": "decimal(12,2)"},
+        {"name": "discount", "type": "decimal(5,4)"},
+    ]
+    # The job is told which table to register its partitions in, and may do exactly that.
+    arguments = dev.named("sales-convert-job").inputs["defaultArguments"]
+    catalog = (arguments["--catalog_database"], arguments["--catalog_table"])
+    assert catalog == ("dataplatform_dev_catalog", "sales_orders")
+    glue = f"arn:aws:glue:{REGION}:{ACCOUNT}:"
+    statements = json.loads(dev.named("sales-convert-role-policy").inputs["policy"])["Statement"]
+    assert [s for s in statements if any(a.startswith("glue:") for a in s["Action"])] == [
+        {
+            "Effect": "Allow",
+            "Action": ["glue:BatchCreatePartition", "glue:BatchDeletePartition", "glue:GetTable"],
+            "Resource": [
+                f"{glue}catalog",
+                f"{glue}database/dataplatform_dev_catalog",
+                f"{glue}table/dataplatform_dev_catalog/sales_orders",
+            ],
+        }
+    ]
 
 
 def s3_event(bucket_name: str, key: str) -> dict[str, Any]:
@@ -134,9 +234,9 @@ def test_every_sales_crawler_and_job_announces_success_and_failure_with_an_actio
     steps = [
         ("crawler", "dataplatform-dev-sales-input-crawler", "Succeeded", "Failed"),
         ("job", "dataplatform-dev-sales-convert", "SUCCEEDED", "FAILED"),
-        ("crawler", "dataplatform-dev-sales-parquet-crawler", "Succeeded", "Failed"),
         ("job", "dataplatform-dev-sales-load", "SUCCEEDED", "FAILED"),
     ]
+    assert len([r for r in dev.of_type("aws:cloudwatch/eventRule:EventRule") if r.name.startswith("sales-notify")]) == 3
     topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:" + dev.one("aws:sns/topic:Topic").inputs["namePrefix"] + SUFFIX
     for i, (kind, name, ok, failed) in enumerate(steps, start=1):
         pattern = EventPattern.load(dev.named(f"sales-notify-{i}").inputs["eventPattern"])
@@ -157,11 +257,12 @@ def test_every_sales_crawler_and_job_announces_success_and_failure_with_an_actio
         message="1 of 2 files rejected: s3://raw/sales/input/bad.csv: missing columns quantity",
     )
     assert transform(dev.named("sales-notify-2-target").inputs, failure) == (
-        "[sales] step 2/4: Glue job dataplatform-dev-sales-convert FAILED at 2026-11-22T10:00:00Z (run jr_42). "
+        "[sales] step 2/3: Glue job dataplatform-dev-sales-convert FAILED at 2026-11-22T10:00:00Z (run jr_42). "
         "Message: 1 of 2 files rejected: s3://raw/sales/input/bad.csv: missing columns quantity. "
         f"It converts new CSVs from s3://{raw}/sales/input/ (a failure names each rejected file and why); "
         f"rejected rows with reasons are under s3://{processed}/quarantine/sales/, per-file results under "
-        f"s3://{processed}/sales/state/converted/ and rejected/. "
+        f"s3://{processed}/sales/state/converted/ and rejected/; converted rows are in Athena table "
+        "dataplatform_dev_catalog.sales_orders. "
         "Logs: CloudWatch log group /aws-glue/jobs/dataplatform-dev-sales-convert/error, stream jr_42-driver."
     )
     crawler_failure = glue_event(
@@ -176,39 +277,37 @@ def test_every_sales_crawler_and_job_announces_success_and_failure_with_an_actio
         + "-dataplatform-dev-sales-input-crawler-security"
     )
     assert transform(dev.named("sales-notify-1-target").inputs, crawler_failure) == (
-        "[sales] step 1/4: Glue crawler dataplatform-dev-sales-input-crawler Failed at 2026-11-22T10:00:00Z. "
+        "[sales] step 1/3: Glue crawler dataplatform-dev-sales-input-crawler Failed at 2026-11-22T10:00:00Z. "
         f"Message: Crawler Failed denied. It catalogs the CSVs in s3://{raw}/sales/input/ "
         f"Logs: CloudWatch log group {crawler_group}, stream dataplatform-dev-sales-input-crawler."
     )
     queue_policy = json.loads(dev.named("sales-notify-dlq-policy").inputs["policy"])["Statement"][0]
     assert queue_policy["Condition"]["ArnEquals"]["aws:SourceArn"] == [
         f"arn:aws:events:{REGION}:{ACCOUNT}:rule/" + dev.named(f"sales-notify-{i}").inputs["namePrefix"] + SUFFIX
-        for i in range(1, 5)
+        for i in range(1, 4)
     ]
 
 
 def test_crawlers_do_not_fight_the_jobs(dev: Estate) -> None:
-    raw, processed = bucket(dev, "raw"), bucket(dev, "processed")
+    """Glue, "Incremental crawls" (https://docs.aws.amazon.com/glue/latest/dg/incremental-crawls.html):
+    crawling new folders only (CRAWL_NEW_FOLDERS_ONLY) forces schema changes and deletions to be only
+    logged, and such a crawl never looks again at a folder it crawled, so a file added there later is
+    never seen. The sales uploads all land in folders crawled before: the input crawler recrawls
+    everything (RecrawlPolicy CRAWL_EVERYTHING, https://docs.aws.amazon.com/glue/latest/webapi/API_RecrawlPolicy.html)
+    and may then apply schema changes (SchemaChangePolicy UPDATE_IN_DATABASE), new columns merged
+    into its one table; deletions stay logged, so an emptied folder never drops the table."""
+    raw = bucket(dev, "raw")
     database = dev.one("aws:glue/catalogDatabase:CatalogDatabase").inputs["name"]
     crawlers = {c.name: c.inputs for c in dev.of_type("aws:glue/crawler:Crawler")}
-    assert {name: c["s3Targets"] for name, c in crawlers.items()} == {
-        "sales-input-crawler-crawler": [{"path": f"s3://{raw}/sales/input/", "exclusions": []}],
-        "sales-parquet-crawler-crawler": [{"path": f"s3://{processed}/sales/parquet/", "exclusions": []}],
-        "gharchive-crawler-crawler": [{"path": f"s3://{processed}/gharchive/events/", "exclusions": []}],
-        "covid-landing-crawler-crawler": [{"path": f"s3://{raw}/covid/landing/", "exclusions": []}],
-        "covid-curated-crawler-crawler": [{"path": f"s3://{bucket(dev, 'curated')}/covid/curated/", "exclusions": []}],
-    }
-    table_prefixes = {"sales": "sales_", "gharchive": "gharchive_", "covid-landing": "covid_landing_"}
-    for name, crawler in crawlers.items():
-        assert crawler["recrawlPolicy"] == {"recrawlBehavior": "CRAWL_NEW_FOLDERS_ONLY"}, name
-        assert crawler["schemaChangePolicy"] == {"updateBehavior": "LOG", "deleteBehavior": "LOG"}, name
-        prefix = next((v for k, v in table_prefixes.items() if name.startswith(k)), "covid_")
-        assert crawler["databaseName"] == database and crawler["tablePrefix"] == prefix, name
-        assert "schedule" not in crawler, name  # the workflow starts it
-        security = dev.named(name.removesuffix("-crawler") + "-security").inputs
-        assert crawler["securityConfiguration"] == security["name"]
-        assert security["encryptionConfiguration"]["cloudwatchEncryption"]["kmsKeyArn"] == KEY
-    assert json.loads(crawlers["sales-parquet-crawler-crawler"]["configuration"]) == {
+    sales_crawlers = {name: c for name, c in crawlers.items() if name.startswith("sales")}
+    assert list(sales_crawlers) == ["sales-input-crawler-crawler"]
+    crawler = sales_crawlers["sales-input-crawler-crawler"]
+    assert crawler["s3Targets"] == [{"path": f"s3://{raw}/sales/input/", "exclusions": []}]
+    assert crawler["recrawlPolicy"] == {"recrawlBehavior": "CRAWL_EVERYTHING"}
+    assert crawler["schemaChangePolicy"] == {"updateBehavior": "UPDATE_IN_DATABASE", "deleteBehavior": "LOG"}
+    assert crawler["databaseName"] == database and crawler["tablePrefix"] == "sales_"
+    assert "schedule" not in crawler  # the workflow starts it
+    assert json.loads(crawler["configuration"]) == {
         "Version": 1.0,
         "Grouping": {"TableGroupingPolicy": "CombineCompatibleSchemas", "TableLevelConfiguration": 3},
         "CrawlerOutput": {
@@ -217,6 +316,16 @@ def test_crawlers_do_not_fight_the_jobs(dev: Estate) -> None:
         },
         "CreatePartitionIndex": True,
     }
+    for name, c in crawlers.items():
+        # What Glue requires of an incremental crawler, whichever pipeline owns it.
+        if c["recrawlPolicy"] == {"recrawlBehavior": "CRAWL_NEW_FOLDERS_ONLY"}:
+            assert c["schemaChangePolicy"] == {"updateBehavior": "LOG", "deleteBehavior": "LOG"}, name
+        else:
+            assert c["recrawlPolicy"] == {"recrawlBehavior": "CRAWL_EVERYTHING"}, name
+            assert c["schemaChangePolicy"]["deleteBehavior"] == "LOG", name
+        security = dev.named(name.removesuffix("-crawler") + "-security").inputs
+        assert c["securityConfiguration"] == security["name"]
+        assert security["encryptionConfiguration"]["cloudwatchEncryption"]["kmsKeyArn"] == KEY
     assert json.loads(crawler_configuration("a/b/c/"))["Grouping"]["TableLevelConfiguration"] == 4
 
 
@@ -275,13 +384,15 @@ def test_glue_job_arguments_point_at_the_lake(dev: Estate) -> None:
             "--quarantine_path": f"s3://{processed}/quarantine/sales/",
             "--state_path": f"s3://{processed}/sales/state/",
             "--columns": "order_id,order_date,customer_id,product_id,category,region,quantity,unit_price,discount",
+            "--catalog_database": "dataplatform_dev_catalog",
+            "--catalog_table": "sales_orders",
         },
         "dataplatform-dev-sales-load": {
             **common,
             "--parquet_path": f"s3://{processed}/sales/parquet/",
             "--stage_path": f"s3://{processed}/sales/stage/",
             "--state_path": f"s3://{processed}/sales/state/",
-            "--table": "sales",
+            "--table": "sales_data_table",
             "--warehouse": "redshift-data",
             "--workgroup": "dataplatform-dev-warehouse",
             "--database": "analytics",
@@ -292,6 +403,7 @@ def test_glue_job_arguments_point_at_the_lake(dev: Estate) -> None:
             "--input_path": f"s3://{raw}/sensor/raw/",
             "--output_path": f"s3://{processed}/sensor/timeseries/",
             "--quarantine_path": f"s3://{processed}/quarantine/sensor/",
+            "--state_path": f"s3://{processed}/sensor/state/",
             "--frequency": "1min",
             "--month": "previous",
         },
@@ -301,6 +413,7 @@ def test_glue_job_arguments_point_at_the_lake(dev: Estate) -> None:
             "--output_path": f"s3://{processed}/gharchive/events/",
             "--quarantine_path": f"s3://{processed}/quarantine/gharchive/",
             "--state_path": f"s3://{processed}/gharchive/state/",
+            "--runs_table": "dataplatform-dev-gharchive-job-run-details",
         },
         # --staging_path comes from the state machine: a folder per execution
         "dataplatform-dev-covid-clean": {
@@ -388,6 +501,16 @@ def test_sales_convert_role_reads_the_input_and_writes_only_its_own_prefixes(dev
                 f"arn:aws:s3:::{processed}/sales/state_$folder$",
                 f"arn:aws:s3:::{processed}/quarantine_$folder$",
                 f"arn:aws:s3:::{processed}/quarantine/sales_$folder$",
+            ],
+        },
+        # ...and registers the partitions it writes (test_the_sales_parquet_is_a_catalog_table_of_the_stack).
+        {
+            "Effect": "Allow",
+            "Action": ["glue:BatchCreatePartition", "glue:BatchDeletePartition", "glue:GetTable"],
+            "Resource": [
+                f"arn:aws:glue:{REGION}:{ACCOUNT}:catalog",
+                f"arn:aws:glue:{REGION}:{ACCOUNT}:database/dataplatform_dev_catalog",
+                f"arn:aws:glue:{REGION}:{ACCOUNT}:table/dataplatform_dev_catalog/sales_orders",
             ],
         },
     ]

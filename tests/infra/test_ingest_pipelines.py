@@ -71,18 +71,12 @@ def states_format(expression: str, argument: str) -> str:
 # --- GH Archive -------------------------------------------------------------------------------------
 
 
-def test_gharchive_runs_ingest_then_flatten_then_crawl(dev: Estate) -> None:
+def test_gharchive_runs_ingest_then_flatten_and_needs_no_crawl(dev: Estate) -> None:
+    """The events table is the stack's, with partition projection: a new hour is queryable as soon as
+    the job has written it, so the run ends after the transform (no crawl step, no crawler)."""
     states = definition(dev, "gharchive")["States"]
-    assert walk(states, definition(dev, "gharchive")["StartAt"]) == [
-        "IngestHours",
-        "FlattenEvents",
-        "CatalogEvents",
-        "CatalogEventsWait",
-        "CatalogEventsCheck",
-        "CatalogEventsReady",
-        "CatalogEventsDecide",
-        "NotifySuccess",
-    ]
+    assert walk(states, definition(dev, "gharchive")["StartAt"]) == ["IngestHours", "FlattenEvents", "NotifySuccess"]
+    assert not [name for name in states if name.startswith("Catalog")]
     ingest = states["IngestHours"]
     assert ingest["Resource"] == "arn:aws:states:::batch:submitJob.sync"
     assert ingest["Parameters"] == {
@@ -93,45 +87,10 @@ def test_gharchive_runs_ingest_then_flatten_then_crawl(dev: Estate) -> None:
     }
     assert states["FlattenEvents"]["Resource"] == "arn:aws:states:::glue:startJobRun.sync"
     assert states["FlattenEvents"]["Parameters"] == {"JobName": "dataplatform-dev-gharchive-events"}
-    crawler = "dataplatform-dev-gharchive-crawler"
-    assert states["CatalogEvents"]["Resource"] == "arn:aws:states:::aws-sdk:glue:startCrawler"
-    assert states["CatalogEvents"]["Parameters"] == {"Name": crawler}
-    assert states["CatalogEvents"]["Retry"][0]["ErrorEquals"][0] == "Glue.CrawlerRunningException"
-    assert states["CatalogEventsWait"] == {"Type": "Wait", "Seconds": 30, "Next": "CatalogEventsCheck"}
-    assert states["CatalogEventsCheck"]["Resource"] == "arn:aws:states:::aws-sdk:glue:getCrawler"
-    assert states["CatalogEventsCheck"]["Next"] == "CatalogEventsReady"
-    # A crawler's first crawl has no LastCrawl until it ends: Decide reads it only once present.
-    assert states["CatalogEventsReady"] == {
-        "Type": "Choice",
-        "Choices": [
-            {
-                "And": [
-                    {"Variable": "$.catalogEvents.Crawler.State", "IsPresent": True},
-                    {"Variable": "$.catalogEvents.Crawler.LastCrawl.Status", "IsPresent": True},
-                ],
-                "Next": "CatalogEventsDecide",
-            }
-        ],
-        "Default": "CatalogEventsWait",
-    }
-    decide = states["CatalogEventsDecide"]
-    assert decide["Default"] == "CatalogEventsWait"
-    assert decide["Choices"] == [
-        {
-            "And": [
-                {"Variable": "$.catalogEvents.Crawler.State", "StringEquals": "READY"},
-                {"Variable": "$.catalogEvents.Crawler.LastCrawl.Status", "StringEquals": "SUCCEEDED"},
-            ],
-            "Next": "NotifySuccess",
-        },
-        {"Variable": "$.catalogEvents.Crawler.State", "StringEquals": "READY", "Next": "CatalogEventsFailed"},
-    ]
-    assert states["CatalogEventsFailed"] == {
-        "Type": "Pass",
-        "Parameters": {"Error": "CatalogEventsFailed", "Cause.$": "States.JsonToString($.catalogEvents)"},
-        "ResultPath": "$.failure",
-        "Next": "NotifyFailure",
-    }
+    assert states["FlattenEvents"]["Next"] == "NotifySuccess"
+    assert not [c for c in dev.of_type("aws:glue/crawler:Crawler") if "gharchive" in c.name]
+    flow_actions = {a for st in statements(dev, "gharchive-flow-role") for a in st["Action"]}
+    assert not {a for a in flow_actions if "Crawler" in a}
 
 
 def test_gharchive_runs_hourly(dev: Estate) -> None:
@@ -189,7 +148,7 @@ def test_gharchive_ingest_job_gets_its_settings_and_may_only_write_its_prefix_an
     ]
 
 
-def test_gharchive_transform_arguments_and_crawler(dev: Estate) -> None:
+def test_gharchive_transform_arguments(dev: Estate) -> None:
     raw, processed = bucket(dev, "raw"), bucket(dev, "processed")
     arguments = dev.one("aws:glue/job:Job", "gharchive").inputs["defaultArguments"]
     assert {k: v for k, v in arguments.items() if k.endswith("_path")} == {
@@ -198,11 +157,6 @@ def test_gharchive_transform_arguments_and_crawler(dev: Estate) -> None:
         "--quarantine_path": f"s3://{processed}/quarantine/gharchive/",
         "--state_path": f"s3://{processed}/gharchive/state/",
     }
-    crawler = dev.one("aws:glue/crawler:Crawler", "gharchive").inputs
-    assert crawler["s3Targets"] == [{"path": f"s3://{processed}/gharchive/events/", "exclusions": []}]
-    assert crawler["tablePrefix"] == "gharchive_"
-    # Glue counts levels from the bucket (1): gharchive/events/ is 3, so the table is `gharchive_events`
-    assert json.loads(crawler["configuration"])["Grouping"]["TableLevelConfiguration"] == 3
 
 
 def test_gharchive_named_queries_live_in_the_estate_workgroup(dev: Estate) -> None:
@@ -220,9 +174,12 @@ def test_gharchive_named_queries_live_in_the_estate_workgroup(dev: Estate) -> No
 # --- COVID-19 ---------------------------------------------------------------------------------------
 
 
-def test_covid_runs_copy_crawl_stage_clean_crawl_load_in_order(dev: Estate) -> None:
+def test_covid_runs_copy_crawl_stage_clean_load_in_order(dev: Estate) -> None:
+    """Only the landing data (the public datasets, schema not ours) is crawled; the curated tables are
+    the stack's (CatalogTable), so the load follows the clean job directly."""
     asl = definition(dev, "covid")
-    assert walk(asl["States"], asl["StartAt"]) == [
+    states = asl["States"]
+    assert walk(states, asl["StartAt"]) == [
         "CopySources",
         "CatalogLanding",
         "CatalogLandingWait",
@@ -234,17 +191,63 @@ def test_covid_runs_copy_crawl_stage_clean_crawl_load_in_order(dev: Estate) -> N
         "StageCountyPopulation",
         "StageStateAbbreviations",
         "CleanStagedData",
-        "CatalogCurated",
-        "CatalogCuratedWait",
-        "CatalogCuratedCheck",
-        "CatalogCuratedReady",
-        "CatalogCuratedDecide",
         "LoadStarSchema",
         "LoadStarSchemaWait",
         "LoadStarSchemaCheck",
         "LoadStarSchemaReady",
         "LoadStarSchemaDecide",
         "NotifySuccess",
+    ]
+    assert not [name for name in states if name.startswith("CatalogCurated")]
+    crawler = "dataplatform-dev-covid-landing-crawler"
+    assert states["CatalogLanding"]["Resource"] == "arn:aws:states:::aws-sdk:glue:startCrawler"
+    assert states["CatalogLanding"]["Parameters"] == {"Name": crawler}
+    assert states["CatalogLanding"]["Retry"][0]["ErrorEquals"][0] == "Glue.CrawlerRunningException"
+    assert states["CatalogLandingWait"] == {"Type": "Wait", "Seconds": 30, "Next": "CatalogLandingCheck"}
+    assert states["CatalogLandingCheck"]["Resource"] == "arn:aws:states:::aws-sdk:glue:getCrawler"
+    assert states["CatalogLandingCheck"]["Next"] == "CatalogLandingReady"
+    # A crawler's first crawl has no LastCrawl until it ends: Decide reads it only once present.
+    assert states["CatalogLandingReady"] == {
+        "Type": "Choice",
+        "Choices": [
+            {
+                "And": [
+                    {"Variable": "$.catalogLanding.Crawler.State", "IsPresent": True},
+                    {"Variable": "$.catalogLanding.Crawler.LastCrawl.Status", "IsPresent": True},
+                ],
+                "Next": "CatalogLandingDecide",
+            }
+        ],
+        "Default": "CatalogLandingWait",
+    }
+    decide = states["CatalogLandingDecide"]
+    assert decide["Default"] == "CatalogLandingWait"
+    assert decide["Choices"] == [
+        {
+            "And": [
+                {"Variable": "$.catalogLanding.Crawler.State", "StringEquals": "READY"},
+                {"Variable": "$.catalogLanding.Crawler.LastCrawl.Status", "StringEquals": "SUCCEEDED"},
+            ],
+            "Next": "StageCases",
+        },
+        {"Variable": "$.catalogLanding.Crawler.State", "StringEquals": "READY", "Next": "CatalogLandingFailed"},
+    ]
+    assert states["CatalogLandingFailed"] == {
+        "Type": "Pass",
+        "Parameters": {"Error": "CatalogLandingFailed", "Cause.$": "States.JsonToString($.catalogLanding)"},
+        "ResultPath": "$.failure",
+        "Next": "NotifyFailure",
+    }
+    assert states["CleanStagedData"]["Next"] == "LoadStarSchema"
+    crawlers = {c.inputs["name"] for c in dev.of_type("aws:glue/crawler:Crawler") if "covid" in c.name}
+    assert crawlers == {crawler}
+    allowed = [st for st in statements(dev, "covid-flow-role") if "glue:StartCrawler" in st["Action"]]
+    assert allowed == [
+        {
+            "Effect": "Allow",
+            "Action": ["glue:GetCrawler", "glue:StartCrawler"],
+            "Resource": [f"arn:aws:glue:{REGION}:{ACCOUNT}:crawler/{crawler}"],
+        }
     ]
 
 
@@ -338,7 +341,15 @@ def test_covid_copy_job_reads_only_the_configured_source_prefixes(dev: Estate) -
     ]
 
 
-def test_covid_crawlers_make_one_table_per_dataset_and_read_csv_headers(dev: Estate) -> None:
+def test_covid_landing_crawler_makes_one_table_per_dataset_reads_csv_headers_and_sees_new_files(
+    dev: Estate,
+) -> None:
+    """The copy step adds and replaces files in dataset folders crawled before. Glue's incremental
+    crawls (CRAWL_NEW_FOLDERS_ONLY) read only folders added since the last crawl, force schema changes
+    to LOG and add no table after the first crawl ("Incremental crawls in AWS Glue",
+    https://docs.aws.amazon.com/glue/latest/dg/incremental-crawls.html; RecrawlPolicy,
+    https://docs.aws.amazon.com/glue/latest/webapi/API_RecrawlPolicy.html): the landing crawler
+    recrawls everything and applies what it finds (new columns merged, deletions only logged)."""
     raw, curated = bucket(dev, "raw"), bucket(dev, "curated")
     landing = dev.one("aws:glue/crawler:Crawler", "covid-landing").inputs
     assert landing["s3Targets"] == [{"path": f"s3://{raw}/covid/landing/", "exclusions": []}]
@@ -353,10 +364,11 @@ def test_covid_crawlers_make_one_table_per_dataset_and_read_csv_headers(dev: Est
         "quoteSymbol": '"',
         "allowSingleColumn": False,
     }
-    curated_crawler = dev.one("aws:glue/crawler:Crawler", "covid-curated").inputs
-    assert curated_crawler["s3Targets"] == [{"path": f"s3://{curated}/covid/curated/", "exclusions": []}]
-    assert json.loads(curated_crawler["configuration"])["Grouping"]["TableLevelConfiguration"] == 4
-    assert "classifiers" not in curated_crawler or curated_crawler["classifiers"] == []
+    assert landing["recrawlPolicy"] == {"recrawlBehavior": "CRAWL_EVERYTHING"}
+    assert landing["schemaChangePolicy"] == {"updateBehavior": "UPDATE_IN_DATABASE", "deleteBehavior": "LOG"}
+    assert json.loads(landing["configuration"])["CrawlerOutput"]["Tables"] == {"AddOrUpdateBehavior": "MergeNewColumns"}
+    assert not [c for c in dev.of_type("aws:glue/crawler:Crawler") if "curated" in c.name]
+    assert not [c for c in dev.of_type("aws:glue/crawler:Crawler") if curated in json.dumps(c.inputs["s3Targets"])]
 
 
 def test_covid_state_machine_may_run_athena_on_the_landing_tables_only(dev: Estate) -> None:

@@ -138,9 +138,11 @@ PIPELINE_OUTPUTS = {
     "render_logs_table": "performance_summary",
     "sales_upload_to": RAW + "sales/input/",
     "sales_workflow": "dataplatform-{stack}-sales-workflow",
-    "sales_table": "sales",
+    "sales_table": "sales_data_table",
+    "sales_parquet_table": "sales_orders",
     "sensor_upload_to": RAW + "sensor/raw/",
     "sensor_state_machine_arn": MACHINE + "sensor-flow-20260101000000000000000001",
+    "sensor_timeseries_table": "sensor_timeseries",
     "gharchive_raw": RAW + "gharchive/raw/",
     "gharchive_state_machine_arn": MACHINE + "gharchive-flow-20260101000000000000000001",
     "gharchive_jobs_table": "dataplatform-{stack}-gharchive-jobs",
@@ -148,6 +150,10 @@ PIPELINE_OUTPUTS = {
     "gharchive_events_table": "gharchive_events",
     "covid_state_machine_arn": MACHINE + "covid-flow-20260101000000000000000001",
     "covid_warehouse_schema": "covid",
+    "covid_dim_date_table": "covid_dim_date",
+    "covid_dim_location_table": "covid_dim_location",
+    "covid_fact_cases_table": "covid_fact_cases",
+    "covid_fact_testing_table": "covid_fact_testing",
 }
 PLATFORM_OUTPUTS = (
     "buckets",

@@ -280,12 +280,16 @@ def assert_run_row(row: dict[str, Any], run_id: str, status: str, hours: list[in
     }
 
 
-def assert_bookmark(lake: Lake, bookmark: str) -> None:
-    """The jobs item holds the bookmark and nothing of a lease."""
+def assert_bookmark(lake: Lake, bookmark: str, baseline: str = DAY, counted_from: str | None = DAY) -> None:
+    """The jobs item holds the baseline, the bookmark (counted from `counted_from`: None when no run of this
+    job advanced it) and nothing of a lease."""
     item = lake.job_item()
     assert item is not None
     assert ISO.fullmatch(item["updated_at"])
-    assert item == {"job_name": JOB_NAME, "bookmark": bookmark, "updated_at": item["updated_at"]}
+    expected = {"job_name": JOB_NAME, "baseline_day": baseline, "bookmark": bookmark, "updated_at": item["updated_at"]}
+    if counted_from is not None:
+        expected["bookmark_baseline"] = counted_from
+    assert item == expected
 
 
 # --- first run, rerun, bounds -----------------------------------------------------------------------------
@@ -343,6 +347,65 @@ def test_rerun_continues_from_the_bookmark_and_never_downloads_earlier_hours(arc
         len(served[0]) + len(served[1]),
         stopped_reason="hour 2024-01-01T02 not published yet (404)",
     )
+
+
+def test_the_baseline_is_kept_in_the_jobs_item_and_the_setting_only_seeds_it(archive: Archive, lake: Lake) -> None:
+    lake.put_job_item(baseline_day="2024-01-01")  # an operator's item: the setting below must not win
+    served = {h: archive.publish(h) for h in range(2)}
+
+    result, summary = run_job(archive, lake, "--baseline-day", "2023-12-31", "--max-hours", "2")
+
+    assert result.returncode == 0, result.stderr
+    assert summary == expected_summary(
+        summary["run_id"], [0, 1], sum(map(len, served.values())), hour_text(1), "reached max hours (2)"
+    )
+    assert archive.log() == [name(0), name(1)]
+    assert_bookmark(lake, "2024-01-01T01")
+
+
+def test_editing_baseline_day_in_the_item_restarts_from_the_new_day(archive: Archive, lake: Lake) -> None:
+    served = {h: archive.publish(h) for h in range(3)}
+    first, _ = run_job(archive, lake, "--baseline-day", DAY, "--max-hours", "3")
+    assert first.returncode == 0, first.stderr
+    assert_bookmark(lake, "2024-01-01T02")
+    earlier = {h: archive_file(h, "2023-12-31") for h in (0, 1)}
+    for h, body in earlier.items():
+        archive.script(name(h, "2023-12-31"), Reply(body=body))
+    item = lake.job_item()
+    assert item is not None
+    lake.put_job_item(**{**item, "baseline_day": "2023-12-31"})  # the operator's one edit
+    archive.clear_log()
+
+    second, summary = run_job(archive, lake, "--baseline-day", DAY, "--max-hours", "2")
+
+    assert second.returncode == 0, second.stderr
+    size = sum(map(len, earlier.values()))
+    # The claim expected the old bookmark; the new one counts from the new baseline.
+    assert summary == expected_summary(summary["run_id"], [], size, "2023-12-31T01", "reached max hours (2)") | {
+        "hours_fetched": 2,
+        "first_hour": "2023-12-31T00",
+        "last_hour": "2023-12-31T01",
+    }
+    assert archive.log() == [name(0, "2023-12-31"), name(1, "2023-12-31")]
+    assert_bookmark(lake, "2023-12-31T01", baseline="2023-12-31", counted_from="2023-12-31")
+    assert "baseline_day changed from 2024-01-01 to 2023-12-31: restarting at 2023-12-31 hour 0" in second.stderr
+    assert lake.objects() == {
+        **{lake.key(h): served[h] for h in range(3)},
+        **{lake.key(h, "2023-12-31"): earlier[h] for h in (0, 1)},
+    }
+
+
+def test_a_malformed_baseline_day_in_the_item_fails_naming_it(archive: Archive, lake: Lake) -> None:
+    lake.put_job_item(baseline_day="2024-1-1")
+
+    result, summary = run_job(archive, lake)
+
+    assert result.returncode == 5, result.stderr
+    assert summary["status"] == "FAILED"
+    assert summary["error"] == (
+        f"job 'gharchive' in {lake.jobs_table} has a malformed baseline_day '2024-1-1' (expected YYYY-MM-DD)"
+    )
+    assert archive.log() == []
 
 
 def test_max_hours_caps_the_run(archive: Archive, lake: Lake) -> None:
@@ -437,8 +500,9 @@ def test_retries_exhausted_fails_with_exit_4_and_keeps_the_bookmark(archive: Arc
     }
     assert archive.log() == [name(1)] * 3
     assert lake.objects() == {}
-    # Bookmark unchanged and the lease released (the claim only touched updated_at).
-    assert_bookmark(lake, "2024-01-01T00")
+    # Bookmark unchanged and the lease released (the claim only touched updated_at); the item had no
+    # baseline_day, so the default (three days before --now) seeded it.
+    assert_bookmark(lake, "2024-01-01T00", baseline="2023-12-30", counted_from=None)
     (row,) = lake.runs()
     assert_run_row(row, summary["run_id"], "FAILED", [], 0, stopped_reason="failed on hour 2024-01-01T01", error=error)
     assert f"ERROR lake_ingest.gharchive: {error}" in result.stderr
@@ -490,7 +554,8 @@ def test_an_s3_error_that_retrying_cannot_fix_exits_5(archive: Archive, lake: La
     assert summary["status"] == "FAILED" and summary["error"] == error
     assert archive.log() == [name(0)]  # not retried
     item = lake.job_item()
-    assert item is not None and set(item) == {"job_name", "updated_at"}  # claimed, released, never advanced
+    # The baseline seeded; claimed, released, never advanced.
+    assert item is not None and set(item) == {"job_name", "baseline_day", "updated_at"}
     (row,) = lake.runs()
     assert_run_row(row, summary["run_id"], "FAILED", [], 0, stopped_reason="failed on hour 2024-01-01T00", error=error)
 
@@ -532,7 +597,7 @@ def test_a_live_lease_of_another_run_stops_the_run_cleanly(archive: Archive, lak
     assert summary == expected_summary(summary["run_id"], [], 0, "2024-01-01T00", reason)
     assert archive.log() == []
     assert lake.objects() == {}
-    assert lake.job_item() == {"job_name": JOB_NAME, **lease}
+    assert lake.job_item() == {"job_name": JOB_NAME, "baseline_day": "2023-12-30", **lease}  # only seeded
     (row,) = lake.runs()
     assert_run_row(row, summary["run_id"], "SUCCEEDED", [], 0, stopped_reason=reason)
 
@@ -555,7 +620,8 @@ def test_an_expired_lease_of_a_crashed_run_is_taken_over(archive: Archive, lake:
     assert summary == expected_summary(summary["run_id"], [1, 2], size, "2024-01-01T02", reason)
     assert archive.log() == [name(1), name(2), name(3)]
     assert lake.objects() == {lake.key(1): served[1], lake.key(2): served[2]}
-    assert_bookmark(lake, "2024-01-01T02")
+    # An item without baseline_day (written before baselines were kept) is seeded and the bookmark continues.
+    assert_bookmark(lake, "2024-01-01T02", baseline="2023-12-30", counted_from="2023-12-30")
 
 
 def start_job(archive: Archive, lake: Lake, *extra: str) -> subprocess.Popen[str]:

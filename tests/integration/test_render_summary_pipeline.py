@@ -36,14 +36,24 @@ SEED_URI = f"s3://raw/{SEED_KEY}"
 QUARANTINE = "s3://quarantine/render-logs"
 CONSOLE_SCRIPT = Path(sys.executable).parent / "render-summary"
 TABLE = "performance_summary"
-EXPECTED_COLUMNS = [
-    ("device_id", "character varying(50)", "NO"),
-    ("avg_frame_rate", "double precision", "YES"),
-    ("avg_gpu_usage", "double precision", "YES"),
-    ("max_latency_ms", "integer", "YES"),
-    ("log_count", "integer", "YES"),
-    ("source_uri", "character varying(1024)", "NO"),
-]
+BY_FILE = "performance_summary_by_file"
+EXPECTED_COLUMNS = {
+    TABLE: [
+        ("device_id", "character varying(50)", "NO"),
+        ("avg_frame_rate", "double precision", "NO"),
+        ("avg_gpu_usage", "double precision", "NO"),
+        ("max_latency_ms", "integer", "NO"),
+        ("log_count", "bigint", "NO"),
+    ],
+    BY_FILE: [
+        ("source_uri", "character varying(1024)", "NO"),
+        ("device_id", "character varying(50)", "NO"),
+        ("sum_frame_rate", "double precision", "NO"),
+        ("sum_gpu_usage", "double precision", "NO"),
+        ("max_latency_ms", "integer", "NO"),
+        ("log_count", "bigint", "NO"),
+    ],
+}
 
 
 def expected_rows(csv_bytes: bytes, source_uri: str) -> dict[str, tuple[Any, ...]]:
@@ -108,37 +118,48 @@ class Job:
                         "--postgres-dsn", dsn or self.dsn, "--schema", self.schema, *extra)  # fmt: skip
 
     def rows(self, source_uri: str | None = None) -> list[tuple[Any, ...]]:
+        """Per-file rows as (device_id, avg_frame_rate, avg_gpu_usage, max_latency_ms, log_count, source_uri):
+        the averages are the stored sums divided by the count, one IEEE division as the job's own."""
         where, params = ("WHERE source_uri = %s", [source_uri]) if source_uri else ("", [])
         with psycopg.connect(self.dsn) as conn:
             return conn.execute(
-                f"SELECT device_id, avg_frame_rate, avg_gpu_usage, max_latency_ms, log_count, source_uri "
-                f"FROM {self.schema}.{TABLE} {where} ORDER BY source_uri, device_id",
+                "SELECT device_id, sum_frame_rate / log_count, sum_gpu_usage / log_count, max_latency_ms, "
+                f"log_count, source_uri FROM {self.schema}.{BY_FILE} {where} ORDER BY source_uri, device_id",
                 params,
             ).fetchall()
 
+    def summary(self, table: str = TABLE) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.dsn) as conn:
+            return conn.execute(f"SELECT * FROM {self.schema}.{table} ORDER BY device_id").fetchall()
+
     def table_exists(self) -> bool:
         with psycopg.connect(self.dsn) as conn:
-            row = conn.execute("SELECT to_regclass(%s)", [f"{self.schema}.{TABLE}"]).fetchone()
-        return row is not None and row[0] is not None
+            found = [
+                conn.execute("SELECT to_regclass(%s)", [f"{self.schema}.{name}"]).fetchone()
+                for name in (TABLE, BY_FILE)
+            ]
+        exists = [row is not None and row[0] is not None for row in found]
+        assert exists[0] == exists[1], "the two tables are created together"
+        return exists[0]
 
-    def columns(self) -> list[tuple[str, str, str]]:
+    def columns(self, table: str = TABLE) -> list[tuple[str, str, str]]:
         with psycopg.connect(self.dsn) as conn:
             rows = conn.execute(
                 "SELECT column_name, data_type, character_maximum_length, is_nullable "
                 "FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
                 "ORDER BY ordinal_position",
-                [self.schema, TABLE],
+                [self.schema, table],
             ).fetchall()
         return [(name, f"{dtype}({length})" if length else dtype, nullable) for name, dtype, length, nullable in rows]
 
-    def primary_key(self) -> list[str]:
+    def primary_key(self, table: str = TABLE) -> list[str]:
         with psycopg.connect(self.dsn) as conn:
             rows = conn.execute(
                 "SELECT k.column_name FROM information_schema.table_constraints c "
                 "JOIN information_schema.key_column_usage k USING (constraint_schema, constraint_name) "
                 "WHERE c.table_schema = %s AND c.table_name = %s AND c.constraint_type = 'PRIMARY KEY' "
                 "ORDER BY k.ordinal_position",
-                [self.schema, TABLE],
+                [self.schema, table],
             ).fetchall()
         return [name for (name,) in rows]
 
@@ -190,8 +211,10 @@ def test_seed_from_s3_is_loaded_exactly(s3, job: Job) -> None:
         "devices": 4, "quarantine": None, "table": f"{job.schema}.{TABLE}", "status": "succeeded",
     }  # fmt: skip
     assert summary["rows_in"] == summary["rows_loaded"] + summary["rows_quarantined"]
-    assert job.columns() == EXPECTED_COLUMNS
-    assert job.primary_key() == ["source_uri", "device_id"]
+    assert job.columns(TABLE) == EXPECTED_COLUMNS[TABLE]
+    assert job.columns(BY_FILE) == EXPECTED_COLUMNS[BY_FILE]
+    assert job.primary_key(TABLE) == ["device_id"]
+    assert job.primary_key(BY_FILE) == ["source_uri", "device_id"]
 
     rows = job.rows()
     assert [(r[0], r[3], r[4], r[5]) for r in rows] == [
@@ -201,6 +224,7 @@ def test_seed_from_s3_is_loaded_exactly(s3, job: Job) -> None:
         ("iac-vx4", 25, 5, SEED_URI),
     ]
     assert_rows_match(rows, expected_rows(SEED.read_bytes(), SEED_URI))
+    assert job.summary() == [row[:5] for row in rows]  # one file: the totals are its rows
     # No quarantine object for a clean file.
     assert s3.list_objects_v2(Bucket="quarantine").get("KeyCount") == 0
 
@@ -213,11 +237,20 @@ def test_rerun_is_idempotent_and_a_corrected_file_replaces_its_rows(s3, job: Job
     assert job.load(SEED_URI)[0].returncode == 0
     first = job.rows()
     assert len(first) == 8
+    totals = job.summary()
+    # Two copies of the seed: each device's count doubles, its averages and max stay.
+    assert [(r[0], r[3], r[4]) for r in totals] == [("iac-vx1", 24, 10), ("iac-vx2", 20, 4), ("iac-vx3", 21, 2),
+                                                    ("iac-vx4", 25, 10)]  # fmt: skip
+    assert_rows_match(
+        [(*r, SEED_URI) for r in totals],
+        {d: (d, a, g, m, 2 * n, SEED_URI) for d, a, g, m, n, _ in expected_rows(seed, SEED_URI).values()},
+    )
 
     result, summary = job.load(SEED_URI)
     assert result.returncode == 0, result.stderr
     assert summary["rows_loaded"] == 13
     assert job.rows() == first  # exactly the same rows, values bit for bit
+    assert job.summary() == totals
 
     corrected = b"".join(line for line in seed.splitlines(keepends=True) if b",iac-vx3," not in line)
     put(s3, SEED_KEY, corrected)
@@ -228,6 +261,11 @@ def test_rerun_is_idempotent_and_a_corrected_file_replaces_its_rows(s3, job: Job
     assert [r[0] for r in job.rows(SEED_URI)] == ["iac-vx1", "iac-vx2", "iac-vx4"]
     assert_rows_match(job.rows(SEED_URI), expected_rows(corrected, SEED_URI))
     assert job.rows(other_uri) == [r for r in first if r[5] == other_uri]  # other source untouched
+    # The totals: iac-vx3 now only from the other file; the rest from both, the corrected one included.
+    after = {r[0]: r for r in job.summary()}
+    assert [(d, r[3], r[4]) for d, r in after.items()] == [("iac-vx1", 24, 10), ("iac-vx2", 20, 4),
+                                                           ("iac-vx3", 21, 1), ("iac-vx4", 25, 10)]  # fmt: skip
+    assert after["iac-vx3"][:5] == next(r[:5] for r in job.rows(other_uri) if r[0] == "iac-vx3")
 
 
 def test_local_file_is_keyed_by_absolute_uri_from_any_directory(job: Job, tmp_path: Path) -> None:
@@ -259,7 +297,8 @@ def test_configuration_from_environment_only(s3, job: Job) -> None:
     assert summary["table"] == f"{job.schema}.perf_env"
     with psycopg.connect(job.dsn) as conn:
         count = conn.execute(f"SELECT count(*), sum(log_count) FROM {job.schema}.perf_env").fetchone()
-    assert count == (4, 13)
+        by_file = conn.execute(f"SELECT count(*), sum(log_count) FROM {job.schema}.perf_env_by_file").fetchone()
+    assert count == by_file == (4, 13)
 
 
 # --- bad rows: quarantine ------------------------------------------------------------------------------
@@ -424,13 +463,24 @@ def test_empty_file_is_a_successful_no_op(s3, job: Job) -> None:
     result, summary = job.load(uri)
     assert result.returncode == 0, result.stderr
     assert (summary["rows_in"], summary["rows_loaded"], summary["rows_quarantined"], summary["devices"]) == (0, 0, 0, 0)
-    assert not job.table_exists()  # not even created
+    assert job.table_exists()  # created, with nothing from this file
+    assert job.rows() == job.summary() == []
 
     put(s3, SEED_KEY, SEED.read_bytes())
     assert job.load(SEED_URI)[0].returncode == 0
     before = job.rows()
     assert job.load(uri)[0].returncode == 0
     assert job.rows() == before
+
+
+def test_a_file_corrected_to_no_valid_row_removes_its_contribution(s3, job: Job) -> None:
+    put(s3, SEED_KEY, SEED.read_bytes())
+    assert job.load(SEED_URI)[0].returncode == 0
+    put(s3, SEED_KEY, b"timestamp,device_id,frame_rate,gpu_usage,latency_ms\n")
+    result, summary = job.load(SEED_URI)
+    assert result.returncode == 0, result.stderr
+    assert summary["rows_in"] == 0
+    assert job.rows() == job.summary() == []
 
 
 def test_unreachable_s3_is_transient_exit_4(job: Job) -> None:
@@ -481,3 +531,72 @@ def test_warehouse_none_prints_the_summary_table(job: Job, tmp_path: Path, comma
         assert float(avg_gpu) == pytest.approx(want[2], abs=5e-7)
         assert (int(max_latency), int(count)) == (want[3], want[4])
     assert not (tmp_path / "q").exists()
+
+
+# --- a million devices: no cap, memory bounded ----------------------------------------------------------
+
+MILLION = 1_000_000
+# Peak RSS of the job on a file of 1,000,000 distinct devices, loaded into PostgreSQL. Measured ~545 MiB
+# (the per-file aggregate and its merges are Arrow tables, ~100 bytes a device; Python objects exist one
+# stage batch at a time); the job's default memory is 2048 MiB (renderLogsMemoryMib).
+MILLION_DEVICES_PEAK_RSS = 768 * 1024 * 1024
+PEAK_RSS_OF_CHILD = (
+    "import json, resource, subprocess, sys\n"
+    "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+    "print(json.dumps({'returncode': done.returncode, 'stdout': done.stdout, 'stderr': done.stderr[-4000:],\n"
+    "                  'peak_rss': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}))\n"
+)
+
+
+def write_devices(path: Path, devices: int) -> None:
+    """One row per device `dev-0000000`...: frame rate 50 + (i % 100) / 8, gpu (i % 97) + 0.5, latency i % 1000."""
+    with path.open("w") as out:
+        out.write("timestamp,device_id,frame_rate,gpu_usage,latency_ms\n")
+        for start in range(0, devices, 100_000):
+            out.write(
+                "".join(
+                    f"2025-10-06T12:00:00,dev-{i:07d},{50 + i % 100 / 8},{i % 97 + 0.5},{i % 1000}\n"
+                    for i in range(start, min(devices, start + 100_000))
+                )
+            )
+
+
+def run_measured(command: list[str], env: dict[str, str]) -> tuple[dict[str, Any], int]:
+    """Run `command` as the only child of a fresh interpreter; (its JSON run summary, its peak RSS in bytes)."""
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS_OF_CHILD, *command], env=env, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stderr
+    child = json.loads(done.stdout)
+    assert child["returncode"] == 0, child["stderr"]
+    return json.loads(child["stdout"].strip().splitlines()[-1]), child["peak_rss"]
+
+
+def test_a_million_distinct_devices_load_with_bounded_memory(job: Job, tmp_path: Path) -> None:
+    path = tmp_path / "million.csv"
+    write_devices(path, MILLION)
+    command = [
+        *(str(CONSOLE_SCRIPT), "--input", str(path), "--quarantine", str(tmp_path / "q")),
+        *("--warehouse", "postgres", "--postgres-dsn", job.dsn, "--schema", job.schema),
+        *("--stage", str(tmp_path / "stage")),
+    ]
+
+    summary, peak = run_measured(command, job.env)
+
+    assert (summary["rows_in"], summary["rows_loaded"], summary["devices"]) == (MILLION, MILLION, MILLION)
+    assert peak < MILLION_DEVICES_PEAK_RSS, f"peak RSS {peak / 2**20:.0f} MiB"
+    with psycopg.connect(job.dsn) as conn:
+        for table in (TABLE, BY_FILE):
+            counts = conn.execute(
+                f"SELECT count(*), sum(log_count), max(max_latency_ms), min(device_id), max(device_id) "
+                f"FROM {job.schema}.{table}"
+            ).fetchone()
+            assert counts == (MILLION, MILLION, 999, "dev-0000000", "dev-0999999"), table
+        sample = conn.execute(
+            f"SELECT * FROM {job.schema}.{TABLE} WHERE device_id IN ('dev-0000123', 'dev-0999999') ORDER BY 1"
+        ).fetchall()
+    assert sample == [
+        ("dev-0000123", 50 + 23 / 8, 123 % 97 + 0.5, 123, 1),
+        ("dev-0999999", 50 + 99 / 8, 999999 % 97 + 0.5, 999, 1),
+    ]
+    assert not list((tmp_path / "stage").iterdir())

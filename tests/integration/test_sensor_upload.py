@@ -103,6 +103,63 @@ def test_plan_upload_rejects_an_empty_newest_file(tmp_path):
     assert str(raised.value) == f"newest file {empty} is empty"
 
 
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        # Earliest start to latest end, offsets converted to UTC: 23:30-01:00 on Feb 29 is Feb 29 22:30 UTC.
+        (
+            ["a,2024-03-10T00:00:00Z,2024-03-10T01:00:00Z,1", "a,2024-03-01T00:30:00+01:00,2024-03-01T02:00,2"],
+            ("2024-02-29T23:30:00+00:00", "2024-03-10T01:00:00+00:00", ["2024-02", "2024-03"]),
+        ),
+        # Nanosecond fractions, a space separator, no seconds; a year boundary.
+        (
+            ["a,2023-12-31 23:59:59.123456789,2024-01-01 00:05,1"],
+            ("2023-12-31T23:59:59.123456+00:00", "2024-01-01T00:05:00+00:00", ["2023-12", "2024-01"]),
+        ),
+        # Rows the job quarantines do not count: blank, not ISO, not a date, too many fields.
+        (
+            ["a,,2024-05-01T00:00:00Z,1", "a,May 1,2024-05-01T00:00:00Z,1",
+             "a,2024-02-30T00:00:00Z,2024-02-30T01:00:00Z,1", "a,2024-06-01T00:00:00Z,2024-06-01T01:00:00Z,1,extra",
+             "a,2024-04-02T00:00:00Z,2024-04-02T01:00:00Z,1"],
+            ("2024-04-02T00:00:00+00:00", "2024-04-02T01:00:00+00:00", ["2024-04"]),
+        ),
+    ],
+)  # fmt: skip
+def test_interval_range_is_what_the_job_would_date(rows, expected):
+    data = ("sensor_id,start_time,end_time,value\n" + "\n".join(rows) + "\n").encode()
+    found = sensor_upload.interval_range(data)
+    assert found is not None
+    first, last = found
+    assert (first.isoformat(), last.isoformat(), sensor_upload.months_between(first, last)) == expected
+
+
+def test_interval_range_leaves_files_without_both_time_columns_or_a_datable_row_to_the_job():
+    assert (
+        sensor_upload.interval_range(b"sensor_id,start,end,value\na,2024-03-01T00:00:00Z,2024-03-01T01:00:00Z,1\n")
+        is None
+    )
+    assert sensor_upload.interval_range(b"sensor_id,start_time,end_time,value\na,,,1\n") is None
+    assert sensor_upload.interval_range(b"\xff\xfe") is None
+
+
+def test_index_entries_name_each_month_then_the_file_marker_last():
+    data = b"sensor_id,start_time,end_time,value\na,2024-01-31T23:00:00Z,2024-03-01T00:00:00Z,1\n"
+    entries = sensor_upload.index_entries("sensor/raw", "sensor/raw/sub/x-0123.csv", data)
+    assert list(entries) == [
+        "sensor/raw/_index/month=2024-01/sub/x-0123.csv.json",
+        "sensor/raw/_index/month=2024-02/sub/x-0123.csv.json",
+        "sensor/raw/_index/month=2024-03/sub/x-0123.csv.json",
+        "sensor/raw/_index/files/sub/x-0123.csv.json",
+    ]
+    assert json.loads(entries["sensor/raw/_index/files/sub/x-0123.csv.json"]) == {
+        "file": "sub/x-0123.csv",
+        "first_start": "2024-01-31T23:00:00.000000Z",
+        "last_end": "2024-03-01T00:00:00.000000Z",
+        "months": ["2024-01", "2024-02", "2024-03"],
+        "bytes": len(data),
+    }
+
+
 # --- the CLI against moto ----------------------------------------------------------------------------
 
 
@@ -122,20 +179,50 @@ def test_upload_newest_once_then_a_new_key_for_new_content(tmp_path, moto_server
 
     first = output(run_cli(env, *args))
     key = key_for("sensor_2024_03", CONTENT)
-    assert first == {"file": str(newest), "key": key, "uploaded": True, "bytes": len(CONTENT)}
-    assert keys(s3, bucket) == [key]
+    assert first == {"file": str(newest), "key": key, "uploaded": True, "bytes": len(CONTENT), "months": ["2024-03"]}
+    rel = key.removeprefix("sensor/raw/")
+    index = [f"sensor/raw/_index/files/{rel}.json", f"sensor/raw/_index/month=2024-03/{rel}.json"]
+    assert keys(s3, bucket) == sorted([key, *index])
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == CONTENT
+    entry = {
+        "file": rel,
+        "first_start": "2024-03-01T00:00:00.000000Z",
+        "last_end": "2024-03-01T05:59:59.000000Z",
+        "months": ["2024-03"],
+        "bytes": len(CONTENT),
+    }
+    for index_key in index:
+        assert json.loads(s3.get_object(Bucket=bucket, Key=index_key)["Body"].read()) == entry
 
+    # The index of a file uploaded before (or by a run that stopped after the CSV) is written again.
+    s3.delete_object(Bucket=bucket, Key=index[1])
     second = output(run_cli(env, *args))
     assert second == {**first, "uploaded": False}
-    assert keys(s3, bucket) == [key]
+    assert keys(s3, bucket) == sorted([key, *index])
 
-    changed = CONTENT + b"temp-hall,2024-03-01T06:00:00Z,2024-03-01T11:59:59Z,19.75,72\n"
+    # A corrected export reaching into April: a new key, indexed under both months.
+    changed = CONTENT + b"temp-hall,2024-03-31T23:00:00Z,2024-04-01T00:59:59+00:00,19.75,72\n"
     write(tmp_path, "sensor_2024_03.csv", changed, 1_700_000_200)
     third = output(run_cli(env, *args))
     new_key = key_for("sensor_2024_03", changed)
-    assert third == {"file": str(newest), "key": new_key, "uploaded": True, "bytes": len(changed)}
-    assert sorted(keys(s3, bucket)) == sorted([key, new_key])
+    new_rel = new_key.removeprefix("sensor/raw/")
+    assert third == {
+        "file": str(newest),
+        "key": new_key,
+        "uploaded": True,
+        "bytes": len(changed),
+        "months": ["2024-03", "2024-04"],
+    }
+    assert sorted(keys(s3, bucket)) == sorted(
+        [
+            key,
+            *index,
+            new_key,
+            f"sensor/raw/_index/files/{new_rel}.json",
+            f"sensor/raw/_index/month=2024-03/{new_rel}.json",
+            f"sensor/raw/_index/month=2024-04/{new_rel}.json",
+        ]
+    )
 
 
 def test_prefix_and_pattern_flags(tmp_path, moto_server, bucket):
@@ -146,13 +233,20 @@ def test_prefix_and_pattern_flags(tmp_path, moto_server, bucket):
             moto_server.aws_env(), "--folder", str(tmp_path), "--bucket", bucket, "--prefix", "in", "--pattern", "*.txt"
         )
     )
-    assert result == {
-        "file": str(chosen),
-        "key": key_for("export", CONTENT, "in/"),
-        "uploaded": True,
-        "bytes": len(CONTENT),
-    }
-    assert keys(moto_server.client("s3"), bucket) == [key_for("export", CONTENT, "in/")]
+    key = key_for("export", CONTENT, "in/")
+    assert result == {"file": str(chosen), "key": key, "uploaded": True, "bytes": len(CONTENT), "months": ["2024-03"]}
+    rel = key.removeprefix("in/")
+    assert keys(moto_server.client("s3"), bucket) == sorted(
+        [key, f"in/_index/files/{rel}.json", f"in/_index/month=2024-03/{rel}.json"]
+    )
+
+
+def test_a_file_the_cli_cannot_date_is_uploaded_without_an_index_entry(tmp_path, moto_server, bucket):
+    data = b"sensor_id,start,end_time,value\ntemp-hall,2024-03-01T00:00:00Z,2024-03-01T05:59:59Z,19.5\n"
+    write(tmp_path, "odd.csv", data, 1_700_000_000)
+    result = output(run_cli(moto_server.aws_env(), "--folder", str(tmp_path), "--bucket", bucket))
+    assert (result["uploaded"], result["months"]) == (True, None)
+    assert keys(moto_server.client("s3"), bucket) == [key_for("odd", data)]  # the job indexes it when it reads it
 
 
 def test_empty_folder_exits_3(tmp_path, moto_server, bucket):

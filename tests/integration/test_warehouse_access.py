@@ -11,6 +11,7 @@ version 15 PUBLIC may not even CREATE in schema public), so a missing grant fail
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -30,11 +31,11 @@ from localrun.postgres import login_dsn, setup_access
 from pipelines import covid_star_schema as star
 from tests.jobs.test_covid_star_schema import ROWS, STAGED, write_curated
 
-SUMMARY = pa.table(
+PARTIALS = pa.table(  # one file's per-device sums (render_summary.transform.partial_aggregate)
     {
         "device_id": ["iac-vx1", "iac-vx2"],
-        "avg_frame_rate": [59.5, 30.25],
-        "avg_gpu_usage": [71.0, 55.5],
+        "sum_frame_rate": [297.5, 60.5],
+        "sum_gpu_usage": [355.0, 111.0],
         "max_latency_ms": [24, 20],
         "log_count": [5, 2],
     }
@@ -65,9 +66,10 @@ def loaders(schemas: dict[str, str]) -> list[Loader]:
 
 
 def load_render_logs(dsn: str, schema: str) -> None:
-    render_warehouse.PostgresWarehouse(dsn).run_transaction(
-        render_warehouse.load_statements(SUMMARY, SOURCE, schema, "performance_summary")
-    )
+    with tempfile.TemporaryDirectory() as stage:
+        render_warehouse.PostgresWarehouse(dsn, stage).load(
+            render_warehouse.stage_table(PARTIALS, SOURCE), SOURCE, schema, "performance_summary"
+        )
 
 
 def load_sales(dsn: str, schema: str, stage: Path) -> None:

@@ -25,7 +25,13 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from job_runtime.errors import BadInputError
-from localrun.sample_data import gharchive_hour_path, gharchive_line, write_gharchive_hour, write_gharchive_lines
+from localrun.sample_data import (
+    gharchive_events,
+    gharchive_hour_path,
+    gharchive_line,
+    write_gharchive_hour,
+    write_gharchive_lines,
+)
 
 OUTPUT_DDL = (
     "event_id bigint, event_type string, created_at timestamp, public boolean, actor_id bigint, actor_login string, "
@@ -423,7 +429,7 @@ def test_summary_counts_every_line(literal) -> None:
     _, summary = literal
     assert summary == {
         "job": "gharchive_events", "files": 3, "source_files": [H10, H9, D2], "rows_in": 33, "rows_loaded": 17,
-        "rows_quarantined": 16, "duplicates": 4, "rejected": [],
+        "rows_quarantined": 16, "duplicates": 4, "already_loaded": 0, "rejected": [],
     }  # fmt: skip
     assert summary["rows_in"] == summary["rows_loaded"] + summary["rows_quarantined"]
 
@@ -464,7 +470,7 @@ def test_markers_record_each_file_after_its_output(literal) -> None:
     assert lake.marker("transformed", f"date=2024-01-01/{H9}") == {
         "path": f"date=2024-01-01/{H9}", "source": uri(h9), "source_file": H9, "date": "2024-01-01", "hour": 9,
         "size": h9.stat().st_size, "modified_ms": MTIME * 1000, "rows_in": 27, "rows_loaded": 13,
-        "rows_quarantined": 14, "duplicates": 2,
+        "rows_quarantined": 14, "duplicates": 2, "already_loaded": 0,
     }  # fmt: skip
     h10 = lake.marker("transformed", f"date=2024-01-01/{H10}")
     assert h10 is not None
@@ -514,7 +520,8 @@ def test_a_big_hour_is_written_in_files_of_at_most_10000_rows(spark, tmp_path: P
 
     assert summary == {
         "job": "gharchive_events", "files": 2, "source_files": ["2024-03-01-14.json.gz", "2024-03-01-15.json.gz"],
-        "rows_in": 21_253, "rows_loaded": 21_200, "rows_quarantined": 53, "duplicates": 43, "rejected": [],
+        "rows_in": 21_253, "rows_loaded": 21_200, "rows_quarantined": 53, "duplicates": 43, "already_loaded": 0,
+        "rejected": [],
     }  # fmt: skip
     rows_per_file: dict[str, list[int]] = {}
     for name in lake.layout():
@@ -544,7 +551,7 @@ def test_reruns_do_nothing_or_replace_only_the_changed_hour(spark, tmp_path: Pat
     # Nothing new: a quick no-op that writes nothing.
     assert job.main(lake.args()) == {
         "job": "gharchive_events", "files": 0, "source_files": [], "rows_in": 0, "rows_loaded": 0,
-        "rows_quarantined": 0, "duplicates": 0, "rejected": [],
+        "rows_quarantined": 0, "duplicates": 0, "already_loaded": 0, "rejected": [],
     }  # fmt: skip
     assert lake.layout() == before
 
@@ -553,7 +560,7 @@ def test_reruns_do_nothing_or_replace_only_the_changed_hour(spark, tmp_path: Pat
     summary = job.main(lake.args())
     assert summary == {
         "job": "gharchive_events", "files": 1, "source_files": ["2024-02-01-1.json.gz"], "rows_in": 205,
-        "rows_loaded": 200, "rows_quarantined": 5, "duplicates": 3, "rejected": [],
+        "rows_loaded": 200, "rows_quarantined": 5, "duplicates": 3, "already_loaded": 0, "rejected": [],
     }  # fmt: skip
     after = lake.layout()
     untouched = {k: v for k, v in before.items() if "hour=1/" not in k}
@@ -657,3 +664,197 @@ def test_bad_arguments_exit_with_the_bad_input_code(caplog) -> None:
         ]
         assert glue_common.run(job.main, argv) == glue_common.EXIT_BAD_INPUT
     assert caplog.messages == [f"bad input: cannot parse the arguments {argv}: expected --name value pairs"]
+
+
+# --- de-duplication across runs of the same date --------------------------------------------------------
+
+
+def test_an_event_id_loaded_by_an_earlier_run_of_the_date_is_quarantined_not_loaded_again(
+    spark, tmp_path: Path
+) -> None:
+    lake = Lake(tmp_path)
+    h0, h1, next_day = datetime(2024, 3, 1, 0), datetime(2024, 3, 1, 1), datetime(2024, 3, 2, 0)
+    first_hour = [gharchive_line(e) for e in gharchive_events(h0, 20, seed=1)]
+    lake.put(h0, first_hour)
+    assert job.main(lake.args())["rows_loaded"] == 20
+
+    # GH Archive repeats events across hour files: 5 of hour 0's events again in hour 1, among 10 new ones.
+    repeated = [first_hour[i] for i in (0, 4, 8, 12, 16)]
+    new = [gharchive_line(e) for e in gharchive_events(h1, 10, seed=2)]
+    lake.put(h1, new[:5] + repeated + new[5:])
+    summary = job.main(lake.args())
+
+    assert summary == {
+        "job": "gharchive_events", "files": 1, "source_files": ["2024-03-01-1.json.gz"], "rows_in": 15,
+        "rows_loaded": 10, "rows_quarantined": 5, "duplicates": 5, "already_loaded": 5, "rejected": [],
+    }  # fmt: skip
+    reason = "duplicate event_id (loaded by an earlier run, in 2024-03-01-0.json.gz)"
+    assert [(r["reason"], r["id"]) for r in lake.quarantined("2024-03-01-1.json.gz")] == sorted(
+        (reason, json.loads(line)["id"]) for line in repeated
+    )
+    files = [gharchive_hour_path(lake.input, h) for h in (h0, h1)]
+    expected, _ = expected_from_files(files)  # the independent reading keeps each id's first occurrence
+    assert len(expected) == 30 and lake.rows(spark) == expected
+
+    # Hour 1 published again (one more event): its own old rows are replaced, not taken for earlier loads.
+    extra = gharchive_line(gharchive_events(h1, 11, seed=3)[-1])
+    lake.put(h1, [*new[:5], *repeated, *new[5:], extra], mtime=MTIME + 60)
+    summary = job.main(lake.args())
+    assert (summary["rows_in"], summary["rows_loaded"], summary["rows_quarantined"]) == (16, 11, 5)
+    assert (summary["duplicates"], summary["already_loaded"]) == (5, 5)
+    assert len(lake.rows(spark)) == 31
+    assert len({r[0] for r in lake.rows(spark)}) == 31  # every event_id once
+
+    # Hour 0 reprocessed (touched): hour 1 loaded none of its ids, so all 20 load again, none twice.
+    lake.put(h0, first_hour, mtime=MTIME + 120)
+    summary = job.main(lake.args())
+    assert (summary["rows_loaded"], summary["already_loaded"]) == (20, 0)
+    assert len(lake.rows(spark)) == 31
+
+    # The state is per date: the next day may carry an id of this one (GH Archive's days do not overlap).
+    lake.put(next_day, [first_hour[0]])
+    summary = job.main(lake.args())
+    assert (summary["rows_loaded"], summary["already_loaded"]) == (1, 0)
+
+
+def test_the_same_hour_rerun_with_unchanged_content_stays_identical(spark, tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    for h in range(2):
+        lake.generate(datetime(2024, 3, 5, h), 50, seed=h + 1, duplicates=2)
+    job.main(lake.args())
+    rows = lake.rows(spark)
+    for h in range(2):  # both hours touched: the same bytes processed again together
+        path = gharchive_hour_path(lake.input, datetime(2024, 3, 5, h))
+        os.utime(path, (MTIME + 30, MTIME + 30))
+    summary = job.main(lake.args())
+    assert (summary["files"], summary["rows_loaded"], summary["duplicates"], summary["already_loaded"]) == (
+        2,
+        100,
+        4,
+        0,
+    )
+    assert lake.rows(spark) == rows
+
+
+# --- the run log in job_run_details -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def runs_table():
+    """A moto DynamoDB `job_run_details` table, shaped as the stack's (hash job_name, range run_id)."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="eu-west-1")
+        client.create_table(
+            TableName="job-run-details",
+            KeySchema=[
+                {"AttributeName": "job_name", "KeyType": "HASH"},
+                {"AttributeName": "run_id", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "job_name", "AttributeType": "S"},
+                {"AttributeName": "run_id", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield client
+
+
+def _run_rows(client) -> list[dict[str, Any]]:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    items = client.scan(TableName="job-run-details")["Items"]
+    rows = [{k: TypeDeserializer().deserialize(v) for k, v in item.items()} for item in items]
+    return [{k: (int(v) if k in job.RUN_FIGURES else v) for k, v in row.items()} for row in rows]
+
+
+ISO_SECONDS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+
+
+def test_each_transform_run_is_recorded_in_job_run_details(spark, tmp_path: Path, runs_table) -> None:
+    lake = Lake(tmp_path)
+    lake.generate(datetime(2024, 3, 9, 4), 40, seed=4, duplicates=1, bad_lines=2)
+    argv = [*lake.args(), "--runs_table", "job-run-details", "--JOB_RUN_ID", "jr_0123abcd"]
+
+    summary = job.main(argv, dynamodb=runs_table)
+
+    (row,) = _run_rows(runs_table)
+    assert ISO_SECONDS.fullmatch(row["started_at"]) and ISO_SECONDS.fullmatch(row["finished_at"])
+    assert row == {
+        "job_name": "gharchive_events", "run_id": "jr_0123abcd", "status": "SUCCEEDED",
+        "started_at": row["started_at"], "finished_at": row["finished_at"], "files": 1, "rows_in": 43,
+        "rows_loaded": 40, "rows_quarantined": 3, "duplicates": 1, "already_loaded": 0,
+        "source_files": ["2024-03-09-4.json.gz"],
+    }  # fmt: skip
+    assert summary["rows_in"] == summary["rows_loaded"] + summary["rows_quarantined"] == 43
+
+
+def test_a_failed_transform_run_is_recorded_with_its_counts_and_error(spark, tmp_path: Path, runs_table) -> None:
+    lake = Lake(tmp_path)
+    lake.generate(datetime(2024, 3, 9, 5), 10, seed=5)
+    write_gharchive_lines(lake.input / "date=2024-03-09/notes.json.gz", [gharchive_line(PUSH)])
+    argv = [*lake.args(), "--runs_table", "job-run-details"]
+
+    with pytest.raises(BadInputError, match=r"^1 file\(s\) rejected: date=2024-03-09/notes\.json\.gz: "):
+        job.main(argv, dynamodb=runs_table)
+
+    (row,) = _run_rows(runs_table)
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{8}", row["run_id"])  # no Glue run id: a generated one
+    assert (row["status"], row["files"], row["rows_loaded"], row["rows_quarantined"]) == ("FAILED", 1, 10, 0)
+    assert row["error"].startswith("1 file(s) rejected: date=2024-03-09/notes.json.gz: not a GH Archive hour file")
+
+
+def test_a_run_id_already_recorded_is_not_overwritten(spark, tmp_path: Path, runs_table) -> None:
+    from job_runtime.errors import JobError
+
+    lake = Lake(tmp_path)
+    argv = [*lake.args(), "--runs_table", "job-run-details", "--JOB_RUN_ID", "jr_same"]
+    job.main(argv, dynamodb=runs_table)
+    with pytest.raises(JobError, match=r"^recording run jr_same in job-run-details: ConditionalCheckFailedException"):
+        job.main(argv, dynamodb=runs_table)
+    (row,) = _run_rows(runs_table)
+    assert (row["status"], row["files"]) == ("SUCCEEDED", 0)
+
+
+def _item_bytes(item: dict[str, Any]) -> int:
+    """An item's size as DynamoDB counts it (Developer Guide, "DynamoDB item sizes and formats",
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html):
+    name bytes + string bytes; numbers about one byte per two digits plus one; a list 3 bytes plus one
+    per element."""
+
+    def value(typed: dict[str, Any]) -> int:
+        (kind, v), *_ = typed.items()
+        if kind == "S":
+            return len(v.encode("utf-8"))
+        if kind == "N":
+            return (len(v) + 1) // 2 + 1
+        return 3 + sum(1 + value(e) for e in v)  # "L"
+
+    return sum(len(name.encode("utf-8")) + value(typed) for name, typed in item.items())
+
+
+def test_the_largest_run_row_fits_dynamodbs_400_kb_item_limit() -> None:
+    """Items are at most 400 KB (DynamoDB Developer Guide, "Constraints", Items,
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Constraints.html): a run over a
+    month of hours with a long Spark error still fits, because the error is cut to MAX_ERROR_CHARS."""
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.items: list[dict[str, Any]] = []
+
+        def put_item(self, TableName: str, Item: dict[str, Any], **_: Any) -> None:
+            self.items.append(Item)
+
+    recorder = Recorder()
+    log = job.RunLog(recorder, "job-run-details", "jr_" + "f" * 64)
+    log.start()
+    names = [f"2024-01-{d:02d}-{h}.json.gz" for d in range(1, 32) for h in range(24)]  # 744 hours
+    summary = {"files": 744, "rows_in": 10**12, "rows_loaded": 10**12, "rows_quarantined": 0, "duplicates": 0,
+               "already_loaded": 0, "source_files": names}  # fmt: skip
+    log.finish(job.FAILED, summary, "é" * 1_000_000)
+    item = recorder.items[-1]
+    assert len(item["error"]["S"]) == job.MAX_ERROR_CHARS
+    assert len(item["source_files"]["L"]) == 744
+    assert _item_bytes(item) < 400 * 1024

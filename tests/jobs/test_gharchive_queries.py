@@ -1,7 +1,9 @@
 """The Athena named queries (pipelines/gharchive_queries.py): valid Athena SQL, and the right answers.
 
 Each query is parsed as Athena (Trino) SQL by sqlglot, transpiled to Spark SQL and run on local
-Spark over the real output of the `gharchive_events` job for generated hours. Expected rows are
+Spark over the real output of the `gharchive_events` job for generated hours, read through the
+stack's catalog table definition (pipelines.gharchive.events_table: its columns, partition keys and
+location template), not through the schema Spark would infer from the files. Expected rows are
 computed in plain Python from the generated events themselves (not from the job's output).
 """
 
@@ -21,7 +23,10 @@ import gharchive_events as job
 import pytest
 import sqlglot
 
+from components.warehouse import CatalogTableArgs, projection_parameters
+from job_runtime.contracts import GHARCHIVE_EVENT_COLUMNS, GHARCHIVE_EVENT_PARTITIONS
 from localrun.sample_data import gharchive_events, write_gharchive_hour
+from pipelines.gharchive import events_table
 from pipelines.gharchive_queries import NamedQuery, named_queries, table_reference
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,12 +38,23 @@ HOURS = [
     (datetime(2024, 3, 2, 9), 600, 3),
     (datetime(2024, 3, 2, 10), 300, 4),
 ]
-TABLE_DDL = (
-    "event_id bigint, event_type string, created_at timestamp, public boolean, actor_id bigint, actor_login string, "
-    "repo_id bigint, repo_name string, org_id bigint, org_login string, payload_action string, payload_ref string, "
-    "payload_ref_type string, push_size int, push_distinct_size int, issue_or_pr_number int, pr_merged boolean, "
-    "release_tag string, forkee_full_name string, source_file string, date string, hour int"
-)
+
+
+def table_ddl(table: CatalogTableArgs) -> str:
+    """The catalog table's columns then its partition keys, as a Spark schema (Hive types are Spark DDL)."""
+    return ", ".join(f"`{name}` {kind}" for name, kind in (*table.columns, *table.partition_keys))
+
+
+@pytest.fixture(scope="module")
+def output(tmp_path_factory) -> Path:
+    """The job's output folder for the generated hours (two days, duplicates and bad lines in every file)."""
+    root = tmp_path_factory.mktemp("gharchive-queries")
+    for hour, count, seed in HOURS:
+        write_gharchive_hour(root / "in", hour, count, seed, duplicates=5, bad_lines=2)
+    summary = job.main(["gharchive_events.py", "--input_path", str(root / "in"), "--output_path", str(root / "out"),
+                        "--quarantine_path", str(root / "q"), "--state_path", str(root / "state")])  # fmt: skip
+    assert (summary["rows_loaded"], summary["rows_quarantined"]) == (1800, 28)
+    return root / "out"
 
 
 @pytest.fixture(scope="module")
@@ -50,16 +66,36 @@ def events() -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def table(spark, tmp_path_factory) -> str:
-    """The job's output for the generated hours, as a temporary view named like the Athena table."""
-    root = tmp_path_factory.mktemp("gharchive-queries")
-    for hour, count, seed in HOURS:
-        write_gharchive_hour(root / "in", hour, count, seed, duplicates=5, bad_lines=2)
-    summary = job.main(["gharchive_events.py", "--input_path", str(root / "in"), "--output_path", str(root / "out"),
-                        "--quarantine_path", str(root / "q"), "--state_path", str(root / "state")])  # fmt: skip
-    assert (summary["rows_loaded"], summary["rows_quarantined"]) == (1800, 28)
-    spark.read.schema(TABLE_DDL).parquet(str(root / "out")).createOrReplaceTempView(TABLE)
+def table(spark, output: Path) -> str:
+    """The job's output as a temporary view named and typed like the stack's Athena table: the catalog
+    table's schema, over exactly the partition folders its projection template addresses."""
+    definition = events_table("db", f"{output.as_uri()}/")
+    assert definition.name == TABLE
+    template = projection_parameters(str(definition.location), definition.partition_keys, definition.projection)[
+        "storage.location.template"
+    ]
+    folders = [template.replace("${date}", f"{h:%Y-%m-%d}").replace("${hour}", str(h.hour)) for h, _, _ in HOURS]
+    frame = spark.read.schema(table_ddl(definition)).option("basePath", str(definition.location)).parquet(*folders)
+    frame.createOrReplaceTempView(TABLE)
     return TABLE
+
+
+def test_the_jobs_output_is_the_catalog_tables_contract(spark, output: Path) -> None:
+    """Column names, order and types of every Parquet file equal the contract the catalog table
+    declares, and the partition folders are exactly those its projection addresses (date=YYYY-MM-DD,
+    hour=H without a leading zero)."""
+    definition = events_table("db", f"{output.as_uri()}/")
+    assert (definition.columns, definition.partition_keys) == (GHARCHIVE_EVENT_COLUMNS, GHARCHIVE_EVENT_PARTITIONS)
+    folders = sorted(str(p.relative_to(output)) for p in output.glob("*/*") if p.is_dir())
+    assert folders == sorted(f"date={h:%Y-%m-%d}/hour={h.hour}" for h, _, _ in HOURS)
+    for folder in folders:
+        schema = spark.read.parquet(str(output / folder)).schema  # a leaf folder: the files' own columns
+        assert [(f.name, f.dataType.simpleString()) for f in schema.fields] == list(GHARCHIVE_EVENT_COLUMNS), folder
+    # The job's declared schema, partition columns last, is the same contract.
+    assert [(f.name, f.dataType.simpleString()) for f in job.OUTPUT_SCHEMA.fields] == [
+        *GHARCHIVE_EVENT_COLUMNS,
+        *GHARCHIVE_EVENT_PARTITIONS,
+    ]
 
 
 def run_query(spark, sql: str) -> list[tuple]:

@@ -26,6 +26,7 @@ from render_summary import cli, storage, transform
 from render_summary.warehouse import RedshiftDataWarehouse, load_statements
 from sqlglot import exp
 
+from job_runtime import warehouse
 from job_runtime.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_TRANSIENT, BadInputError, JobError, TransientError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -635,8 +636,8 @@ def test_line_numbers_across_block_boundaries_and_blank_lines() -> None:
         (18, "expected 5 fields, found 2", "last,line"),
     ]
     for batch_bytes in (1, 2, 7, 30, 64, 10_000):
-        header, batches = transform.parse(pieces(data, batch_bytes))
-        batches = list(batches)
+        header, lazy = transform.parse(pieces(data, batch_bytes))
+        batches = list(lazy)
         assert header == list(transform.REQUIRED_COLUMNS)
         assert [r for b in batches for r in b.rejected] == expected, batch_bytes
         assert sum(b.rows for b in batches) == 8
@@ -795,54 +796,75 @@ def test_a_failed_run_keeps_the_previous_quarantine(tmp_path: Path, monkeypatch:
 
 # --- SQL generation ----------------------------------------------------------------------------------
 
-
-def two_device_summary(avg_frame_rate: tuple[float, float] = (59.75, 60.125)) -> pa.Table:
-    return pa.table(
-        {
-            "device_id": ["iac-vx1", "o'brien"],
-            "avg_frame_rate": list(avg_frame_rate),
-            "avg_gpu_usage": [88.5, 0.1],
-            "max_latency_ms": [24, 7],
-            "log_count": [5, 1],
-        },
-        schema=SUMMARY_SCHEMA,
-    )
+PERF = "analytics.perf"
+BY_FILE = "analytics.perf_by_file"
 
 
 def test_load_statements_exact() -> None:
-    statements = load_statements(two_device_summary(), "s3://raw/render-logs/a.csv", "analytics", "perf")
+    statements = load_statements("s3://raw/render-logs/a.csv", "analytics", "perf")
     assert statements == [
-        "CREATE TABLE IF NOT EXISTS analytics.perf (device_id VARCHAR(50) NOT NULL, avg_frame_rate FLOAT8, "
-        "avg_gpu_usage FLOAT8, max_latency_ms INT4, log_count INT4, source_uri VARCHAR(1024) NOT NULL, "
-        "PRIMARY KEY (source_uri, device_id))",
-        "CREATE TEMP TABLE perf_stage (LIKE analytics.perf)",
-        "INSERT INTO perf_stage (device_id, avg_frame_rate, avg_gpu_usage, max_latency_ms, log_count, source_uri) "
-        "VALUES ('iac-vx1', 59.75, 88.5, 24, 5, 's3://raw/render-logs/a.csv'), "
-        "('o''brien', 60.125, 0.1, 7, 1, 's3://raw/render-logs/a.csv')",
-        "DELETE FROM analytics.perf WHERE source_uri = 's3://raw/render-logs/a.csv' "
-        "AND device_id NOT IN (SELECT device_id FROM perf_stage)",
-        "MERGE INTO analytics.perf USING perf_stage s ON analytics.perf.source_uri = s.source_uri "
-        "AND analytics.perf.device_id = s.device_id "
-        "WHEN MATCHED THEN UPDATE SET avg_frame_rate = s.avg_frame_rate, avg_gpu_usage = s.avg_gpu_usage, "
+        "CREATE TABLE IF NOT EXISTS analytics.perf_by_file (source_uri VARCHAR(1024) NOT NULL, "
+        "device_id VARCHAR(50) NOT NULL, sum_frame_rate FLOAT8 NOT NULL, sum_gpu_usage FLOAT8 NOT NULL, "
+        "max_latency_ms INT4 NOT NULL, log_count INT8 NOT NULL, PRIMARY KEY (source_uri, device_id))",
+        "CREATE TABLE IF NOT EXISTS analytics.perf (device_id VARCHAR(50) NOT NULL, avg_frame_rate FLOAT8 NOT NULL, "
+        "avg_gpu_usage FLOAT8 NOT NULL, max_latency_ms INT4 NOT NULL, log_count INT8 NOT NULL, "
+        "PRIMARY KEY (device_id))",
+        "LOCK analytics.perf_by_file, analytics.perf",
+        "CREATE TEMP TABLE perf_by_file_stage (LIKE analytics.perf_by_file)",
+        "COPY perf_by_file_stage (source_uri, device_id, sum_frame_rate, sum_gpu_usage, max_latency_ms, log_count) "
+        "FROM STDIN",
+        "CREATE TEMP TABLE perf_touched AS SELECT device_id FROM analytics.perf_by_file "
+        "WHERE source_uri = 's3://raw/render-logs/a.csv' UNION SELECT device_id FROM perf_by_file_stage",
+        "DELETE FROM analytics.perf_by_file WHERE source_uri = 's3://raw/render-logs/a.csv' "
+        "AND device_id NOT IN (SELECT device_id FROM perf_by_file_stage)",
+        "MERGE INTO analytics.perf_by_file USING perf_by_file_stage s "
+        "ON analytics.perf_by_file.source_uri = s.source_uri AND analytics.perf_by_file.device_id = s.device_id "
+        "WHEN MATCHED THEN UPDATE SET sum_frame_rate = s.sum_frame_rate, sum_gpu_usage = s.sum_gpu_usage, "
         "max_latency_ms = s.max_latency_ms, log_count = s.log_count "
-        "WHEN NOT MATCHED THEN INSERT "
-        "(device_id, avg_frame_rate, avg_gpu_usage, max_latency_ms, log_count, source_uri) "
-        "VALUES (s.device_id, s.avg_frame_rate, s.avg_gpu_usage, s.max_latency_ms, s.log_count, s.source_uri)",
-        "DROP TABLE perf_stage",
+        "WHEN NOT MATCHED THEN INSERT (source_uri, device_id, sum_frame_rate, sum_gpu_usage, max_latency_ms, "
+        "log_count) VALUES (s.source_uri, s.device_id, s.sum_frame_rate, s.sum_gpu_usage, s.max_latency_ms, "
+        "s.log_count)",
+        "DELETE FROM analytics.perf WHERE device_id IN (SELECT device_id FROM perf_touched)",
+        "INSERT INTO analytics.perf (device_id, avg_frame_rate, avg_gpu_usage, max_latency_ms, log_count) "
+        "SELECT device_id, SUM(sum_frame_rate) / CAST(SUM(log_count) AS FLOAT8), "
+        "SUM(sum_gpu_usage) / CAST(SUM(log_count) AS FLOAT8), MAX(max_latency_ms), SUM(log_count) "
+        "FROM analytics.perf_by_file WHERE device_id IN (SELECT device_id FROM perf_touched) GROUP BY device_id",
+        "DROP TABLE perf_by_file_stage",
+        "DROP TABLE perf_touched",
     ]
 
 
-def test_floats_are_written_with_full_precision() -> None:
-    summary = two_device_summary(avg_frame_rate=(59.750410561918294, 1e-05))
-    insert = load_statements(summary, "s3://b/k", "public", "performance_summary")[2]
-    assert "('iac-vx1', 59.750410561918294, 88.5, 24, 5, 's3://b/k')" in insert
-    assert "('o''brien', 1e-05, 0.1, 7, 1, 's3://b/k')" in insert
+ROLE = "arn:aws:iam::123456789012:role/warehouse-copy"
+
+
+def test_redshift_fills_the_stage_by_parquet_copy_and_nothing_else_differs() -> None:
+    local = load_statements("s3://raw/a.csv", "public", "performance_summary")
+    remote = load_statements("s3://raw/a.csv", "public", "performance_summary", "s3://processed/stage/r1/", ROLE)
+    assert remote[4] == (
+        f"COPY performance_summary_by_file_stage FROM 's3://processed/stage/r1/' IAM_ROLE '{ROLE}' FORMAT AS PARQUET"
+    )
+    assert remote[:4] + remote[5:] == local[:4] + local[5:]
+
+
+@pytest.mark.parametrize(("stage", "role"), [("/tmp/stage", ROLE), ("s3://p/s/", ""), ("s3://p/s/", "role/x")])
+def test_redshift_copy_needs_an_s3_stage_and_a_role_arn(stage: str, role: str) -> None:
+    with pytest.raises(JobError, match=r"^Redshift COPY needs an s3:// stage and an IAM role ARN"):
+        load_statements("s3://raw/a.csv", "public", "performance_summary", stage, role)
+
+
+def test_the_load_is_the_same_twelve_statements_whatever_the_file() -> None:
+    """No rows in the SQL: the statement count and sizes do not depend on the devices (Data API: at most
+    40 statements and 100 KB per batch)."""
+    statements = load_statements("s3://raw/a.csv", "public", "performance_summary", "s3://p/stage/x/", ROLE)
+    assert len(statements) == 12 <= warehouse.DATA_API_MAX_STATEMENTS
+    assert sum(len(s.encode()) for s in statements) < 5_000
+    assert not any(" VALUES (" in s and not s.startswith("MERGE") for s in statements)
 
 
 def test_quote_in_source_uri_is_escaped() -> None:
-    statements = load_statements(two_device_summary(), "file:///data/it's.csv", "public", "performance_summary")
-    assert "DELETE FROM public.performance_summary WHERE source_uri = 'file:///data/it''s.csv' AND" in statements[3]
-    assert statements[2].count("'file:///data/it''s.csv'") == 2
+    statements = load_statements("file:///data/it's.csv", "public", "performance_summary")
+    assert "WHERE source_uri = 'file:///data/it''s.csv' AND" in statements[6]
+    assert "WHERE source_uri = 'file:///data/it''s.csv' UNION" in statements[5]
 
 
 @pytest.mark.parametrize(
@@ -854,94 +876,101 @@ def test_quote_in_source_uri_is_escaped() -> None:
         ("public", "1perf", "table '1perf' is not a plain lower-case SQL identifier"),
         ("a.b", "perf", "schema 'a.b' is not a plain lower-case SQL identifier"),
         ("public", '"perf"', "table '\"perf\"' is not a plain lower-case SQL identifier"),
+        # <table>_by_file_stage must fit Redshift's 127 bytes.
+        ("public", "t" * 114, f"table '{'t' * 114}' is not a plain lower-case SQL identifier"),
     ],
 )
 def test_bad_identifier_is_refused(schema: str, table: str, message: str) -> None:
     with pytest.raises(JobError) as raised:
-        load_statements(two_device_summary(), "s3://b/k", schema, table)
+        load_statements("s3://b/k", schema, table)
     assert str(raised.value) == message
     assert raised.value.exit_code == EXIT_FAILED
+
+
+def test_longest_table_name_allowed() -> None:
+    statements = load_statements("s3://b/k", "public", "t" * 113)
+    assert max(len(name) for s in statements for name in re.findall(r"t+_[a-z_]+", s)) == 127
 
 
 @pytest.mark.parametrize("bad", ["s3://b/k\\x", "s3://b/k\nDROP", "s3://b/\x00"])
 def test_backslash_or_control_character_in_literal_is_refused(bad: str) -> None:
     with pytest.raises(JobError, match="refusing to embed a string with a backslash or control character"):
-        load_statements(two_device_summary(), bad, "public", "performance_summary")
-
-
-def test_many_devices_are_split_into_500_row_inserts() -> None:
-    n = 1001
-    summary = pa.table(
-        {
-            "device_id": [f"dev-{i:04d}" for i in range(n)],
-            "avg_frame_rate": [float(i) + 0.5 for i in range(n)],
-            "avg_gpu_usage": [50.0] * n,
-            "max_latency_ms": list(range(n)),
-            "log_count": [1] * n,
-        },
-        schema=SUMMARY_SCHEMA,
-    )
-    statements = load_statements(summary, "s3://b/k", "public", "performance_summary")
-    assert len(statements) == 8
-    inserts = statements[2:5]
-    assert all(s.startswith("INSERT INTO performance_summary_stage (") for s in inserts)
-    assert [s.count("('dev-") for s in inserts] == [500, 500, 1]
-    assert "('dev-0000', 0.5, 50.0, 0, 1, 's3://b/k')" in inserts[0]
-    assert "('dev-0499', 499.5, 50.0, 499, 1, 's3://b/k')" in inserts[0]
-    assert "('dev-0500', 500.5, 50.0, 500, 1, 's3://b/k')" in inserts[1]
-    assert inserts[2].endswith("VALUES ('dev-1000', 1000.5, 50.0, 1000, 1, 's3://b/k')")
-    assert [s.split(" ", 1)[0] for s in statements[5:]] == ["DELETE", "MERGE", "DROP"]
-    # Far below the Data API's 100 KB per-statement limit.
-    assert max(len(s.encode()) for s in statements) < 50_000
+        load_statements(bad, "public", "performance_summary")
 
 
 def test_statements_parse_as_redshift_sql() -> None:
-    statements = load_statements(two_device_summary(), "s3://raw/it's.csv", "public", "performance_summary")
-    kinds = []
-    for sql in statements:
-        tree = sqlglot.parse_one(sql, read="redshift", error_level=sqlglot.ErrorLevel.RAISE)
-        kinds.append(type(tree))
-    assert kinds == [exp.Create, exp.Create, exp.Insert, exp.Delete, exp.Merge, exp.Drop]
+    statements = load_statements("s3://raw/it's.csv", "public", "performance_summary", "s3://p/s/r/", ROLE)
+    kinds = [type(sqlglot.parse_one(s, read="redshift", error_level=sqlglot.ErrorLevel.RAISE)) for s in statements]
+    assert kinds[:2] == [exp.Create, exp.Create]
+    assert kinds[3:] == [exp.Create, exp.Copy, exp.Create, exp.Delete, exp.Merge, exp.Delete, exp.Insert, exp.Drop,
+                         exp.Drop]  # fmt: skip
+    # The parser, not our escaping, says what the source literal is.
+    delete = sqlglot.parse_one(statements[6], read="redshift")
+    assert [lit.this for lit in delete.find_all(exp.Literal) if lit.is_string] == ["s3://raw/it's.csv"]
+    merge = sqlglot.parse_one(statements[7], read="redshift")
+    assert merge.this.sql() == "public.performance_summary_by_file"
+    assert [bool(w.args.get("matched")) for w in merge.args["whens"].expressions] == [True, False]
 
-    # The parser, not our escaping, says what the literals are.
-    insert = sqlglot.parse_one(statements[2], read="redshift")
-    strings = [lit.this for lit in insert.find_all(exp.Literal) if lit.is_string]
-    assert strings == ["iac-vx1", "s3://raw/it's.csv", "o'brien", "s3://raw/it's.csv"]
-    tuples = list(insert.find_all(exp.Tuple))
-    assert len(tuples) == 2 and all(len(t.expressions) == 6 for t in tuples)
 
-    merge = sqlglot.parse_one(statements[4], read="redshift")
-    assert merge.this.sql() == "public.performance_summary"
-    whens = merge.args["whens"].expressions
-    assert [bool(w.args.get("matched")) for w in whens] == [True, False]
+def test_stage_rows_are_the_files_sums_in_table_column_order(tmp_path: Path) -> None:
+    from render_summary.warehouse import BY_FILE_COLUMNS, stage_table, write_stage
+
+    partials = transform.merge_partials(b.partial for b in transform.parse([SEED.read_bytes()])[1])
+    rows = stage_table(partials, "s3://raw/seed.csv").sort_by("device_id")
+    assert rows.column_names == [name for name, _ in BY_FILE_COLUMNS]
+    assert rows.column("device_id").to_pylist() == ["iac-vx1", "iac-vx2", "iac-vx3", "iac-vx4"]
+    assert rows.column("source_uri").to_pylist() == ["s3://raw/seed.csv"] * 4
+    assert rows.column("log_count").to_pylist() == [5, 2, 1, 5]
+    assert rows.column("max_latency_ms").to_pylist() == [24, 20, 21, 25]
+    assert rows.column("max_latency_ms").type == pa.int32()  # Parquet INT32 -> INT4 by Redshift's COPY
+    for device, total in zip(
+        rows.column("device_id").to_pylist(), rows.column("sum_frame_rate").to_pylist(), strict=True
+    ):
+        assert total == pytest.approx(math.fsum(SEED_FRAME_RATES[device]), rel=1e-15)
+    write_stage(rows, tmp_path / "s" / "part-0.parquet")
+    assert list(warehouse.parquet_rows(str(tmp_path / "s" / "part-0.parquet"))) == [
+        tuple(r.values()) for r in rows.to_pylist()
+    ]
 
 
 # --- Redshift Data API driver -------------------------------------------------------------------------
 
 
 class FakeDataApi:
-    """Records every call; describe_statement answers from a scripted list of statuses."""
+    """Records every call; describe_statement answers from a scripted list of (status, error)."""
 
     def __init__(self, statuses: list[str], error: str = "", batch_error: Exception | None = None) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self._statuses = list(statuses)
         self._error = error
         self._batch_error = batch_error
+        self._ids = 0
+
+    def _id(self) -> dict[str, Any]:
+        self._ids += 1
+        return {"Id": f"stmt-{self._ids:04d}"}
+
+    def execute_statement(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("execute_statement", kwargs))
+        return self._id()
 
     def batch_execute_statement(self, **kwargs: Any) -> dict[str, Any]:
         self.calls.append(("batch_execute_statement", kwargs))
         if self._batch_error is not None:
             raise self._batch_error
-        return {"Id": "stmt-0001"}
+        return self._id()
 
     def describe_statement(self, **kwargs: Any) -> dict[str, Any]:
         self.calls.append(("describe_statement", kwargs))
         if not self._statuses:
             raise AssertionError("describe_statement polled after a final status")
         status = self._statuses.pop(0)
+        error = ""
+        if ":" in status:
+            status, error = status.split(":", 1)
         described: dict[str, Any] = {"Id": kwargs["Id"], "Status": status}
         if status in ("FAILED", "ABORTED"):
-            described["Error"] = self._error
+            described["Error"] = error or self._error
         return described
 
     def cancel_statement(self, **kwargs: Any) -> dict[str, Any]:
@@ -949,31 +978,115 @@ class FakeDataApi:
         return {"Status": True}
 
 
-STATEMENTS = load_statements(two_device_summary(), "s3://raw/a.csv", "public", "performance_summary")
+STATEMENTS = load_statements("s3://raw/a.csv", "public", "performance_summary", "s3://p/stage/r/", ROLE)
+TRANSACTION = STATEMENTS[2:]  # from LOCK on: what runs as one batch
 
 
-def redshift(client: FakeDataApi, **kwargs: Any) -> RedshiftDataWarehouse:
-    return RedshiftDataWarehouse("wg-dev", "analytics", client=client, poll_seconds=0, **kwargs)
+class FakeS3:
+    def __init__(self, fail_upload: bool = False) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.uploaded: list[tuple[Any, ...]] = []
+        self.fail_upload = fail_upload
+
+    def upload_file(self, path: str, bucket: str, key: str) -> None:
+        self.calls.append(("upload_file", (bucket, key)))
+        if self.fail_upload:
+            from botocore.exceptions import EndpointConnectionError
+
+            raise EndpointConnectionError(endpoint_url="https://s3.example")
+        self.uploaded = list(warehouse.parquet_rows(path))
+
+    def delete_object(self, **kwargs: Any) -> None:
+        self.calls.append(("delete_object", (kwargs["Bucket"], kwargs["Key"])))
 
 
-def test_redshift_finished_runs_all_statements_in_one_batch() -> None:
+def redshift(client: FakeDataApi, s3: FakeS3 | None = None, **kwargs: Any) -> RedshiftDataWarehouse:
+    return RedshiftDataWarehouse(
+        "wg-dev", "analytics", "s3://processed/stage/render-logs/", ROLE, client=client, s3=s3 or FakeS3(),
+        poll_seconds=0, **kwargs,
+    )  # fmt: skip
+
+
+def seed_rows() -> pa.Table:
+    from render_summary.warehouse import stage_table
+
+    return stage_table(transform.merge_partials(b.partial for b in transform.parse([SEED.read_bytes()])[1]), "s3://r/s")
+
+
+def test_redshift_load_creates_the_tables_then_stages_copies_and_deletes_the_stage() -> None:
+    client, s3 = FakeDataApi(["FINISHED", "FINISHED", "STARTED", "FINISHED"]), FakeS3()
+    redshift(client, s3).load(seed_rows(), "s3://r/s", "public", "performance_summary")
+
+    # Each CREATE TABLE IF NOT EXISTS is its own statement, before the transaction that LOCKs the tables.
+    names = [name for name, _ in client.calls]
+    assert (
+        names
+        == ["execute_statement", "describe_statement"] * 2 + ["batch_execute_statement"] + ["describe_statement"] * 2
+    )
+    creates = [kwargs["Sql"] for name, kwargs in client.calls if name == "execute_statement"]
+    batch = client.calls[-3][1]
+    upload = s3.calls[0][1]
+    assert re.fullmatch(r"stage/render-logs/[0-9a-f]{32}/part-0\.parquet", upload[1])
+    stage_uri = f"s3://processed/{upload[1].removesuffix('part-0.parquet')}"
+    expected = load_statements("s3://r/s", "public", "performance_summary", stage_uri, ROLE)
+    assert creates == expected[:2]
+    assert set(batch) == {"WorkgroupName", "Database", "Sqls", "StatementName"}
+    assert (batch["WorkgroupName"], batch["Database"]) == ("wg-dev", "analytics")
+    assert batch["Sqls"] == expected[2:]
+    assert batch["Sqls"][0] == "LOCK public.performance_summary_by_file, public.performance_summary"
+    assert re.fullmatch(r"render-summary-[0-9a-f]{8}", batch["StatementName"])
+    assert s3.calls == [("upload_file", ("processed", upload[1])), ("delete_object", ("processed", upload[1]))]
+    assert sorted((r[1], r[4], r[5]) for r in s3.uploaded) == [
+        ("iac-vx1", 24, 5), ("iac-vx2", 20, 2), ("iac-vx3", 21, 1), ("iac-vx4", 25, 5),
+    ]  # fmt: skip
+
+
+def test_redshift_stage_is_deleted_when_the_load_fails() -> None:
+    client, s3 = FakeDataApi(["FINISHED", "FINISHED", "FAILED"], error="ERROR: boom"), FakeS3()
+    with pytest.raises(JobError, match=r"^Redshift load failed: ERROR: boom$"):
+        redshift(client, s3).load(seed_rows(), "s3://r/s", "public", "performance_summary")
+    assert [name for name, _ in s3.calls] == ["upload_file", "delete_object"]
+
+
+def test_redshift_stage_upload_failure_is_transient_and_runs_no_sql() -> None:
+    client, s3 = FakeDataApi([]), FakeS3(fail_upload=True)
+    with pytest.raises(TransientError, match=r"^staging s3://processed/stage/render-logs/"):
+        redshift(client, s3).load(seed_rows(), "s3://r/s", "public", "performance_summary")
+    assert client.calls == []
+
+
+def test_a_create_that_loses_the_race_to_a_concurrent_one_is_retried() -> None:
+    race = 'FAILED:ERROR: duplicate key value violates unique constraint "pg_type_typname_nsp_index"'
+    client = FakeDataApi([race, "FINISHED", "FINISHED", "FINISHED"])
+    warehouse.run_redshift_transaction(STATEMENTS, workgroup="wg", database="db", client=client, poll_seconds=0)
+    executed = [kwargs["Sql"] for name, kwargs in client.calls if name == "execute_statement"]
+    assert executed == [STATEMENTS[0], STATEMENTS[0], STATEMENTS[1]]
+
+
+def test_a_create_that_fails_otherwise_is_not_retried() -> None:
+    client = FakeDataApi(["FAILED:ERROR: permission denied for schema public"])
+    with pytest.raises(warehouse.WarehouseError, match="permission denied"):
+        warehouse.run_redshift_transaction(STATEMENTS, workgroup="wg", database="db", client=client, poll_seconds=0)
+    assert [name for name, _ in client.calls] == ["execute_statement", "describe_statement"]
+
+
+def test_redshift_finished_runs_the_transaction_in_one_batch() -> None:
     client = FakeDataApi(["SUBMITTED", "PICKED", "STARTED", "FINISHED"])
-    redshift(client).run_transaction(STATEMENTS)
+    redshift(client).run_transaction(TRANSACTION, "render-summary-0000abcd")
 
     assert [name for name, _ in client.calls] == ["batch_execute_statement"] + ["describe_statement"] * 4
     batch = client.calls[0][1]
-    assert set(batch) == {"WorkgroupName", "Database", "Sqls", "StatementName"}
-    assert batch["WorkgroupName"] == "wg-dev"
-    assert batch["Database"] == "analytics"
-    assert batch["Sqls"] == STATEMENTS
-    assert re.fullmatch(r"render-summary-[0-9a-f]{8}", batch["StatementName"])
+    assert batch == {
+        "WorkgroupName": "wg-dev", "Database": "analytics", "Sqls": TRANSACTION,
+        "StatementName": "render-summary-0000abcd",
+    }  # fmt: skip
     assert all(kwargs == {"Id": "stmt-0001"} for _, kwargs in client.calls[1:])
 
 
 def test_redshift_failed_is_job_error_with_the_error_text() -> None:
     client = FakeDataApi(["STARTED", "FAILED"], error='ERROR: column "x" does not exist')
     with pytest.raises(JobError) as raised:
-        redshift(client).run_transaction(STATEMENTS)
+        redshift(client).run_transaction(TRANSACTION, "n")
     assert type(raised.value) is JobError
     assert str(raised.value) == 'Redshift load failed: ERROR: column "x" does not exist'
     assert raised.value.exit_code == EXIT_FAILED
@@ -982,7 +1095,7 @@ def test_redshift_failed_is_job_error_with_the_error_text() -> None:
 def test_redshift_aborted_is_job_error() -> None:
     client = FakeDataApi(["ABORTED"], error="cancelled by user")
     with pytest.raises(JobError, match=r"^Redshift load aborted: cancelled by user$") as raised:
-        redshift(client).run_transaction(STATEMENTS)
+        redshift(client).run_transaction(TRANSACTION, "n")
     assert type(raised.value) is JobError
 
 
@@ -990,7 +1103,7 @@ def test_redshift_serialization_conflict_is_transient() -> None:
     error = "ERROR: 1023 DETAIL: Serializable isolation violation on table - 123456, transactions forming the cycle"
     client = FakeDataApi(["FAILED"], error=error)
     with pytest.raises(TransientError) as raised:
-        redshift(client).run_transaction(STATEMENTS)
+        redshift(client).run_transaction(TRANSACTION, "n")
     assert str(raised.value) == f"Redshift load failed: {error}"
     assert raised.value.exit_code == EXIT_TRANSIENT == 4
 
@@ -998,22 +1111,8 @@ def test_redshift_serialization_conflict_is_transient() -> None:
 def test_redshift_timeout_cancels_and_is_transient() -> None:
     client = FakeDataApi(["STARTED"] * 5)
     with pytest.raises(TransientError, match=r"^Redshift load did not finish within 0s$"):
-        redshift(client, timeout_seconds=0).run_transaction(STATEMENTS)
+        redshift(client, timeout_seconds=0).run_transaction(TRANSACTION, "n")
     assert client.calls[-1] == ("cancel_statement", {"Id": "stmt-0001"})
-
-
-def test_redshift_too_many_statements_fails_before_any_call() -> None:
-    client = FakeDataApi(["FINISHED"])
-    with pytest.raises(JobError) as raised:
-        redshift(client).run_transaction(["SELECT 1"] * 41)
-    assert type(raised.value) is JobError
-    assert str(raised.value) == (
-        "load needs 41 statements but one Data API transaction allows 40 (about 17500 devices per file)"
-    )
-    assert client.calls == []
-
-    redshift(client).run_transaction(["SELECT 1"] * 40)  # the limit itself is fine
-    assert len(client.calls[0][1]["Sqls"]) == 40
 
 
 @pytest.mark.parametrize(
@@ -1035,7 +1134,7 @@ def test_redshift_api_errors_are_classified(code: str, status: int, expected: ty
     )
     client = FakeDataApi([], batch_error=error)
     with pytest.raises(JobError) as raised:
-        redshift(client).run_transaction(STATEMENTS)
+        redshift(client).run_transaction(TRANSACTION, "n")
     assert type(raised.value) is expected
     assert str(raised.value).startswith(f"Redshift Data API: {code}: ")
     assert len(client.calls) == 1
@@ -1046,7 +1145,7 @@ def test_redshift_connection_error_is_transient() -> None:
 
     client = FakeDataApi([], batch_error=EndpointConnectionError(endpoint_url="https://redshift-data.example"))
     with pytest.raises(TransientError, match=r"^Redshift Data API: Could not connect"):
-        redshift(client).run_transaction(STATEMENTS)
+        redshift(client).run_transaction(TRANSACTION, "n")
 
 
 def test_same_named_local_files_in_two_folders_get_separate_quarantine_files(tmp_path: Path) -> None:

@@ -12,14 +12,18 @@ import json
 import logging
 import os
 import shutil
+import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import boto3
 import glue_common
 import pyarrow.parquet as pq
 import pytest
 import sales_csv_to_parquet as job
+from moto import mock_aws
 from pyspark.sql import types as T
 
 from job_runtime.errors import BadInputError
@@ -382,6 +386,7 @@ def test_main_converts_the_sample_idempotently(spark, paths: Paths) -> None:
         "source": uri(sample), "source_file": "sales_2024_03.csv", "columns": DEFAULT,
         "size": sample.stat().st_size, "modified_ms": 1_710_000_000_000,
         "rows_in": 24, "rows_loaded": 19, "rows_quarantined": 5,
+        "order_dates": [f"2024-03-{d}" for d in days],
     }  # fmt: skip
     assert paths.marker("rejected", "sales_2024_03.csv") is None
 
@@ -463,6 +468,7 @@ def test_rejected_file_fails_the_run_but_the_good_file_is_converted(spark, paths
     assert paths.marker("converted", "good.csv") == {
         "source": uri(good), "source_file": "good.csv", "columns": DEFAULT, "size": len(A_V1),
         "modified_ms": 1_700_000_000_000, "rows_in": 2, "rows_loaded": 2, "rows_quarantined": 0,
+        "order_dates": ["2024-03-01", "2024-03-02"],
     }  # fmt: skip
     assert paths.partitions() == [
         "order_date=2024-03-01/source_file=good.csv",
@@ -521,3 +527,226 @@ def test_csv_dialect_header_order_case_and_malformed_rows(spark, paths: Paths) -
 def test_bad_columns_argument_is_bad_input(spark, paths: Paths, caplog) -> None:
     assert glue_common.run(job.main, paths.args("--columns", "order_date,quantity")) == 3
     assert "must include order_id and order_date" in caplog.text
+
+
+# --- the catalog table: partitions registered by the job ---------------------------------------------
+
+DATABASE, TABLE = "dataplatform_dev_catalog", "sales_orders"
+# The stack's definition of the table (pipelines/sales.py; tests/infra/test_glue_pipelines.py asserts the
+# same literal columns on the mocked CatalogTable), as Glue stores it.
+TABLE_COLUMNS = [
+    {"Name": "order_id", "Type": "string"}, {"Name": "customer_id", "Type": "string"},
+    {"Name": "product_id", "Type": "string"}, {"Name": "category", "Type": "string"},
+    {"Name": "region", "Type": "string"}, {"Name": "quantity", "Type": "int"},
+    {"Name": "unit_price", "Type": "decimal(12,2)"}, {"Name": "discount", "Type": "decimal(5,4)"},
+]  # fmt: skip
+PARQUET_SERDE = {
+    "SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+    "Parameters": {"serialization.format": "1"},
+}
+
+
+@pytest.fixture
+def glue() -> Iterator[Any]:
+    """moto's Glue Data Catalog (in process) holding the stack's sales_orders table."""
+    with mock_aws():
+        client = boto3.client("glue", region_name="eu-west-1")
+        client.create_database(DatabaseInput={"Name": DATABASE})
+        client.create_table(
+            DatabaseName=DATABASE,
+            TableInput={
+                "Name": TABLE,
+                "TableType": "EXTERNAL_TABLE",
+                "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE"},
+                "PartitionKeys": [{"Name": "order_date", "Type": "date"}, {"Name": "source_file", "Type": "string"}],
+                "StorageDescriptor": {
+                    "Columns": TABLE_COLUMNS,
+                    "Location": "s3://processed/sales/parquet/",
+                    "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+                    "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+                    "SerdeInfo": PARQUET_SERDE,
+                },
+            },
+        )
+        yield client
+
+
+def partitions(glue) -> list[tuple[tuple[str, ...], str]]:
+    pages = glue.get_paginator("get_partitions").paginate(DatabaseName=DATABASE, TableName=TABLE)
+    return sorted(
+        (tuple(p["Values"]), p["StorageDescriptor"]["Location"]) for page in pages for p in page["Partitions"]
+    )
+
+
+def test_the_parquet_columns_are_the_catalog_tables(spark, paths: Paths) -> None:
+    """What the job writes inside each file is exactly the stack's table columns, in order, with the Glue
+    type Athena reads each Parquet type as (string, int32 -> int, decimal128(p,s) -> decimal(p,s))."""
+    from pipelines.sales import parquet_columns
+
+    shutil.copy(SAMPLE, paths.input / SAMPLE.name)
+    job.main(paths.args())
+    hive = {
+        "string": "string",
+        "int32": "int",
+        "decimal128(12, 2)": "decimal(12,2)",
+        "decimal128(5, 4)": "decimal(5,4)",
+    }
+    for name in paths.layout():
+        schema = pq.read_schema(paths.output / name)
+        written = [{"Name": f.name, "Type": hive[str(f.type)]} for f in schema]
+        assert written == TABLE_COLUMNS, name
+    assert [{"Name": n, "Type": t} for n, t in parquet_columns(tuple(DEFAULT))] == TABLE_COLUMNS
+
+
+def test_main_registers_exactly_the_partitions_it_wrote(spark, paths: Paths, glue) -> None:
+    out = str(paths.output)
+    catalog = ("--catalog_database", DATABASE, "--catalog_table", TABLE)
+    paths.put("a.csv", A_V1)
+    paths.put("2024/b.csv", B_V1)
+    summary = job.main(paths.args(*catalog), glue=glue)
+    assert (summary["files"], summary["partitions_added"], summary["partitions_removed"]) == (2, 3, 0)
+    assert partitions(glue) == [
+        (("2024-03-01", "a.csv"), f"{out}/order_date=2024-03-01/source_file=a.csv/"),
+        (("2024-03-02", "2024/b.csv"), f"{out}/order_date=2024-03-02/source_file=2024%2Fb.csv/"),
+        (("2024-03-02", "a.csv"), f"{out}/order_date=2024-03-02/source_file=a.csv/"),
+    ]
+    # Each location is a folder the job wrote (the escaped file name is Spark's folder name).
+    assert (
+        sorted(location.removeprefix(out + "/").rstrip("/") for _, location in partitions(glue)) == paths.partitions()
+    )
+    # Each partition carries the table's columns and Parquet SerDe (Athena reads a partition with its own).
+    stored = glue.get_partition(DatabaseName=DATABASE, TableName=TABLE, PartitionValues=["2024-03-01", "a.csv"])
+    descriptor = stored["Partition"]["StorageDescriptor"]
+    assert (descriptor["Columns"], descriptor["SerdeInfo"]) == (TABLE_COLUMNS, PARQUET_SERDE)
+
+    # Nothing new: no catalog call changes anything.
+    assert job.main(paths.args(*catalog), glue=glue)["partitions_added"] == 0
+
+    # a.csv corrected with fewer dates: its vanished partition leaves the table, b.csv's stays.
+    paths.put("a.csv", A_V2, mtime=1_700_000_500)
+    summary = job.main(paths.args(*catalog), glue=glue)
+    assert (summary["partitions_added"], summary["partitions_removed"]) == (0, 1)  # 03-01 was there already
+    assert partitions(glue) == [
+        (("2024-03-01", "a.csv"), f"{out}/order_date=2024-03-01/source_file=a.csv/"),
+        (("2024-03-02", "2024/b.csv"), f"{out}/order_date=2024-03-02/source_file=2024%2Fb.csv/"),
+    ]
+    assert paths.marker("converted", "a.csv")["order_dates"] == ["2024-03-01"]  # type: ignore[index]
+
+
+def test_files_converted_before_registration_are_registered_once(spark, paths: Paths, glue) -> None:
+    """A stack upgraded from the Parquet crawler: files converted then have markers without order dates
+    and no partitions in the new table. The first run with the catalog registers theirs from the
+    folders they wrote, records the dates, and leaves the data alone; the next run has nothing to do."""
+    out = str(paths.output)
+    catalog = ("--catalog_database", DATABASE, "--catalog_table", TABLE)
+    paths.put("a.csv", A_V1)
+    paths.put("2024/b.csv", B_V1)
+    job.main(paths.args())  # no catalog, as before the upgrade
+    for rel in ("a.csv", "2024/b.csv"):
+        marker = paths.state / "converted" / f"{rel}.json"
+        old = json.loads(marker.read_text())
+        del old["order_dates"]
+        marker.write_text(json.dumps(old))
+        marker.with_name(f".{marker.name}.crc").unlink()  # Hadoop's local checksum of the old text
+    files = paths.layout()
+
+    summary = job.main(paths.args(*catalog), glue=glue)
+
+    assert (summary["files"], summary["partitions_added"], summary["partitions_removed"]) == (0, 3, 0)
+    assert partitions(glue) == [
+        (("2024-03-01", "a.csv"), f"{out}/order_date=2024-03-01/source_file=a.csv/"),
+        (("2024-03-02", "2024/b.csv"), f"{out}/order_date=2024-03-02/source_file=2024%2Fb.csv/"),
+        (("2024-03-02", "a.csv"), f"{out}/order_date=2024-03-02/source_file=a.csv/"),
+    ]
+    assert paths.layout() == files
+    assert paths.marker("converted", "a.csv")["order_dates"] == ["2024-03-01", "2024-03-02"]  # type: ignore[index]
+    assert paths.marker("converted", "2024/b.csv")["order_dates"] == ["2024-03-02"]  # type: ignore[index]
+    assert job.main(paths.args(*catalog), glue=glue)["partitions_added"] == 0
+
+
+def test_a_failed_registration_leaves_the_file_pending(spark, paths: Paths, glue) -> None:
+    """The catalog is updated before a file is recorded as converted: if Glue refuses, the run fails and
+    the next one converts the file again (and registers it then)."""
+    paths.put("a.csv", A_V1)
+    glue.delete_table(DatabaseName=DATABASE, Name=TABLE)
+    with pytest.raises(glue.exceptions.EntityNotFoundException):
+        job.main(paths.args("--catalog_database", DATABASE, "--catalog_table", TABLE), glue=glue)
+    assert paths.marker("converted", "a.csv") is None
+
+
+class CountingGlue:
+    """A Glue client that records each call's size."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.calls: list[tuple[str, int | None]] = []
+
+    def __getattr__(self, name: str):
+        method = getattr(self.client, name)
+
+        def call(**kwargs):
+            items = kwargs.get("PartitionInputList", kwargs.get("PartitionsToDelete"))
+            self.calls.append((name, None if items is None else len(items)))
+            return method(**kwargs)
+
+        return call
+
+
+def test_registration_respects_glues_batch_limits(glue) -> None:
+    """Glue takes at most 100 partitions per BatchCreatePartition and 25 per BatchDeletePartition
+    (https://docs.aws.amazon.com/glue/latest/webapi/API_BatchCreatePartition.html,
+    https://docs.aws.amazon.com/glue/latest/webapi/API_BatchDeletePartition.html; botocore's model says
+    the same); re-creating what exists and deleting what is gone are not errors."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("glue")
+    create = model.operation_model("BatchCreatePartition").input_shape.members["PartitionInputList"]
+    delete = model.operation_model("BatchDeletePartition").input_shape.members["PartitionsToDelete"]
+    assert (create.metadata["max"], delete.metadata["max"]) == (
+        job.CREATE_PARTITIONS_PER_CALL,
+        job.DELETE_PARTITIONS_PER_CALL,
+    )
+
+    days = [(dt.date(2024, 1, 1) + dt.timedelta(days=i)).isoformat() for i in range(130)]
+    created = [
+        ((day, "big.csv"), f"s3://processed/sales/parquet/order_date={day}/source_file=big.csv/") for day in days
+    ]
+    counting = CountingGlue(glue)
+    added = job.register_partitions(counting, DATABASE, TABLE, created, [])
+    assert added == {"partitions_added": 130, "partitions_removed": 0}
+    assert counting.calls == [("get_table", None), ("batch_create_partition", 100), ("batch_create_partition", 30)]
+    counting.calls.clear()
+    gone = [(day, "big.csv") for day in days[:30]] + [("2030-01-01", "never.csv")]
+    removed = job.register_partitions(counting, DATABASE, TABLE, created[:5], gone)
+    assert removed == {"partitions_added": 0, "partitions_removed": 30}
+    assert counting.calls == [("get_table", None), ("batch_create_partition", 5), ("batch_delete_partition", 25),
+                              ("batch_delete_partition", 6)]  # fmt: skip
+    assert len(partitions(glue)) == 100
+
+
+def test_the_athena_query_of_the_smoke_run_answers_from_the_registered_partitions(spark, paths: Paths, glue) -> None:
+    """The smoke run's Athena query (smoke/run.py Sales.check), transpiled by sqlglot from Athena SQL
+    to Spark SQL, over a table built from the catalog: its columns and each partition Glue holds, at
+    the location the job registered. 19 of the sample's orders, 70 units."""
+    import sqlglot
+
+    shutil.copy(SAMPLE, paths.input / SAMPLE.name)
+    job.main(paths.args("--catalog_database", DATABASE, "--catalog_table", TABLE), glue=glue)
+    table = glue.get_table(DatabaseName=DATABASE, Name=TABLE)["Table"]
+    name = f"sales_orders_{uuid.uuid4().hex[:8]}"
+    columns = [*table["StorageDescriptor"]["Columns"], *table["PartitionKeys"]]
+    spark.sql(
+        f"CREATE TABLE {name} ({', '.join(c['Name'] + ' ' + c['Type'] for c in columns)}) USING parquet "
+        f"PARTITIONED BY (order_date, source_file) LOCATION '{paths.root / 'table-root'}'"
+    )
+    try:
+        for values, location in partitions(glue):
+            spark.sql(
+                f"ALTER TABLE {name} ADD PARTITION (order_date = DATE '{values[0]}', source_file = '{values[1]}') "
+                f"LOCATION '{location}'"
+            )
+        athena = "SELECT count(*), sum(quantity) FROM sales_orders WHERE source_file = 'sales_2024_03.csv'"
+        [spark_sql] = sqlglot.transpile(athena.replace("sales_orders", name), read="athena", write="spark")
+        assert [tuple(r) for r in spark.sql(spark_sql).collect()] == [(19, 70)]
+    finally:
+        spark.sql(f"DROP TABLE IF EXISTS {name}")

@@ -54,6 +54,7 @@ def test_load_statements_for_redshift_exactly() -> None:
         "customer_id VARCHAR(64) NOT NULL, product_id VARCHAR(64) NOT NULL, category VARCHAR(256), "
         "region VARCHAR(256), quantity INTEGER NOT NULL, unit_price DECIMAL(12,2) NOT NULL, discount DECIMAL(5,4), "
         "source_file VARCHAR(1024) NOT NULL, PRIMARY KEY (order_id))",
+        "LOCK public.sales",
         "CREATE TEMP TABLE sales_stage (LIKE public.sales)",
         f"COPY sales_stage FROM '{STAGE}' IAM_ROLE '{ROLE}' FORMAT AS PARQUET",
         "DELETE FROM public.sales WHERE source_file IN ('a.csv', '2024/it''s.csv') "
@@ -75,20 +76,23 @@ def test_every_redshift_statement_parses_as_redshift_sql() -> None:
         stage_uri=STAGE, iam_role=ROLE,
     )  # fmt: skip
     trees = [sqlglot.parse_one(sql, read="redshift", error_level=sqlglot.ErrorLevel.RAISE) for sql in statements]
-    assert [type(t) for t in trees] == [exp.Create, exp.Create, exp.Copy, exp.Delete, exp.Merge, exp.Drop]
+    # sqlglot has no LOCK: it keeps the statement as a Command with the table name.
+    assert [type(t) for t in trees] == [exp.Create, exp.Command, exp.Create, exp.Copy, exp.Delete, exp.Merge, exp.Drop]
+    assert (trees[1].this, trees[1].expression.name) == ("LOCK", "analytics.sales")
     # The parser, not our escaping, says what the literals are.
-    assert [lit.this for lit in trees[3].find_all(exp.Literal) if lit.is_string] == ["a.csv", "it's.csv"]
-    assert [lit.this for lit in trees[2].find_all(exp.Literal) if lit.is_string] == [STAGE, ROLE]
+    assert [lit.this for lit in trees[4].find_all(exp.Literal) if lit.is_string] == ["a.csv", "it's.csv"]
+    assert [lit.this for lit in trees[3].find_all(exp.Literal) if lit.is_string] == [STAGE, ROLE]
     create = trees[0]
     assert [c.name for c in create.find_all(exp.ColumnDef)] == [*job.COLUMNS, "source_file"]
-    assert trees[4].this.sql() == "analytics.sales"
+    assert trees[5].this.sql() == "analytics.sales"
 
 
 def test_postgres_fill_is_copy_from_stdin() -> None:
     statements = job.load_statements(["order_date", "order_id", "quantity"], ["a.csv"], schema="s1", table="t")
-    assert statements[2] == "COPY t_stage (order_id, order_date, quantity, source_file) FROM STDIN"
+    assert statements[1] == "LOCK s1.t"
+    assert statements[3] == "COPY t_stage (order_id, order_date, quantity, source_file) FROM STDIN"
     assert [type(sqlglot.parse_one(s, read="postgres")) for s in statements] == [
-        exp.Create, exp.Create, exp.Copy, exp.Delete, exp.Merge, exp.Drop,
+        exp.Create, exp.Command, exp.Create, exp.Copy, exp.Delete, exp.Merge, exp.Drop,
     ]  # fmt: skip
 
 
@@ -126,6 +130,10 @@ class FakeDataApi:
         self.calls.append(("batch_execute_statement", kwargs))
         return {"Id": "stmt-1"}
 
+    def execute_statement(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("execute_statement", kwargs))
+        return {"Id": "create-1"}
+
     def describe_statement(self, **kwargs: Any) -> dict[str, Any]:
         self.calls.append(("describe_statement", kwargs))
         status = self.statuses.pop(0) if self.statuses else self.then
@@ -137,17 +145,25 @@ class FakeDataApi:
 
 
 SQLS = job.load_statements(DEFAULT, ["a.csv"], schema="public", table="sales", stage_uri=STAGE, iam_role=ROLE)
+TRANSACTION = SQLS[1:]  # from LOCK on; the CREATE TABLE IF NOT EXISTS runs before, on its own
 
 
 def test_data_api_runs_one_batch_and_polls_until_finished() -> None:
-    client = FakeDataApi(["SUBMITTED", "STARTED", "FINISHED"])
+    client = FakeDataApi(["FINISHED", "SUBMITTED", "STARTED", "FINISHED"])
     warehouse = job.RedshiftDataWarehouse("sales-wg", "dev", client=client, poll_seconds=0)
 
     warehouse.run_transaction(SQLS, STAGE)
 
+    assert TRANSACTION[0] == "LOCK public.sales"
     assert client.calls == [
+        # The table exists before the transaction that LOCKs it (job_runtime.warehouse.split_setup).
+        ("execute_statement",
+         {"WorkgroupName": "sales-wg", "Database": "dev", "Sql": SQLS[0],
+          "StatementName": "sales_load_warehouse-create"}),
+        ("describe_statement", {"Id": "create-1"}),
         ("batch_execute_statement",
-         {"WorkgroupName": "sales-wg", "Database": "dev", "Sqls": SQLS, "StatementName": "sales_load_warehouse"}),
+         {"WorkgroupName": "sales-wg", "Database": "dev", "Sqls": TRANSACTION,
+          "StatementName": "sales_load_warehouse"}),
         ("describe_statement", {"Id": "stmt-1"}),
         ("describe_statement", {"Id": "stmt-1"}),
         ("describe_statement", {"Id": "stmt-1"}),
@@ -158,7 +174,7 @@ def test_data_api_failure_raises_with_redshift_error_text() -> None:
     error = 'ERROR: Spectrum Scan Error: File has an incompatible Parquet schema for column "unit_price"'
     client = FakeDataApi(["STARTED", "FAILED"], error=error)
     with pytest.raises(WarehouseError) as failed:
-        run_redshift_transaction(SQLS, workgroup="wg", database="dev", client=client, poll_seconds=0)
+        run_redshift_transaction(TRANSACTION, workgroup="wg", database="dev", client=client, poll_seconds=0)
     assert str(failed.value) == f"Redshift transaction stmt-1 FAILED: {error}"
     assert [name for name, _ in client.calls] == ["batch_execute_statement", "describe_statement", "describe_statement"]
 
@@ -167,7 +183,7 @@ def test_data_api_timeout_cancels_and_raises() -> None:
     client = FakeDataApi([], then="STARTED")
     with pytest.raises(WarehouseError) as timed_out:
         run_redshift_transaction(
-            SQLS, workgroup="wg", database="dev", client=client, poll_seconds=0.01, timeout_seconds=0.05
+            TRANSACTION, workgroup="wg", database="dev", client=client, poll_seconds=0.01, timeout_seconds=0.05
         )
     assert str(timed_out.value) == "Redshift transaction stmt-1 still STARTED after 0.05s: cancelled"
     assert client.calls[-1] == ("cancel_statement", {"Id": "stmt-1"})
@@ -252,7 +268,7 @@ class Pipeline:
         with psycopg.connect(self.dsn) as conn:
             fetched = conn.execute(
                 "SELECT order_id, order_date, customer_id, product_id, category, region, quantity, unit_price, "
-                f"discount, source_file FROM {self.schema}.sales ORDER BY order_id"
+                f"discount, source_file FROM {self.schema}.sales_data_table ORDER BY order_id"
             ).fetchall()
         return [(r[0], str(r[1]), *r[2:6], r[6], str(r[7]), None if r[8] is None else str(r[8]), r[9]) for r in fetched]
 
@@ -260,8 +276,8 @@ class Pipeline:
         with psycopg.connect(self.dsn) as conn:
             rows = conn.execute(
                 "SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale, "
-                "is_nullable FROM information_schema.columns WHERE table_schema = %s AND table_name = 'sales' "
-                "ORDER BY ordinal_position",
+                "is_nullable FROM information_schema.columns WHERE table_schema = %s "
+                "AND table_name = 'sales_data_table' ORDER BY ordinal_position",
                 [self.schema],
             ).fetchall()
         out = []
@@ -278,7 +294,7 @@ class Pipeline:
             rows = conn.execute(
                 "SELECT k.column_name FROM information_schema.table_constraints c "
                 "JOIN information_schema.key_column_usage k USING (constraint_schema, constraint_name) "
-                "WHERE c.table_schema = %s AND c.table_name = 'sales' AND c.constraint_type = 'PRIMARY KEY'",
+                "WHERE c.table_schema = %s AND c.table_name = 'sales_data_table' AND c.constraint_type = 'PRIMARY KEY'",
                 [self.schema],
             ).fetchall()
         return [name for (name,) in rows]
@@ -304,7 +320,7 @@ def pipeline(tmp_path: Path, postgres_dsn: str) -> Iterator[Pipeline]:
 
 def summary(pipeline: Pipeline, sources: list[str], rows: int) -> dict[str, Any]:
     return {"job": "sales_load_warehouse", "sources": sources, "rows_loaded": rows,
-            "table": f"{pipeline.schema}.sales", "warehouse": "postgres"}  # fmt: skip
+            "table": f"{pipeline.schema}.sales_data_table", "warehouse": "postgres"}  # fmt: skip
 
 
 def test_two_files_load_exactly_and_reloads_are_idempotent(spark, pipeline: Pipeline) -> None:
@@ -320,7 +336,7 @@ def test_two_files_load_exactly_and_reloads_are_idempotent(spark, pipeline: Pipe
     assert pipeline.rows() == sorted(MARCH_ROWS + APRIL_V1_ROWS)
     assert pipeline.marker("loaded", "sales_2024_04.csv") == {
         **pipeline.marker("converted", "sales_2024_04.csv"),  # type: ignore[dict-item]
-        "table": f"{pipeline.schema}.sales",
+        "table": f"{pipeline.schema}.sales_data_table",
         "run_id": pipeline.marker("loaded", "sales_2024_04.csv")["run_id"],  # type: ignore[index]
         "rows_staged": 3,
     }
@@ -416,7 +432,7 @@ def test_stage_matches_the_table_and_a_failed_load_marks_nothing(spark, pipeline
     # decimals as fixed-length byte arrays.
     assert failing.seen == [
         (
-            ["CREATE", "CREATE", "COPY", "DELETE", "MERGE", "DROP"],
+            ["CREATE", "LOCK", "CREATE", "COPY", "DELETE", "MERGE", "DROP"],
             [c for c, _, _ in TABLE_COLUMNS],
             ["BYTE_ARRAY", "INT32", "BYTE_ARRAY", "BYTE_ARRAY", "BYTE_ARRAY", "BYTE_ARRAY", "INT32",
              "FIXED_LEN_BYTE_ARRAY", "FIXED_LEN_BYTE_ARRAY", "BYTE_ARRAY"],

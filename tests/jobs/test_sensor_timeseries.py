@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 import functools
+import json
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from itertools import groupby
 from pathlib import Path
@@ -25,6 +26,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 from sensor_timeseries import Grid
 
+from job_runtime.contracts import SENSOR_TIMESERIES_COLUMNS, SENSOR_TIMESERIES_PARTITIONS
 from job_runtime.errors import BadInputError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,13 +38,14 @@ OUTPUT_DTYPES = [
     ("sensor_id", "string"),
     ("ts", "timestamp"),
     ("value", "double"),
+    ("readings", "bigint"),
     ("is_gap", "boolean"),
     ("month", "string"),
 ]
-OUTPUT_SCHEMA = "sensor_id string, ts timestamp, value double, is_gap boolean, month string"
+OUTPUT_SCHEMA = "sensor_id string, ts timestamp, value double, readings bigint, is_gap boolean, month string"
 
 
-def raw(spark, rows: list[tuple[str | None, ...]], columns: tuple[str, ...] = COLUMNS) -> DataFrame:
+def raw(spark, rows: Sequence[tuple[str | None, ...]], columns: tuple[str, ...] = COLUMNS) -> DataFrame:
     """Rows as the reader delivers them: every column a string."""
     return spark.createDataFrame(rows, StructType([StructField(name, StringType()) for name in columns]))
 
@@ -55,7 +58,7 @@ def points(frame: DataFrame) -> list[tuple[Any, ...]]:
     return [tuple(row) for row in rendered.orderBy("sensor_id", "ts").collect()]
 
 
-def expand(spark, rows: list[tuple[str | None, ...]], grid: Grid = DAY) -> list[tuple[Any, ...]]:
+def expand(spark, rows: Sequence[tuple[str | None, ...]], grid: Grid = DAY) -> list[tuple[Any, ...]]:
     valid, quarantined = job.transform_validate(raw(spark, rows))
     assert quarantined.count() == 0
     return points(job.transform_to_timeseries(valid, grid))
@@ -157,6 +160,52 @@ def test_month_grid_clips_intervals_crossing_the_month_and_drops_sensors_outside
 def test_output_schema_is_exact(spark):
     valid, _ = job.transform_validate(raw(spark, [("s1", "2024-03-01T00:00:00", "2024-03-01T01:00:00", "1")]))
     assert job.transform_to_timeseries(valid, DAY).dtypes == OUTPUT_DTYPES
+
+
+def test_output_columns_are_the_catalog_contract(spark):
+    """The catalog table (pipelines/sensor_timeseries.py) is built from the same contract."""
+    valid, _ = job.transform_validate(raw(spark, [("s1", "2024-03-01T00:00:00", "2024-03-01T01:00:00", "1")]))
+    dtypes = job.transform_to_timeseries(valid, DAY).dtypes
+    assert dtypes == [*SENSOR_TIMESERIES_COLUMNS, *SENSOR_TIMESERIES_PARTITIONS]
+
+
+def readings_points(frame: DataFrame) -> list[tuple[Any, ...]]:
+    """(sensor, ts as UTC text, value, readings, is_gap) sorted."""
+    rendered = frame.select(
+        "sensor_id", F.date_format("ts", "yyyy-MM-dd'T'HH:mm:ss").alias("ts"), "value", "readings", "is_gap"
+    )
+    return [tuple(row) for row in rendered.orderBy("sensor_id", "ts").collect()]
+
+
+def test_each_point_carries_the_readings_of_the_interval_its_value_comes_from(spark):
+    rows = [
+        ("s1", "2024-03-01T00:00:00", "2024-03-01T23:59:59", "1", "40"),  # 40 measurements over the day
+        ("s1", "2024-03-01T05:00:00", "2024-03-01T13:00:00", "2", "7"),  # later start: its value and its 7
+        ("s2", "2024-03-01T06:00:00", "2024-03-01T12:00:00", "5", "3"),  # same interval, same value twice:
+        ("s2", "2024-03-01T06:00:00", "2024-03-01T12:00:00", "5", "9"),  # the larger readings wins
+    ]
+    valid, quarantined = job.transform_validate(raw(spark, rows, (*COLUMNS, "readings")))
+    assert quarantined.count() == 0
+    assert readings_points(job.transform_to_timeseries(valid, DAY)) == [
+        ("s1", "2024-03-01T00:00:00", 1.0, 40, False),
+        ("s1", "2024-03-01T06:00:00", 2.0, 7, False),
+        ("s1", "2024-03-01T12:00:00", 2.0, 7, False),
+        ("s1", "2024-03-01T18:00:00", 1.0, 40, False),
+        ("s2", "2024-03-01T00:00:00", None, None, True),  # a gap has no value and no readings
+        ("s2", "2024-03-01T06:00:00", 5.0, 9, False),
+        ("s2", "2024-03-01T12:00:00", 5.0, 9, False),
+        ("s2", "2024-03-01T18:00:00", None, None, True),
+    ]
+
+
+def test_an_upload_without_readings_counts_one_reading_per_interval(spark):
+    valid, _ = job.transform_validate(raw(spark, [("s1", "2024-03-01T00:00:00", "2024-03-01T06:00:00", "2.5")]))
+    assert readings_points(job.transform_to_timeseries(valid, DAY)) == [
+        ("s1", "2024-03-01T00:00:00", 2.5, 1, False),
+        ("s1", "2024-03-01T06:00:00", 2.5, 1, False),
+        ("s1", "2024-03-01T12:00:00", None, None, True),
+        ("s1", "2024-03-01T18:00:00", None, None, True),
+    ]
 
 
 def test_no_valid_rows_give_no_points(spark):
@@ -441,6 +490,11 @@ SAMPLE_MARCH_SUMMARY = {
     "sensors": 3,
     "points": 3 * 31 * 4,
     "gap_points": 1,
+    # Without --state_path every file is read: the one bundled CSV.
+    "files_listed": 1,
+    "files_read": 1,
+    "bytes_read": SAMPLE.stat().st_size,
+    "files_indexed": 0,
 }
 SAMPLE_QUARANTINE = [
     ("", "2024-03-07T00:00:00Z", "2024-03-07T01:00:00Z", "20.1", "2", "sensor_id is missing"),
@@ -508,6 +562,7 @@ def test_main_parquet_files_hold_utc_microsecond_timestamps(sample_runs):
         ("sensor_id", "string"),
         ("ts", "timestamp[us, tz=UTC]"),
         ("value", "double"),
+        ("readings", "int64"),
         ("is_gap", "bool"),
     ]
     assert pq.ParquetFile(files[0]).metadata.row_group(0).column(1).compression == "SNAPPY"
@@ -576,6 +631,10 @@ def test_main_on_empty_input_writes_nothing_and_keeps_the_month(tmp_path):
         "sensors": 0,
         "points": 0,
         "gap_points": 0,
+        "files_listed": 0,
+        "files_read": 0,
+        "bytes_read": 0,
+        "files_indexed": 0,
     }
     # No files at all; --month defaults to `previous` of the injected date.
     assert run_main(inputs, tmp_path, today=date(2024, 4, 30)) == zeros
@@ -593,6 +652,9 @@ def test_main_on_empty_input_writes_nothing_and_keeps_the_month(tmp_path):
     assert run_main(inputs, tmp_path, "--month", "2024-03", "--frequency", "24h") == {
         **zeros,
         "frequency_seconds": 86400,
+        "files_listed": 1,  # header_only.csv; empty files are not even read
+        "files_read": 1,
+        "bytes_read": len("sensor_id,start_time,end_time,value,readings\n"),
     }
     assert parquet_files(tmp_path / "series" / "month=2024-03") == before
     assert sorted((tmp_path / "quarantine" / "month=2024-03").iterdir()) == quarantine_before
@@ -610,3 +672,102 @@ def test_main_rerun_with_clean_input_leaves_a_header_only_quarantine(tmp_path):
     assert (summary["rows_in"], summary["rows_quarantined"], summary["sensors"], summary["gap_points"]) == (3, 0, 1, 26)
     files = sorted((tmp_path / "quarantine" / "month=2024-03").glob("*.csv"))
     assert [path.read_text() for path in files] == ["sensor_id,start_time,end_time,value,readings,source_file,reason\n"]
+
+
+# --- the month index: a month's run reads only that month's files --------------------------------------
+
+HISTORY = {
+    # name -> rows; "legacy" was uploaded before the index existed (no entry), "broken" has only bad rows.
+    "jan.csv": [("s1", "2024-01-05T00:00:00Z", "2024-01-20T00:00:00Z", "1.0", "5")],
+    "feb.csv": [("s1", "2024-02-10T00:00:00Z", "2024-03-02T06:00:00Z", "2.0", "6")],  # runs into March
+    "mar.csv": [("s1", "2024-03-10T00:00:00Z", "2024-03-11T00:00:00Z", "3.0", "7")],
+    "legacy.csv": [
+        ("s2", "2024-01-31T00:00:00Z", "2024-01-31T12:00:00Z", "4.0", "8"),
+        ("s2", "2024-03-20T00:00:00+01:00", "2024-03-20T18:00:00Z", "5.0", "9"),
+    ],
+    "broken.csv": [("s3", "not a time", "2024-03-01T00:00:00Z", "6.0", "1")],
+}
+INDEXED_AT_UPLOAD = ("jan.csv", "feb.csv", "mar.csv")
+
+
+def write_history(folder: Path) -> None:
+    """The CSVs, and for INDEXED_AT_UPLOAD the entries the upload CLI writes (its own function, local files)."""
+    from ingestion.sensor_upload import index_entries
+
+    folder.mkdir(parents=True)
+    for name, rows in HISTORY.items():
+        data = ("sensor_id,start_time,end_time,value,readings\n" + "".join(",".join(r) + "\n" for r in rows)).encode()
+        (folder / name).write_bytes(data)
+        if name in INDEXED_AT_UPLOAD:
+            for key, body in index_entries("", name, data).items():
+                (folder / key).parent.mkdir(parents=True, exist_ok=True)
+                (folder / key).write_bytes(body)
+
+
+def all_points(spark, root: Path, month: str) -> list[tuple[Any, ...]]:
+    frame = spark.read.schema(OUTPUT_SCHEMA).parquet(str(root / "series")).where(f"month = '{month}'")
+    return readings_points(frame)
+
+
+def test_a_month_reads_only_the_files_indexed_for_it_and_indexes_the_files_it_finds_without_entry(spark, tmp_path):
+    inputs, indexed, full = tmp_path / "in", tmp_path / "indexed", tmp_path / "full"
+    write_history(inputs)
+    state = str(tmp_path / "state")
+    size = {name: (inputs / name).stat().st_size for name in HISTORY}
+
+    march = run_main(inputs, indexed, "--month", "2024-03", "--frequency", "6h", "--state_path", state)
+
+    # feb and mar from the upload index; legacy and broken because no index knows them yet; never jan.
+    assert (march["files_listed"], march["files_read"], march["files_indexed"]) == (5, 4, 2)
+    assert march["bytes_read"] == sum(size[n] for n in ("feb.csv", "mar.csv", "legacy.csv", "broken.csv"))
+    assert (march["rows_in"], march["rows_valid"], march["rows_quarantined"]) == (5, 4, 1)
+    entry = json.loads((tmp_path / "state" / "index" / "files" / "legacy.csv.json").read_text())
+    assert entry == {
+        "file": "legacy.csv",
+        "first_start": "2024-01-31T00:00:00.000000Z",
+        "last_end": "2024-03-20T18:00:00.000000Z",
+        "months": ["2024-01", "2024-02", "2024-03"],
+        "bytes": size["legacy.csv"],
+    }
+    assert (
+        sorted(p.name for p in (tmp_path / "state" / "index").glob("month=*/legacy.csv.json"))
+        == ["legacy.csv.json"] * 3
+    )
+    # A file without a valid interval is indexed under the month that read it (whose quarantine holds its rows).
+    broken = json.loads((tmp_path / "state" / "index" / "files" / "broken.csv.json").read_text())
+    assert (broken["months"], broken["first_start"], broken["last_end"]) == (["2024-03"], None, None)
+
+    # The same month again: everything is indexed now, the same files are read, the output is the same.
+    before = all_points(spark, indexed, "2024-03")
+    again = run_main(inputs, indexed, "--month", "2024-03", "--frequency", "6h", "--state_path", state)
+    assert (again["files_read"], again["files_indexed"], again["bytes_read"]) == (4, 0, march["bytes_read"])
+    assert all_points(spark, indexed, "2024-03") == before
+
+    # What a full scan (no --state_path) writes for March: the very same points, readings included.
+    full_march = run_main(inputs, full, "--month", "2024-03", "--frequency", "6h")
+    assert (full_march["files_read"], full_march["files_listed"]) == (5, 5)
+    assert all_points(spark, full, "2024-03") == before
+    points_of = {(p[0], p[1]): p[2:] for p in before}
+    assert points_of[("s1", "2024-03-02T06:00:00")] == (2.0, 6, False)  # February's upload, read for March
+    assert points_of[("s1", "2024-03-10T06:00:00")] == (3.0, 7, False)
+    assert points_of[("s2", "2024-03-19T18:00:00")] == (None, None, True)
+    assert points_of[("s2", "2024-03-20T00:00:00")] == (5.0, 9, False)  # 23:00 UTC the day before starts it
+
+    # A backfill of January: the upload index's jan and the job's entry for legacy, nothing else.
+    january = run_main(inputs, indexed, "--month", "2024-01", "--frequency", "6h", "--state_path", state)
+    assert (january["files_read"], january["bytes_read"]) == (2, size["jan.csv"] + size["legacy.csv"])
+    full_january = run_main(inputs, full, "--month", "2024-01", "--frequency", "6h")
+    assert all_points(spark, indexed, "2024-01") == all_points(spark, full, "2024-01")
+    assert (
+        (january["sensors"], january["points"]) == (full_january["sensors"], full_january["points"]) == (2, 2 * 31 * 4)
+    )
+
+
+def test_an_indexed_file_deleted_since_is_skipped(spark, tmp_path):
+    inputs = tmp_path / "in"
+    write_history(inputs)
+    (inputs / "mar.csv").unlink()  # its index entries stay behind
+    summary = run_main(
+        inputs, tmp_path / "out", "--month", "2024-03", "--frequency", "6h", "--state_path", str(tmp_path / "s")
+    )
+    assert (summary["files_listed"], summary["files_read"]) == (4, 3)

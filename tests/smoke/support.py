@@ -31,7 +31,7 @@ GLUE_DB, ATHENA_WG = "dataplatform_pr_12_catalog", "dataplatform-pr-12-queries"
 JOBS_TABLE = "dataplatform-pr-12-gharchive-jobs-0001"
 WORKFLOW = "dataplatform-pr-12-sales-workflow"
 CONVERT, LOAD = "dataplatform-pr-12-sales-convert", "dataplatform-pr-12-sales-load"
-INPUT_CRAWLER, PARQUET_CRAWLER = "dataplatform-pr-12-sales-input-crawler", "dataplatform-pr-12-sales-parquet-crawler"
+INPUT_CRAWLER = "dataplatform-pr-12-sales-input-crawler"
 
 OUTPUTS: dict[str, Any] = {
     "buckets": {"raw": RAW, "processed": PROCESSED, "curated": "dataplatform-pr-12-curated-0a1b"},
@@ -46,9 +46,11 @@ OUTPUTS: dict[str, Any] = {
     "render_logs_table": "performance_summary",
     "sales_upload_to": f"s3://{RAW}/sales/input/",
     "sales_workflow": WORKFLOW,
-    "sales_table": "sales",
+    "sales_table": "sales_data_table",
+    "sales_parquet_table": "sales_orders",
     "sensor_upload_to": f"s3://{RAW}/sensor/raw/",
     "sensor_state_machine_arn": f"{MACHINE}sensor-flow",
+    "sensor_timeseries_table": "sensor_timeseries",
     "gharchive_state_machine_arn": f"{MACHINE}gharchive-flow",
     "gharchive_jobs_table": JOBS_TABLE,
     "gharchive_events_table": "gharchive_events",

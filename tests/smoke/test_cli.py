@@ -135,7 +135,7 @@ def test_the_program_exports_what_the_smoke_run_needs() -> None:
     } == {
         "region": "eu-west-1",
         "render_logs_table": "performance_summary",
-        "sales_table": "sales",
+        "sales_table": "sales_data_table",
         "gharchive_events_table": "gharchive_events",
         "covid_warehouse_schema": "covid",
     }

@@ -16,7 +16,6 @@ from tests.smoke.support import (
     JOBS_TABLE,
     LOAD,
     MACHINE,
-    PARQUET_CRAWLER,
     PROCESSED,
     RAW,
     RUN_NAME,
@@ -37,10 +36,12 @@ from tests.smoke.support import (
 # --- sales ----------------------------------------------------------------------------------------
 
 SALES_SQL = (
-    "SELECT count(*), sum(quantity) FROM public.sales WHERE order_id IN ('SO-1001', 'SO-1002', 'SO-1003', "
+    "SELECT count(*), sum(quantity) FROM public.sales_data_table WHERE order_id IN ('SO-1001', 'SO-1002', 'SO-1003', "
     "'SO-1004', 'SO-1006', 'SO-1008', 'SO-1010', 'SO-1011', 'SO-1013', 'SO-1014', 'SO-1015', 'SO-1016', "
     "'SO-1017', 'SO-1018', 'SO-1019', 'SO-1020', 'SO-1021', 'SO-1022', 'SO-1023')"
 )
+# The converted Parquet through Athena: the catalog table the stack defines, partitions the job registered.
+SALES_ATHENA_SQL = "SELECT count(*), sum(quantity) FROM sales_orders WHERE source_file = 'sales_2024_03.csv'"
 MARKER_KEY = "sales/state/converted/sales_2024_03.csv.json"
 SALES_QUARANTINE = "quarantine/sales/source_file=sales_2024_03.csv/part-00000-5c34.c000.csv"
 
@@ -75,7 +76,6 @@ ALL_SALES_STEPS_SUCCEEDED = workflow_run(
     "COMPLETED",
     node(INPUT_CRAWLER, "CRAWLER", "SUCCEEDED"),
     node(CONVERT, "JOB", "SUCCEEDED"),
-    node(PARQUET_CRAWLER, "CRAWLER", "SUCCEEDED"),
     node(LOAD, "JOB", "SUCCEEDED"),
 )
 
@@ -85,6 +85,7 @@ def test_sales_sample_starts_the_workflow_and_lands_in_the_table(aws: Aws, tmp_p
     sales_outputs(s3)
     stub_workflow(aws, ALL_SALES_STEPS_SUCCEEDED)
     stub_statement(aws, "q1", SALES_SQL, [[{"longValue": 19}, {"longValue": 70}]])
+    stub_athena(aws, "a1", SALES_ATHENA_SQL, [["_col0", "_col1"], ["19", "70"]])
 
     outcome = run(aws, tmp_path, "--only", "sales")
 
@@ -93,7 +94,7 @@ def test_sales_sample_starts_the_workflow_and_lands_in_the_table(aws: Aws, tmp_p
         f"[0m00s] sales: uploaded sales_2024_03.csv to s3://{RAW}/sales/input/sales_2024_03.csv",
         f"[0m30s] sales workflow run: {CONVERT} RUNNING",
         "[0m45s] sales workflow run: SUCCEEDED",
-        "PASS sales: 1 run(s) succeeded, 3 check(s) passed",
+        "PASS sales: 1 run(s) succeeded, 4 check(s) passed",
         "smoke: all 1 pipeline(s) passed on pr-12 in 0m45s",
     ]
     assert outcome.code == 0
@@ -101,8 +102,8 @@ def test_sales_sample_starts_the_workflow_and_lands_in_the_table(aws: Aws, tmp_p
     assert "sales/input/sales_2024_03.csv" in set(keys(s3, RAW))
     assert outcome.summary.splitlines()[4] == (
         "| sales | passed |  | sales_2024_03.csv: 24 row(s) in, 19 converted, 5 quarantined; 5 quarantined "
-        f"row(s) under s3://{PROCESSED}/quarantine/sales/source_file=sales_2024_03.csv/; public.sales: 19 orders, "
-        "70 units |"
+        f"row(s) under s3://{PROCESSED}/quarantine/sales/source_file=sales_2024_03.csv/; public.sales_data_table: "
+        "19 orders, 70 units; Athena sales_orders: 19 orders, 70 units |"
     )
 
 
@@ -111,7 +112,6 @@ def test_a_failed_workflow_job_fails_sales_at_that_job(aws: Aws, tmp_path: Path)
         "COMPLETED",
         node(INPUT_CRAWLER, "CRAWLER", "SUCCEEDED"),
         node(CONVERT, "JOB", "FAILED", "1 sales file(s) rejected: sales_2024_03.csv: missing columns ['region']"),
-        node(PARQUET_CRAWLER, "CRAWLER", None),
         node(LOAD, "JOB", None),
     )
     stub_workflow(aws, failed)
@@ -135,7 +135,6 @@ def test_a_workflow_that_stops_before_its_last_step_fails_at_that_step(aws: Aws,
         "COMPLETED",
         node(INPUT_CRAWLER, "CRAWLER", "SUCCEEDED"),
         node(CONVERT, "JOB", "SUCCEEDED"),
-        node(PARQUET_CRAWLER, "CRAWLER", "SUCCEEDED"),
         node(LOAD, "JOB", None),
     )
     stub_workflow(aws, stopped)
@@ -169,8 +168,26 @@ def test_missing_orders_fail_sales_at_the_warehouse_check(aws: Aws, tmp_path: Pa
     outcome = run(aws, tmp_path, "--only", "sales")
 
     assert outcome.lines[-2] == (
-        "FAIL sales at check warehouse: public.sales: expected 19 of the sample's orders with 70 units, "
+        "FAIL sales at check warehouse: public.sales_data_table: expected 19 of the sample's orders with 70 units, "
         "found 0 orders with None units"
+    )
+    assert outcome.code == 1
+    aws.assert_all_used()
+
+
+def test_orders_missing_in_athena_fail_sales_at_the_athena_check(aws: Aws, tmp_path: Path) -> None:
+    """The warehouse has the orders but the Parquet's catalog table does not show them all (e.g. some
+    partitions not registered): the run fails at the Athena check, naming the table."""
+    sales_outputs(aws.client("s3"))
+    stub_workflow(aws, ALL_SALES_STEPS_SUCCEEDED)
+    stub_statement(aws, "q1", SALES_SQL, [[{"longValue": 19}, {"longValue": 70}]])
+    stub_athena(aws, "a1", SALES_ATHENA_SQL, [["_col0", "_col1"], ["12", "41"]])
+
+    outcome = run(aws, tmp_path, "--only", "sales")
+
+    assert outcome.lines[-2] == (
+        "FAIL sales at check athena: sales_orders: expected 19 orders of sales_2024_03.csv with 70 units, "
+        "found 12 orders with 41 units"
     )
     assert outcome.code == 1
     aws.assert_all_used()
@@ -179,8 +196,7 @@ def test_missing_orders_fail_sales_at_the_warehouse_check(aws: Aws, tmp_path: Pa
 # --- sensor ---------------------------------------------------------------------------------------
 
 SENSOR_MACHINE = f"{MACHINE}sensor-flow"
-SCRATCH = "smoke_sensor_smoke_20261203t090000z"
-SENSOR_LOCATION = f"s3://{PROCESSED}/sensor/timeseries/month=2024-03/"
+SENSOR_TABLE = "sensor_timeseries"
 
 
 def stub_sensor_execution(aws: Aws) -> None:
@@ -201,21 +217,14 @@ def stub_sensor_execution(aws: Aws) -> None:
 
 
 def stub_sensor_queries(aws: Aws, rows: list[list[str]]) -> None:
+    """The one query of the check: the stack's catalog table, the sample's month only."""
     stub_athena(
         aws,
         "a1",
-        f"CREATE EXTERNAL TABLE `{SCRATCH}` (sensor_id string, is_gap boolean) STORED AS PARQUET "
-        f"LOCATION '{SENSOR_LOCATION}'",
-        None,
-        kind="DDL",
-    )
-    stub_athena(
-        aws,
-        "a2",
-        f'SELECT sensor_id, count(*), count_if(is_gap) FROM "{SCRATCH}" GROUP BY sensor_id ORDER BY sensor_id',
+        f'SELECT sensor_id, count(*), count_if(is_gap) FROM "{SENSOR_TABLE}" '
+        "WHERE month = '2024-03' GROUP BY sensor_id ORDER BY sensor_id",
         [["sensor_id", "_col1", "_col2"], *rows],
     )
-    stub_athena(aws, "a3", f"DROP TABLE IF EXISTS `{SCRATCH}`", None, kind="DDL")
 
 
 def sensor_quarantine(s3) -> None:
@@ -248,9 +257,7 @@ def test_sensor_sample_is_uploaded_content_addressed_and_the_month_is_built(aws:
     aws.assert_all_used()
 
 
-def test_a_gap_in_the_wrong_place_fails_the_sensor_athena_check_and_drops_the_scratch_table(
-    aws: Aws, tmp_path: Path
-) -> None:
+def test_a_gap_in_the_wrong_place_fails_the_sensor_athena_check(aws: Aws, tmp_path: Path) -> None:
     sensor_quarantine(aws.client("s3"))
     stub_sensor_execution(aws)
     stub_sensor_queries(aws, [["temp-hall", "44640", "240"], ["temp-lab", "44640", "0"]])
@@ -258,12 +265,12 @@ def test_a_gap_in_the_wrong_place_fails_the_sensor_athena_check_and_drops_the_sc
     outcome = run(aws, tmp_path, "--only", "sensor-timeseries")
 
     assert outcome.lines[-2] == (
-        f"FAIL sensor-timeseries at check athena: {SENSOR_LOCATION}: expected (points, gaps) per sensor "
+        f"FAIL sensor-timeseries at check athena: {SENSOR_TABLE} month 2024-03: expected (points, gaps) per sensor "
         "{'temp-hall': (44640, 0), 'temp-lab': (44640, 240), 'temp-roof': (44640, 0)}, found "
         "{'temp-hall': (44640, 240), 'temp-lab': (44640, 0)}"
     )
     assert outcome.code == 1
-    aws.assert_all_used()  # the DROP TABLE ran too
+    aws.assert_all_used()
 
 
 def test_missing_sensor_quarantine_fails_before_any_query(aws: Aws, tmp_path: Path) -> None:
@@ -290,9 +297,7 @@ COVID_SQL = (
     "d WHERE d.date_key = f.date_key) OR NOT EXISTS (SELECT 1 FROM covid.dim_location l WHERE l.location_key = "
     "f.location_key))"
 )
-GH_EVENTS_SQL = (
-    'SELECT count(*), count(DISTINCT id) FROM "gharchive_events" WHERE CAST("date" AS varchar) = \'2026-11-30\''
-)
+GH_EVENTS_SQL = 'SELECT count(*), count(DISTINCT event_id) FROM "gharchive_events" WHERE "date" = \'2026-11-30\''
 TASK_FAILED_CAUSE = '{"JobName":"gharchive-events","JobRunState":"FAILED","ErrorMessage":"AccessDenied"}'
 
 
@@ -315,7 +320,7 @@ def jobs_table(aws: Aws, bookmark: str | None) -> None:
         BillingMode="PAY_PER_REQUEST",
     )
     if bookmark:
-        item = {"job_name": {"S": "gharchive-ingest"}, "bookmark": {"S": bookmark}}
+        item = {"job_name": {"S": "gharchive"}, "bookmark": {"S": bookmark}}
         dynamodb.put_item(TableName=JOBS_TABLE, Item=item)
 
 
@@ -412,7 +417,7 @@ def test_no_gharchive_bookmark_fails_the_bookmark_check(aws: Aws, tmp_path: Path
     outcome = run(aws, tmp_path, "--only", "gharchive")
 
     assert outcome.lines[-2] == (
-        f"FAIL gharchive at check bookmark: no hour ingested: table {JOBS_TABLE} has no bookmark for gharchive-ingest"
+        f"FAIL gharchive at check bookmark: no hour ingested: table {JOBS_TABLE} has no bookmark for gharchive"
     )
     assert outcome.code == 1
 

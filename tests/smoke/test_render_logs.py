@@ -27,8 +27,17 @@ RENDER_MACHINE = f"{MACHINE}render-logs-flow"
 GOOD_KEY = "render-logs/smoke/render_logs.csv"
 BAD_KEY = "render-logs/smoke/render_logs_with_errors.csv"
 SQL = (
-    "SELECT device_id, log_count, max_latency_ms, avg_frame_rate, avg_gpu_usage "
-    "FROM public.performance_summary WHERE source_uri = :source_uri ORDER BY device_id"
+    "SELECT device_id, log_count, max_latency_ms, sum_frame_rate / log_count, sum_gpu_usage / log_count "
+    "FROM public.performance_summary_by_file WHERE source_uri = :source_uri ORDER BY device_id"
+)
+TOTALS_SQL = (
+    "SELECT t.device_id, t.log_count, t.max_latency_ms, t.avg_frame_rate, t.avg_gpu_usage, "
+    "f.log_count, f.max_latency_ms, f.avg_frame_rate, f.avg_gpu_usage "
+    "FROM public.performance_summary t JOIN (SELECT device_id, SUM(log_count) AS log_count, "
+    "MAX(max_latency_ms) AS max_latency_ms, SUM(sum_frame_rate) / SUM(log_count) AS avg_frame_rate, "
+    "SUM(sum_gpu_usage) / SUM(log_count) AS avg_gpu_usage FROM public.performance_summary_by_file "
+    "GROUP BY device_id) f ON f.device_id = t.device_id "
+    "WHERE t.device_id IN ('iac-vx1', 'iac-vx2', 'iac-vx3', 'iac-vx4') ORDER BY t.device_id"
 )
 QUARANTINE_KEY = f"quarantine/render-logs/{RAW}/{BAD_KEY}.quarantine.csv"
 # The quarantine file render-summary writes for the bad-rows sample (line_number, reason, raw_line).
@@ -48,6 +57,19 @@ def records(rows: list[tuple[Any, ...]]) -> list[list[dict[str, Any]]]:
         [{"stringValue": d}, {"longValue": n}, {"longValue": m}, {"doubleValue": f}, {"doubleValue": g}]
         for d, n, m, f, g in rows
     ]
+
+
+# The totals over both samples (and nothing else loaded): iac-vx1 and iac-vx3 are in both.
+TOTALS = [
+    ("iac-vx1", 6, 24, (5 * 59.75041056191829 + 60.0) / 6, (5 * 88.05912041975321 + 90.0) / 6),
+    ("iac-vx2", 2, 20, 59.726739807184025, 91.51427392155946),
+    ("iac-vx3", 2, 30, (59.56224854984173 + 58.5) / 2, (94.96991832936575 + 70.0) / 2),
+    ("iac-vx4", 5, 25, 59.8228217662278, 85.94971115006649),
+]
+
+
+def total_records(totals: list[tuple[Any, ...]], of_files: list[tuple[Any, ...]]) -> list[list[dict[str, Any]]]:
+    return [a + b[1:] for a, b in zip(records(totals), records(of_files), strict=True)]
 
 
 def stub_executions(aws: Aws, good_polls: int = 4) -> None:
@@ -84,6 +106,7 @@ def test_samples_are_uploaded_under_the_prefix_and_the_run_passes(aws: Aws, tmp_
     stub_executions(aws)
     stub_statement(aws, "q1", SQL, records(GOOD_ROWS), source_uri=f"s3://{RAW}/{GOOD_KEY}")
     stub_statement(aws, "q2", SQL, records(BAD_ROWS), source_uri=f"s3://{RAW}/{BAD_KEY}")
+    stub_statement(aws, "q3", TOTALS_SQL, total_records(TOTALS, TOTALS))
 
     outcome = run(aws, tmp_path, "--only", "render-logs")
 
@@ -94,7 +117,7 @@ def test_samples_are_uploaded_under_the_prefix_and_the_run_passes(aws: Aws, tmp_
         "[0m00s] render-logs render_logs_with_errors.csv: SUCCEEDED",
         "[0m30s] render-logs render_logs.csv: SummarizeRenderLogs RUNNING",
         "[1m00s] render-logs render_logs.csv: SUCCEEDED",
-        "PASS render-logs: 2 run(s) succeeded, 4 check(s) passed",
+        "PASS render-logs: 2 run(s) succeeded, 5 check(s) passed",
         "smoke: all 1 pipeline(s) passed on pr-12 in 1m00s",
     ]
     assert outcome.code == 0
@@ -109,9 +132,10 @@ def test_samples_are_uploaded_under_the_prefix_and_the_run_passes(aws: Aws, tmp_
         "\n"
         "| Pipeline | Result | Step | Details |\n"
         "| --- | --- | --- | --- |\n"
-        "| render-logs | passed |  | public.performance_summary: 4 device row(s) for render_logs.csv; "
-        "0 quarantined row(s) for render_logs.csv; public.performance_summary: 2 device row(s) for "
-        "render_logs_with_errors.csv; 6 quarantined row(s) for render_logs_with_errors.csv |\n"
+        "| render-logs | passed |  | public.performance_summary_by_file: 4 device row(s) for render_logs.csv; "
+        "0 quarantined row(s) for render_logs.csv; public.performance_summary_by_file: 2 device row(s) for "
+        "render_logs_with_errors.csv; 6 quarantined row(s) for render_logs_with_errors.csv; "
+        "public.performance_summary: 4 device(s), each the total of its rows in public.performance_summary_by_file |\n"
         "\n"
         "1 of 1 pipeline(s) passed in 1m00s (timeout 40 min).\n"
     )
@@ -127,14 +151,35 @@ def test_a_wrong_summary_fails_naming_the_pipeline_and_the_check(aws: Aws, tmp_p
 
     assert outcome.code == 1
     assert outcome.lines[-2:] == [
-        f"FAIL render-logs at check warehouse: public.performance_summary rows for s3://{RAW}/{GOOD_KEY}: "
+        f"FAIL render-logs at check warehouse: public.performance_summary_by_file rows for s3://{RAW}/{GOOD_KEY}: "
         "expected iac-vx1 5 log(s) max 24 ms 59.750411 fps 88.059120 GPU, iac-vx2 2 log(s) max 20 ms 59.726740 "
         "fps 91.514274 GPU, iac-vx3 1 log(s) max 21 ms 59.562249 fps 94.969918 GPU, iac-vx4 5 log(s) max 25 ms "
         "59.822822 fps 85.949711 GPU; found iac-vx1 5 log(s) max 24 ms 59.750411 fps 88.059120 GPU, iac-vx2 1 "
         "log(s) max 20 ms 59.700000 fps 91.500000 GPU",
         "smoke: FAILED on pr-12 after 0m15s: render-logs at check warehouse",
     ]
-    assert "| render-logs | **FAILED** | check warehouse | public.performance_summary rows for" in outcome.summary
+    failed = "| render-logs | **FAILED** | check warehouse | public.performance_summary_by_file rows for"
+    assert failed in outcome.summary
+    aws.assert_all_used()
+
+
+def test_totals_that_are_not_the_per_file_rows_fail(aws: Aws, tmp_path: Path) -> None:
+    put(aws.client("s3"), PROCESSED, QUARANTINE_KEY, QUARANTINE_CSV)
+    stub_executions(aws, good_polls=1)
+    stub_statement(aws, "q1", SQL, records(GOOD_ROWS), source_uri=f"s3://{RAW}/{GOOD_KEY}")
+    stub_statement(aws, "q2", SQL, records(BAD_ROWS), source_uri=f"s3://{RAW}/{BAD_KEY}")
+    # iac-vx1's total counts only one file (a load that did not update the totals); iac-vx4 is missing.
+    stale = [(*TOTALS[0][:1], 5, *TOTALS[0][2:]), *TOTALS[1:3]]
+    stub_statement(aws, "q3", TOTALS_SQL, total_records(stale, TOTALS[:3]))
+
+    outcome = run(aws, tmp_path, "--only", "render-logs")
+
+    assert outcome.code == 1
+    assert outcome.lines[-2] == (
+        "FAIL render-logs at check warehouse: public.performance_summary: expected one row per device (iac-vx1, "
+        "iac-vx2, iac-vx3, iac-vx4) equal to the totals of public.performance_summary_by_file; found iac-vx1, "
+        "iac-vx2, iac-vx3, not equal for iac-vx1"
+    )
     aws.assert_all_used()
 
 

@@ -4,7 +4,9 @@ Every hour after the job's bookmark is downloaded from `<base-url>/YYYY-MM-DD-H.
 naming: hour 0..23 without a leading zero) and stored as `<output>date=YYYY-MM-DD/YYYY-MM-DD-H.json.gz`.
 State lives in two DynamoDB tables:
 
-* jobs (hash key `job_name`): `bookmark` = the last stored hour as `YYYY-MM-DDTHH`, `updated_at`, and
+* jobs (hash key `job_name`): `baseline_day` = the day whose hour 0 is fetched first (YYYY-MM-DD),
+  `bookmark` = the last stored hour as `YYYY-MM-DDTHH`, `bookmark_baseline` = the baseline_day the
+  bookmark counts from, `updated_at`, and
   while a run works on an hour a lease (`lease_owner` = run id, `lease_hour`, `lease_expires` epoch s).
   Each hour is CLAIMED with a conditional write (bookmark unchanged since this run read it, no live lease
   of another run), downloaded and stored, then ADVANCED with a conditional write (this run still owns the
@@ -14,8 +16,10 @@ State lives in two DynamoDB tables:
 * job_run_details (hash `job_name`, range `run_id`): one row per run, RUNNING at start, then SUCCEEDED
   or FAILED with the hours fetched, bytes, why it stopped and the error.
 
-Without a jobs item (or with one that has no bookmark) the first hour is hour 0 of `--baseline-day`;
-once the item has a bookmark the bookmark wins, so re-baselining means deleting the job's item.
+The baseline lives in the jobs item: `--baseline-day` only seeds `baseline_day` when the item has none
+(the first run), so operators read and edit it where the bookmark is. Without a bookmark the first hour
+is hour 0 of `baseline_day`; with one, the hour after it. Re-baselining is one edit of the item: when
+`baseline_day` differs from `bookmark_baseline`, the next run starts again at hour 0 of the new day.
 An hour that is not published yet (404) or not over yet (`--now`) ends the run cleanly without
 advancing. 5xx, 408/429, timeouts and short reads are retried with exponential backoff and jitter,
 each retry restarting the hour's download from scratch; when the attempts run out the run fails with

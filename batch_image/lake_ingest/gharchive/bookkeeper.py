@@ -1,4 +1,4 @@
-"""The job's state in DynamoDB: the jobs item (bookmark and lease) and one job_run_details row per run.
+"""The job's state in DynamoDB: the jobs item (baseline, bookmark and lease) and one job_run_details row per run.
 
 Every write is conditional, so two concurrent runs never store the same hour twice (see the package
 docstring).
@@ -195,18 +195,37 @@ class Bookkeeper:
             return f"another run moved the bookmark to {item.get('bookmark')} before hour {hour_text} was claimed"
         return f"another run claimed hour {hour_text} first"
 
-    def advance(self, hour_text: str, expected_bookmark: str | None) -> None:
+    def seed_baseline(self, baseline_day: str) -> str:
+        """The item's `baseline_day`: written as `baseline_day` only when the item has none (the first
+        run, or an item from before baselines were kept), so an operator's edit always wins."""
+        seeded = self._update_job_item(
+            f"seeding the baseline {baseline_day} in {self.jobs_table}",
+            "SET #baseline = :day",
+            "attribute_not_exists(#baseline)",
+            {"#baseline": "baseline_day"},
+            {":day": _s(baseline_day)},
+        )
+        if seeded:
+            return baseline_day
+        stored = self.read_item().get("baseline_day")
+        if not isinstance(stored, str):  # removed again between the two calls: a person is editing the item
+            raise JobError(f"job {self.job_name!r} in {self.jobs_table}: baseline_day changed while this run read it")
+        return stored
+
+    def advance(self, hour_text: str, expected_bookmark: str | None, baseline_day: str) -> None:
+        """Moves the bookmark to `hour_text` (counted from `baseline_day`) and drops this run's lease."""
         values: dict[str, Any] = {
             ":run": _s(self.run_id),
             ":hour": _s(hour_text),
+            ":baseline": _s(baseline_day),
             ":at": _s(iso(datetime.fromtimestamp(self.clock(), UTC))),
         }
         condition = f"#owner = :run AND ({self._bookmark_condition(expected_bookmark, values)})"
         advanced = self._update_job_item(
             f"advancing the bookmark to {hour_text} in {self.jobs_table}",
-            "SET #bookmark = :hour, #updated = :at REMOVE #owner, #lease_hour, #expires",
+            "SET #bookmark = :hour, #from = :baseline, #updated = :at REMOVE #owner, #lease_hour, #expires",
             condition,
-            {"#bookmark": "bookmark", **_LEASE_NAMES},
+            {"#bookmark": "bookmark", "#from": "bookmark_baseline", **_LEASE_NAMES},
             values,
         )
         if not advanced:

@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from job_runtime.errors import BadInputError, JobError
@@ -30,30 +30,62 @@ from lake_ingest.gharchive.sinks import Sink, make_sink
 log = logging.getLogger(__package__)
 
 
+def parse_baseline(text: object, job_name: str, jobs_table: str) -> date:
+    """The jobs item's `baseline_day` (YYYY-MM-DD); JobError names the item when an edit broke it."""
+    try:
+        if not isinstance(text, str) or len(text) != 10:
+            raise ValueError
+        return date.fromisoformat(text)
+    except ValueError:
+        raise JobError(
+            f"job {job_name!r} in {jobs_table} has a malformed baseline_day {text!r} (expected YYYY-MM-DD)"
+        ) from None
+
+
 class Ingest:
     def __init__(self, settings: Settings, book: Bookkeeper, sink: Sink, result: RunResult) -> None:
         self.settings, self.book, self.sink, self.result = settings, book, sink, result
         self.current_hour: str | None = None
+        self.baseline_text = settings.baseline_day.isoformat()  # replaced by the jobs item's in run()
 
     def run(self) -> None:
         s, result = self.settings, self.result
         item = self.book.read_item()
+        baseline_text = item.get("baseline_day")
+        if baseline_text is None:
+            # The setting only seeds the item; from then on the item is where operators read and edit it.
+            baseline_text = self.book.seed_baseline(s.baseline_day.isoformat())
+            log.info("job %r had no baseline_day: seeded %s", s.job_name, baseline_text)
+        baseline = parse_baseline(baseline_text, s.job_name, s.jobs_table)
+        self.baseline_text = baseline_text
         bookmark_text = item.get("bookmark")
         try:
             bookmark = parse_hour(bookmark_text) if bookmark_text is not None else None
         except ValueError as exc:
             raise JobError(f"job {s.job_name!r} in {s.jobs_table} has a malformed bookmark: {exc}") from None
+        counted_from = item.get("bookmark_baseline")
+        if bookmark is not None and counted_from is not None and counted_from != baseline_text:
+            # An operator edited baseline_day: the bookmark counts from another baseline, so start over
+            # from the new one (the claim still expects the old bookmark, so a concurrent run is detected).
+            log.info(
+                "job %r: baseline_day changed from %s to %s: restarting at %s hour 0",
+                s.job_name,
+                counted_from,
+                baseline_text,
+                baseline_text,
+            )
+            bookmark = None
         result.bookmark = bookmark_text
-        hours = pending_hours(bookmark, s.baseline_day, s.now, s.max_hours)
+        hours = pending_hours(bookmark, baseline, s.now, s.max_hours)
         if bookmark is None:
-            log.info("job %r has no bookmark: starting at %s hour 0", s.job_name, s.baseline_day.isoformat())
+            log.info("job %r has no bookmark: starting at %s hour 0", s.job_name, baseline_text)
         log.info(
             "%d hour(s) to fetch (bookmark %s, now %s, max %d)", len(hours), bookmark_text, iso(s.now), s.max_hours
         )
         for hour in hours:
             if not self.ingest_hour(hour):
                 return
-        after = (hours[-1] if hours else first_hour(bookmark, s.baseline_day) - HOUR) + HOUR
+        after = (hours[-1] if hours else first_hour(bookmark, baseline) - HOUR) + HOUR
         result.stopped_reason = "caught up" if after + HOUR > s.now else f"reached max hours ({s.max_hours})"
 
     def ingest_hour(self, hour: datetime) -> bool:
@@ -81,7 +113,7 @@ class Ingest:
         except BaseException:
             self._release(hour_text)
             raise
-        self.book.advance(hour_text, result.bookmark)
+        self.book.advance(hour_text, result.bookmark, self.baseline_text)
         result.bookmark = hour_text
         result.hours.append(hour_text)
         result.bytes += size

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
+from job_runtime.contracts import GHARCHIVE_JOBS_ITEM
 from job_runtime.errors import BadInputError
 from lake_ingest.gharchive.hours import JOB, default_baseline
 
@@ -104,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=JOB,
         description=(__doc__ or "").splitlines()[0],
         epilog="Every flag falls back to the environment variable in brackets. "
-        "Re-baselining a job means deleting its item from the jobs table: an existing bookmark wins.",
+        "The baseline day only seeds the jobs item's baseline_day when it has none; "
+        "re-baselining a job means editing baseline_day in its item.",
     )
     p.add_argument(
         "--base-url",
@@ -128,13 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--job-name",
-        default=env("GHARCHIVE_JOB_NAME", "gharchive"),
+        default=env("GHARCHIVE_JOB_NAME", GHARCHIVE_JOBS_ITEM),
         help="key of the bookmark item [env GHARCHIVE_JOB_NAME]",
     )
     p.add_argument(
         "--baseline-day",
         default=env("GHARCHIVE_BASELINE_DAY", ""),
-        help="YYYY-MM-DD whose hour 0 is fetched first when the job has no bookmark yet; "
+        help="YYYY-MM-DD written to the jobs item's baseline_day when it has none (the item's value wins); "
         "empty: 3 days before today (UTC) [env GHARCHIVE_BASELINE_DAY]",
     )
     p.add_argument(
