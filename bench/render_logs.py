@@ -407,19 +407,6 @@ def bench_render_logs_large(ctx: Context) -> Report:
 DEVICE_COUNTS = {"full": (1_000, 1_000_000), "quick": (1_000, 20_000)}
 
 
-def write_devices(path: Path, devices: int) -> None:
-    """One row per device `dev-0000000`...: frame rate 50 + (i % 100) / 8, gpu (i % 97) + 0.5, latency i % 1000."""
-    with path.open("w") as out:
-        out.write("timestamp,device_id,frame_rate,gpu_usage,latency_ms\n")
-        for start in range(0, devices, 100_000):
-            out.write(
-                "".join(
-                    f"2025-10-06T12:00:00,dev-{i:07d},{50 + i % 100 / 8},{i % 97 + 0.5},{i % 1000}\n"
-                    for i in range(start, min(devices, start + 100_000))
-                )
-            )
-
-
 def job_into_postgres(clock: Clock, *, data: str, quarantine: str, dsn: str, stage: str, schema: str) -> dict[str, Any]:
     """The job's whole run with the PostgreSQL warehouse (`render-summary --warehouse postgres`)."""
     import psycopg
@@ -446,7 +433,7 @@ def bench_render_logs_devices(ctx: Context) -> Report:
     with temporary_postgres() as dsn:
         for devices in (few, many):
             path = ctx.run_dir / f"devices_{devices}.csv"
-            write_devices(path, devices)
+            sample_data.write_devices(path, devices)
             with psycopg_schema(dsn, f"bench_{devices}") as schema:
                 measurements.append(
                     run_isolated(

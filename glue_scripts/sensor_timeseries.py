@@ -33,7 +33,12 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from job_runtime.contracts import SENSOR_TIMESERIES_COLUMNS, SENSOR_TIMESERIES_PARTITIONS
+from job_runtime.contracts import (
+    SENSOR_INDEX_DIR,
+    SENSOR_TIMESERIES_COLUMNS,
+    SENSOR_TIMESERIES_PARTITIONS,
+    months_between,
+)
 from job_runtime.errors import BadInputError
 
 JOB = "sensor_timeseries"
@@ -186,22 +191,12 @@ def header_mismatch(error: Exception) -> str | None:
 # from the content and never overwritten), so an entry never goes stale; a file deleted since is
 # skipped, as the listing decides what exists.
 
-INDEX_DIR = "_index"  # under the input: what the upload CLI writes
+INDEX_DIR = SENSOR_INDEX_DIR  # under the input: what the upload CLI writes
 
 
 def index_roots(input_root: str, state_path: str) -> tuple[str, str]:
     """(the upload CLI's index root, the job's own index root)."""
     return f"{input_root.rstrip('/')}/{INDEX_DIR}", f"{state_path.rstrip('/')}/index"
-
-
-def months_between(first: datetime, last: datetime) -> list[str]:
-    """Every YYYY-MM from first's month to last's month (UTC), inclusive."""
-    first, last = first.astimezone(UTC), last.astimezone(UTC)
-    months, year, month = [], first.year, first.month
-    while (year, month) <= (last.year, last.month):
-        months.append(f"{year:04d}-{month:02d}")
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return months
 
 
 def _path_key(uri: str) -> str:

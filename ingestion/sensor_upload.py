@@ -43,6 +43,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from job_runtime.contracts import SENSOR_INDEX_DIR, months_between
 from job_runtime.errors import EXIT_OK, BadInputError, JobError, TransientError, describe_aws_error
 
 DEFAULT_PREFIX = "sensor/raw/"
@@ -103,7 +104,7 @@ def plan_upload(folder: Path, pattern: str, prefix: str) -> Upload:
 
 # --- the month index ----------------------------------------------------------------------------------
 
-INDEX_DIR = "_index"
+INDEX_DIR = SENSOR_INDEX_DIR
 # What the job accepts as a timestamp (glue_scripts/sensor_timeseries.py ISO_TIMESTAMP).
 ISO_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}(:?\d{2})?)?)?")
 
@@ -168,15 +169,6 @@ def _calendar_ok(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def months_between(first: datetime, last: datetime) -> list[str]:
-    """Every YYYY-MM from first's month to last's month (UTC), inclusive."""
-    months, year, month = [], first.year, first.month
-    while (year, month) <= (last.year, last.month):
-        months.append(f"{year:04d}-{month:02d}")
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return months
 
 
 def _iso(moment: datetime) -> str:

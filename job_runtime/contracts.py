@@ -6,6 +6,7 @@ each runtime maps the type names given here to its own types.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 # --- sales (seed 001) ----------------------------------------------------------------------------------
@@ -281,3 +282,18 @@ GHARCHIVE_EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
 GHARCHIVE_JOBS_ITEM = "gharchive"
 # The partition folders under the output: date=YYYY-MM-DD/hour=H (H = 0..23, no leading zero).
 GHARCHIVE_EVENT_PARTITIONS: tuple[tuple[str, str], ...] = (("date", "string"), ("hour", "int"))
+
+
+# The sensor month index: the upload CLI writes it at <input>/_index/, the monthly job reads it there.
+SENSOR_INDEX_DIR = "_index"
+
+
+def months_between(first: datetime, last: datetime) -> list[str]:
+    """Every YYYY-MM from first's month to last's month (UTC), inclusive: the months a sensor file's
+    intervals touch, under which the month index lists it."""
+    first, last = first.astimezone(UTC), last.astimezone(UTC)
+    months, year, month = [], first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months

@@ -407,3 +407,17 @@ def write_gharchive_hour(
     for k in range(bad_lines):
         lines.insert(rng.randint(0, len(lines)), GH_BAD_LINES[k % len(GH_BAD_LINES)])
     return write_gharchive_lines(gharchive_hour_path(folder, hour), lines)
+
+
+def write_devices(path: Path, devices: int) -> None:
+    """A render-log file with one row per distinct device, to load many devices: `dev-0000000`...,
+    frame rate 50 + (i % 100) / 8, gpu (i % 97) + 0.5, latency i % 1000."""
+    with path.open("w") as out:
+        out.write("timestamp,device_id,frame_rate,gpu_usage,latency_ms\n")
+        for start in range(0, devices, 100_000):
+            out.write(
+                "".join(
+                    f"2025-10-06T12:00:00,dev-{i:07d},{50 + i % 100 / 8},{i % 97 + 0.5},{i % 1000}\n"
+                    for i in range(start, min(devices, start + 100_000))
+                )
+            )

@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 from render_summary import storage
 
 from job_runtime.errors import TransientError
+from localrun import sample_data
 from tests.jobs.test_render_summary import mixed_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -548,19 +549,6 @@ PEAK_RSS_OF_CHILD = (
 )
 
 
-def write_devices(path: Path, devices: int) -> None:
-    """One row per device `dev-0000000`...: frame rate 50 + (i % 100) / 8, gpu (i % 97) + 0.5, latency i % 1000."""
-    with path.open("w") as out:
-        out.write("timestamp,device_id,frame_rate,gpu_usage,latency_ms\n")
-        for start in range(0, devices, 100_000):
-            out.write(
-                "".join(
-                    f"2025-10-06T12:00:00,dev-{i:07d},{50 + i % 100 / 8},{i % 97 + 0.5},{i % 1000}\n"
-                    for i in range(start, min(devices, start + 100_000))
-                )
-            )
-
-
 def run_measured(command: list[str], env: dict[str, str]) -> tuple[dict[str, Any], int]:
     """Run `command` as the only child of a fresh interpreter; (its JSON run summary, its peak RSS in bytes)."""
     done = subprocess.run(
@@ -574,7 +562,7 @@ def run_measured(command: list[str], env: dict[str, str]) -> tuple[dict[str, Any
 
 def test_a_million_distinct_devices_load_with_bounded_memory(job: Job, tmp_path: Path) -> None:
     path = tmp_path / "million.csv"
-    write_devices(path, MILLION)
+    sample_data.write_devices(path, MILLION)
     command = [
         *(str(CONSOLE_SCRIPT), "--input", str(path), "--quarantine", str(tmp_path / "q")),
         *("--warehouse", "postgres", "--postgres-dsn", job.dsn, "--schema", job.schema),
