@@ -33,6 +33,7 @@ from bench.glue_shared import (
     sql_text,
 )
 from bench.measure import Check, Clock, Context, Report, benchmark
+from job_runtime.contracts import SALES_DEFAULT_COLUMNS
 
 GENERATOR_VERSION = 1  # bump when write_sales changes: cached inputs are regenerated
 SIZES = {"full": {"rows": 5_000_000, "files": 6}, "quick": {"rows": 20_000, "files": 2}}
@@ -44,17 +45,7 @@ SALES_HEADER = (
     "order_id,order_date,customer_id,product_id,product_name,category,region,quantity,unit_price,discount,"
     "sales_rep,notes"
 )
-SALES_SELECTED = (
-    "order_id",
-    "order_date",
-    "customer_id",
-    "product_id",
-    "category",
-    "region",
-    "quantity",
-    "unit_price",
-    "discount",
-)  # the job's default --columns
+SALES_SELECTED = SALES_DEFAULT_COLUMNS  # the job's default --columns
 _CATEGORIES = ("Electronics", "Furniture", "Stationery", "Kitchen", "Garden", "Toys", "Sports", "Books")
 _REGIONS = ("North", "South", "East", "West", "Central")
 _REPS = tuple(

@@ -34,7 +34,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from job_runtime.contracts import SALES_SCHEMA, SalesField
+from job_runtime.contracts import SALES_DEFAULT_COLUMNS, SALES_SCHEMA, SalesField
 from job_runtime.errors import BadInputError
 
 JOB = "sales_csv_to_parquet"
@@ -62,7 +62,7 @@ def spark_type(field: SalesField) -> T.DataType:
 
 
 FIELDS = {f.name: f for f in SCHEMA}
-DEFAULT_COLUMNS = "order_id,order_date,customer_id,product_id,category,region,quantity,unit_price,discount"
+DEFAULT_COLUMNS = ",".join(SALES_DEFAULT_COLUMNS)
 
 CSV_OPTIONS = {
     "header": "true",

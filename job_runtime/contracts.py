@@ -57,6 +57,18 @@ SALES_SCHEMA: tuple[SalesField, ...] = (
     SalesField("notes", "string", False, max_bytes=4096),
 )
 SALES_COLUMNS: tuple[str, ...] = tuple(f.name for f in SALES_SCHEMA)
+# The columns the conversion keeps unless configured otherwise (the salesColumns setting's default).
+SALES_DEFAULT_COLUMNS: tuple[str, ...] = (
+    "order_id",
+    "order_date",
+    "customer_id",
+    "product_id",
+    "category",
+    "region",
+    "quantity",
+    "unit_price",
+    "discount",
+)
 # The key every selection keeps (MERGE key) and the partition column of the converted Parquet.
 SALES_KEY_COLUMNS = ("order_id", "order_date")
 

@@ -38,7 +38,7 @@ from components.orchestration import (
 )
 from components.warehouse import CatalogTable, CatalogTableArgs, Crawler, data_api_statements
 from components.warehouse_access import Loader, db_roles_tag, loader_role
-from job_runtime.contracts import SALES_COLUMNS, SALES_SCHEMA
+from job_runtime.contracts import SALES_COLUMNS, SALES_DEFAULT_COLUMNS, SALES_SCHEMA
 from pipelines.platform import Pipeline, Platform
 
 # Layout in the processed bucket.
@@ -76,17 +76,7 @@ SETTINGS = (
     Setting(
         "salesColumns",
         "array",
-        [
-            "order_id",
-            "order_date",
-            "customer_id",
-            "product_id",
-            "category",
-            "region",
-            "quantity",
-            "unit_price",
-            "discount",
-        ],
+        list(SALES_DEFAULT_COLUMNS),
         "Columns the sales CSV-to-Parquet job keeps (must include order_id and order_date)",
     ),
     Setting(
