@@ -1,7 +1,8 @@
-"""Composition root: read the typed stack config, build the platform and the pipelines, export outputs.
+"""Composition root: read the typed stack config, build the platform and the pipelines, watch them,
+export outputs.
 
 The pipelines are the registry's (pipelines/registry.py): each declares its config section, how to
-build its component from the platform, and its stack outputs.
+build its component from the platform, its stack outputs, and what the monitoring watches of it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from components.ci import GithubDeployRole, GithubDeployRoleArgs
 from components.compute import BatchCompute, BatchComputeArgs
 from components.config import StackConfig
 from components.iam import statement
+from components.monitoring import AlertTopics, AlertTopicsArgs, Monitoring, MonitoringArgs, PipelineWatch
 from components.network import Network, NetworkArgs
-from components.orchestration import NotificationTopic, NotificationTopicArgs
 from components.storage import DataLake, DataLakeArgs
 from components.warehouse import QueryCatalog, QueryCatalogArgs, Warehouse, WarehouseArgs
 from components.warehouse_access import WarehouseAccess, WarehouseAccessArgs
@@ -28,7 +29,8 @@ from pipelines.platform import Pipeline, Platform
 
 def build_platform(cfg: StackConfig, pipelines: list[Pipeline], provider: aws.Provider) -> Platform:
     """The shared estate: lake, network, warehouse (with the enabled pipelines' database roles), catalog,
-    topic, Glue estate, and Batch compute when an enabled pipeline runs Batch jobs; exports its outputs."""
+    alerts and notifications topics, Glue estate, and Batch compute when an enabled pipeline runs Batch
+    jobs; exports its outputs."""
     opts = pulumi.ResourceOptions(providers={"aws": provider})
     invoke = pulumi.InvokeOutputOptions(provider=provider)
     account_id = aws.get_caller_identity_output(opts=invoke).account_id
@@ -97,9 +99,16 @@ def build_platform(cfg: StackConfig, pipelines: list[Pipeline], provider: aws.Pr
         ),
         opts=opts,
     )
-    notifications = NotificationTopic(
-        "notifications",
-        NotificationTopicArgs(account_id=account_id, kms_key_arn=lake.key_arn, emails=cfg.notification_emails),
+    topics = AlertTopics(
+        "topics",
+        AlertTopicsArgs(
+            account_id=account_id,
+            region=region,
+            kms_key_arn=lake.key_arn,
+            alert_emails=cfg.alert_emails,
+            notification_emails=cfg.notification_emails,
+            success_notifications=cfg.success_notifications,
+        ),
         opts=opts,
     )
     # One jobs image, queue and log group for every Batch job of the enabled pipelines.
@@ -118,6 +127,11 @@ def build_platform(cfg: StackConfig, pipelines: list[Pipeline], provider: aws.Pr
                 use_spot=cfg.batch_use_spot,
                 log_retention_days=cfg.log_retention_days,
                 remove_data_on_destroy=removal,
+                # Set (CI sets it for prod): run that image, built and tested by dev; build nothing.
+                image=cfg.batch_image,
+                # The stack main deploys: its current image is the layer cache of a new stack's first build.
+                cache_stacks=("dev",),
+                pull_account_ids=cfg.ecr_pull_account_ids,
             ),
             opts=opts,
         )
@@ -130,7 +144,9 @@ def build_platform(cfg: StackConfig, pipelines: list[Pipeline], provider: aws.Pr
     pulumi.export("redshift_reader_role", warehouse_access.reader_role)
     pulumi.export("glue_database", catalog.database_name)
     pulumi.export("athena_workgroup", catalog.workgroup_name)
-    pulumi.export("notification_topic_arn", notifications.topic_arn)
+    pulumi.export("alerts_topic_arn", topics.alerts_topic_arn)
+    if topics.notifications_topic_arn is not None:
+        pulumi.export("notifications_topic_arn", topics.notifications_topic_arn)
     pulumi.export("region", region)  # where the smoke run (python -m smoke) sends its AWS calls
     if batch:
         pulumi.export("batch_image", batch.image_uri)
@@ -142,7 +158,8 @@ def build_platform(cfg: StackConfig, pipelines: list[Pipeline], provider: aws.Pr
         lake=lake,
         warehouse=warehouse,
         catalog=catalog,
-        topic_arn=notifications.topic_arn,
+        alerts_topic_arn=topics.alerts_topic_arn,
+        notifications_topic_arn=topics.notifications_topic_arn,
         glue=GlueEstate(
             glue=cfg.glue,
             account_id=account_id,
@@ -185,8 +202,24 @@ with_provider = pulumi.ResourceOptions(providers={"aws": provider})
 pipelines = registry.enabled(cfg)
 platform = build_platform(cfg, pipelines, provider)
 build_ci_role(cfg, platform.account_id, with_provider)
+watches: list[PipelineWatch] = []
 for pipeline in pipelines:
     settings = cfg.pipeline_settings[pipeline.name]
     component = pipeline.component(settings, platform, with_provider)
     for output_name, value in pipeline.outputs(component, settings, platform).items():
         pulumi.export(output_name, value)
+    watches.append(pipeline.watch(component, settings))
+# Alarms on every pipeline's state machines, queues, jobs and run metrics, to the alerts topic; one dashboard.
+monitoring = Monitoring(
+    "monitoring",
+    MonitoringArgs(
+        alerts_topic_arn=platform.alerts_topic_arn,
+        region=platform.region,
+        account_id=platform.account_id,
+        stack=pulumi.get_stack(),
+        pipelines=tuple(watches),
+        warehouse_workgroup=platform.warehouse.workgroup_name,
+    ),
+    opts=with_provider,
+)
+pulumi.export("dashboard_name", monitoring.dashboard_name)

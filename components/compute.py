@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,8 +16,9 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-from components import naming
+from components import job_contract, naming
 from components.aws_limits import BATCH_RETRY_ATTEMPTS, FARGATE_MEMORY_MIB
+from components.config import ECR_IMAGE_EXAMPLE, parse_ecr_image
 from components.iam import objects, service_role, statement
 from components.storage import s3_uri, stateful
 
@@ -25,11 +28,17 @@ _NOT_IMAGE_CONTENT = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cach
 GLUE_PACKAGE_BUILD_DIR = Path("build") / "glue-py-files"
 # Fixed timestamp of every entry in a built zip (the earliest a zip can record), so equal files give equal bytes.
 _ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
+# The tag every build of the jobs image is pushed under, in each stack's repository: the newest image there,
+# and so the layer cache of the next build (its own stack's and, through `cache_stacks`, other stacks').
+CURRENT_IMAGE_TAG = "current"
+# What ECR needs to serve an image to a puller: the manifest, the layers' download URLs, the layers' presence.
+ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
 
 
 def project_relative(path: str | Path) -> str:
-    """`path` relative to the working directory, which Pulumi sets to the project directory: inputs
-    then read `glue_scripts/x.py`, not where this checkout happens to live (that would be preview noise)."""
+    """`path` relative to the working directory, which Pulumi sets to the program's project directory:
+    inputs then read `glue_scripts/x.py`, not where this checkout happens to live (that would be preview
+    noise). Paths in Args are taken relative to the same directory."""
     return os.path.relpath(path)
 
 
@@ -73,7 +82,8 @@ def dockerfile_sources(dockerfile: Path) -> list[str]:
 
 
 def image_content_hash(context: Path, dockerfile: Path) -> str:
-    """sha256 over the Dockerfile and exactly the files it copies from the build context: the image tag."""
+    """sha256 over the Dockerfile and exactly the files it copies from the build context: the image's
+    `dataplatform.content-hash` label."""
     return files_hash(context, [dockerfile, *(context / source for source in dockerfile_sources(dockerfile))])
 
 
@@ -95,51 +105,95 @@ def python_package_zip(package: Path, build_dir: Path) -> Path:
     return target
 
 
+def _stack_physical_name(stack: str, suffix: str, max_len: int) -> str:
+    """What naming.physical(suffix, max_len) is in stack `stack` of this project."""
+
+    def clean(text: str) -> str:
+        return re.sub("[^a-z0-9-]+", "-", text.lower()).strip("-")
+
+    return naming.fit(f"{clean(f'{pulumi.get_project()}-{stack}')}-{clean(suffix)}", max_len)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchEnvironment:
+    """What every job definition on one Batch compute shares, as plain values: `BatchCompute.job_environment`,
+    or the same values read from another stack (a stack reference) or given by another program."""
+
+    # The image every job runs, pinned by digest (<repository>@sha256:<digest>).
+    image_uri: pulumi.Input[str]
+    # The ECS task execution role: pulls the image and writes the container's logs.
+    execution_role_arn: pulumi.Input[str]
+    # The CloudWatch Logs group the containers log to (awslogs driver).
+    log_group_name: pulumi.Input[str]
+
+
 @dataclass(frozen=True, kw_only=True)
 class BatchComputeArgs:
     account_id: pulumi.Input[str]
     region: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
-    # Directory holding the Dockerfile (batch_image/).
-    image_context: str
     subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    # Directory holding the Dockerfile (batch_image/), relative to the program's directory; needed unless
+    # `image` is given.
+    image_context: str = ""
     # Docker build context: the project directory, so the image can install job_runtime/ beside the
     # jobs (its .dockerignore sends only what the Dockerfile copies). The hash of the Dockerfile and of
-    # exactly the files it copies is the image tag.
+    # exactly the files it copies labels the image.
     build_context: str = "."
     max_vcpus: int = 16
     # Fargate Spot first, on-demand Fargate as the fallback.
     use_spot: bool = False
     log_retention_days: int = 30
-    # Untagged images expire after a day; this many tagged images are kept.
+    # Untagged images (each build's predecessor, once it moves the `current` tag) expire after this many
+    # days; at most `keep_images` images are kept in all.
+    untagged_image_days: int = 7
     keep_images: int = 20
     remove_data_on_destroy: bool = False
+    # An ECR image pinned by digest (<account>.dkr.ecr.<region>.amazonaws.com/<repository>@sha256:<hex>) that
+    # every job runs: the stack then builds and pushes nothing, and its tasks' execution role may pull that
+    # image's repository. Empty: build `image_context` and push it to this stack's repository.
+    image: str = ""
+    # Other stacks of this project (same account and region) whose current image seeds the layer cache
+    # besides this stack's own, e.g. ("dev",): a new pull-request stack, whose repository is empty, then
+    # reuses the layers main last built. A missing cache image only costs the cache.
+    cache_stacks: tuple[str, ...] = ()
+    # Accounts whose principals may pull this stack's images (the repository policy), e.g. the account of a
+    # stack that promotes them. Nothing outside this account may pull without it.
+    pull_account_ids: Sequence[str] = ()
 
 
 class BatchCompute(pulumi.ComponentResource):
-    """What every Batch job of the estate shares: an ECR repository (scan on push, KMS, lifecycle),
-    the jobs image built for linux/amd64, tagged by content and referenced by its pushed digest,
-    Fargate compute environment(s) and one job queue, an encrypted log group and the tasks'
-    execution role. Each job adds a `BatchJob` (its own role and job definition) on top."""
+    """What every Batch job of the estate shares: an ECR repository (scan on push, KMS, lifecycle, and a
+    policy letting `pull_account_ids` pull), the jobs image referenced by digest, Fargate compute
+    environment(s) and one job queue, an encrypted log group and the tasks' execution role. The image is
+    either built here for linux/amd64 (reusing the layers of the repository's current image) and pushed,
+    or, with `image` set, an image built elsewhere (a promotion): nothing is built or pushed then. Each job
+    adds a `BatchJob` (its own role and job definition) on top."""
 
     job_queue_arn: pulumi.Output[str]
     repository_url: pulumi.Output[str]
-    # <repository>@sha256:<digest> of the pushed image: what runs, known only after a successful push.
+    # <repository>@sha256:<digest>: what every job runs. The pushed image's (known only after a successful
+    # push), or `image` as given.
     image_uri: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
     execution_role_arn: pulumi.Output[str]
+    # The image, execution role and log group every BatchJob on this compute takes (BatchJobArgs.compute).
+    job_environment: BatchEnvironment
 
     def __init__(self, name: str, args: BatchComputeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:compute:BatchCompute", name, None, opts)
+        promoted = parse_ecr_image(args.image) if args.image else None
+        if args.image and promoted is None:
+            raise ValueError(f"BatchCompute {name}: image must be an ECR image pinned by digest, {ECR_IMAGE_EXAMPLE}")
+        if not args.image and not args.image_context:
+            raise ValueError(f"BatchCompute {name}: needs image_context (a directory with a Dockerfile) or image")
         child = pulumi.ResourceOptions(parent=self)
 
         repo = aws.ecr.Repository(
             f"{name}-repo",
             name=naming.physical(name, 256),
-            # The content-hash tag is a label; consumers pin the digest. Builds are not reproducible
-            # across machines (timestamps, umask), so an immutable tag would refuse the same tag with
-            # another digest, e.g. after state loss or from another machine.
+            # Each build moves the `current` tag (the next build's layer cache); consumers pin the digest.
             image_tag_mutability="MUTABLE",
             image_scanning_configuration={"scan_on_push": True},
             encryption_configurations=[{"encryption_type": "KMS", "kms_key": args.kms_key_arn}],
@@ -154,12 +208,12 @@ class BatchCompute(pulumi.ComponentResource):
                     "rules": [
                         {
                             "rulePriority": 1,
-                            "description": "drop untagged layers after a day",
+                            "description": f"drop untagged images after {args.untagged_image_days} days",
                             "selection": {
                                 "tagStatus": "untagged",
                                 "countType": "sinceImagePushed",
                                 "countUnit": "days",
-                                "countNumber": 1,
+                                "countNumber": args.untagged_image_days,
                             },
                             "action": {"type": "expire"},
                         },
@@ -179,29 +233,35 @@ class BatchCompute(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=repo),
         )
 
-        context, dockerfile = Path(args.build_context), Path(args.image_context) / "Dockerfile"
-        tag = image_content_hash(context, dockerfile)[:16]
-        token = aws.ecr.get_authorization_token_output(
-            registry_id=repo.registry_id, opts=pulumi.InvokeOutputOptions(parent=self)
-        )
-        image = docker.Image(
-            f"{name}-image",
-            image_name=pulumi.Output.concat(repo.repository_url, ":", tag),
-            build=docker.DockerBuildArgs(
-                context=project_relative(context),
-                dockerfile=project_relative(dockerfile),
-                platform="linux/amd64",
-            ),
-            registry=docker.RegistryArgs(
-                server=repo.repository_url, username=token.user_name, password=pulumi.Output.secret(token.password)
-            ),
-            # Previews (pull requests, machines without Docker) must not need a Docker engine.
-            build_on_preview=False,
-            opts=child,
-        )
-        # The digest, not the tag: what runs is exactly what was pushed, and every consumer waits
-        # for the push to succeed.
-        self.image_uri = image.repo_digest
+        if args.pull_account_ids:
+            # Cross-account pulls need the repository's policy as well as the puller's own IAM policy
+            # (Amazon ECR User Guide, "Private repository policy examples", "Allow another account").
+            aws.ecr.RepositoryPolicy(
+                f"{name}-repo-policy",
+                repository=repo.name,
+                policy=json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Sid": "PullFromAccounts",
+                                "Effect": "Allow",
+                                "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in args.pull_account_ids]},
+                                "Action": ECR_PULL_ACTIONS,
+                            }
+                        ],
+                    }
+                ),
+                opts=pulumi.ResourceOptions(parent=repo),
+            )
+
+        if promoted is not None:
+            # Built, tested and pushed elsewhere: run exactly those bytes.
+            self.image_uri = pulumi.Output.from_input(promoted.uri)
+            pulled_repository: pulumi.Input[str] = promoted.repository_arn
+        else:
+            self.image_uri = self._build_image(name, args, repo)
+            pulled_repository = repo.arn
 
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
@@ -217,9 +277,9 @@ class BatchCompute(pulumi.ComponentResource):
             args.account_id,
             [
                 statement(["ecr:GetAuthorizationToken"], ["*"]),
-                statement(
-                    ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], [repo.arn]
-                ),
+                # Fargate pulls the image as the execution role (Amazon ECS Developer Guide, "Amazon ECS
+                # task execution IAM role"); a token from any registry call, then the image's repository.
+                statement(ECR_PULL_ACTIONS, [pulled_repository]),
                 statement(["logs:CreateLogStream", "logs:PutLogEvents"], [pulumi.Output.concat(log_group.arn, ":*")]),
             ],
             parent=self,
@@ -256,6 +316,9 @@ class BatchCompute(pulumi.ComponentResource):
         self.repository_url = repo.repository_url
         self.log_group_name = log_group.name
         self.execution_role_arn = execution_role.arn
+        self.job_environment = BatchEnvironment(
+            image_uri=self.image_uri, execution_role_arn=self.execution_role_arn, log_group_name=self.log_group_name
+        )
         self.register_outputs(
             {
                 "job_queue_arn": self.job_queue_arn,
@@ -265,13 +328,59 @@ class BatchCompute(pulumi.ComponentResource):
             }
         )
 
+    def _build_image(self, name: str, args: BatchComputeArgs, repo: aws.ecr.Repository) -> pulumi.Output[str]:
+        """Builds the jobs image for linux/amd64 and pushes it as the repository's `current` image; returns
+        its pushed digest. The build starts from the layers of the current images of this stack's
+        repository and of `cache_stacks`' (BuildKit inline cache, so every pushed image carries the cache
+        metadata the next build reads)."""
+        context, dockerfile = Path(args.build_context), Path(args.image_context) / "Dockerfile"
+        token = aws.ecr.get_authorization_token_output(
+            registry_id=repo.registry_id, opts=pulumi.InvokeOutputOptions(parent=self)
+        )
+        registry = repo.repository_url.apply(lambda url: url.partition("/")[0])
+        # Another stack's repository is named as naming.physical names this one's, with that stack's name.
+        others = [stack for stack in args.cache_stacks if stack != pulumi.get_stack()]
+        cache_repositories: list[pulumi.Input[str]] = [
+            repo.name,
+            *(_stack_physical_name(stack, name, 256) for stack in others),
+        ]
+        image = docker.Image(
+            f"{name}-image",
+            image_name=pulumi.Output.concat(repo.repository_url, ":", CURRENT_IMAGE_TAG),
+            build=docker.DockerBuildArgs(
+                context=project_relative(context),
+                dockerfile=project_relative(dockerfile),
+                platform="linux/amd64",
+                args={
+                    "BUILDKIT_INLINE_CACHE": "1",
+                    # A label of what the image holds: the Dockerfile and exactly the files it copies.
+                    "CONTENT_HASH": image_content_hash(context, dockerfile),
+                },
+                cache_from=docker.CacheFromArgs(
+                    images=[pulumi.Output.concat(registry, "/", r, ":", CURRENT_IMAGE_TAG) for r in cache_repositories]
+                ),
+            ),
+            registry=docker.RegistryArgs(
+                server=repo.repository_url, username=token.user_name, password=pulumi.Output.secret(token.password)
+            ),
+            # Previews (pull requests, machines without Docker) must not need a Docker engine.
+            build_on_preview=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # The digest, not the tag: what runs is exactly what was pushed, and every consumer waits
+        # for the push to succeed.
+        return image.repo_digest
+
 
 @dataclass(frozen=True, kw_only=True)
 class BatchJobArgs:
     account_id: pulumi.Input[str]
     region: pulumi.Input[str]
-    # The shared image, queue, logs and execution role.
-    compute: BatchCompute
+    # The registry name of the pipeline the job belongs to ("render-logs"): its metrics' Pipeline dimension.
+    pipeline: str
+    # The image, task execution role and log group the job runs with (BatchCompute.job_environment, or the
+    # same values from another stack or program).
+    compute: BatchEnvironment
     # Container command: the image's console script and its flags; "Ref::x" takes the submitted parameter x.
     command: list[str]
     # What the job may do, as IAM statements (least privilege is the caller's to state).
@@ -286,7 +395,8 @@ class BatchJobArgs:
     timeout_minutes: int = 60
     # Attempts in total; only `retry_exit_codes` and image-pull failures are retried.
     retry_attempts: int = 3
-    retry_exit_codes: tuple[str, ...] = ("4",)
+    # Default: the transient-failure code of the job contract (components.job_contract.EXIT_TRANSIENT).
+    retry_exit_codes: tuple[str, ...] = (str(job_contract.EXIT_TRANSIENT),)
 
 
 class BatchJob(pulumi.ComponentResource):
@@ -324,7 +434,17 @@ class BatchJob(pulumi.ComponentResource):
                 {"type": "VCPU", "value": f"{args.vcpu:g}"},
                 {"type": "MEMORY", "value": str(args.memory_mib)},
             ],
-            "environment": [{"name": k, "value": v} for k, v in sorted(args.environment.items())],
+            # The Stack and Pipeline dimensions of the job's run metrics (components.job_contract).
+            "environment": [
+                {"name": k, "value": v}
+                for k, v in sorted(
+                    {
+                        **args.environment,
+                        job_contract.STACK_ENV: pulumi.get_stack(),
+                        job_contract.PIPELINE_ENV: args.pipeline,
+                    }.items()
+                )
+            ],
             "fargatePlatformConfiguration": {"platformVersion": "LATEST"},
             "runtimePlatform": {"operatingSystemFamily": "LINUX", "cpuArchitecture": "X86_64"},
             "networkConfiguration": {"assignPublicIp": "ENABLED" if args.assign_public_ip else "DISABLED"},
@@ -397,6 +517,8 @@ def glue_security_configuration(
 class GlueJobArgs:
     account_id: pulumi.Input[str]
     region: pulumi.Input[str]
+    # The registry name of the pipeline the job belongs to ("sales"): its metrics' Pipeline dimension.
+    pipeline: str
     kms_key_arn: pulumi.Input[str]
     # Local PySpark script; uploaded under a content-hashed key so a change shows as a change.
     script_path: str
@@ -551,6 +673,9 @@ class GlueJob(pulumi.ComponentResource):
                 "--enable-observability-metrics": "true",
                 "--job-bookmark-option": "job-bookmark-enable" if args.bookmarks else "job-bookmark-disable",
                 "--TempDir": s3_uri(args.scripts_bucket, temp_prefix),
+                # The Stack and Pipeline dimensions of the job's run metrics (components.job_contract).
+                job_contract.STACK_ARGUMENT: pulumi.get_stack(),
+                job_contract.PIPELINE_ARGUMENT: args.pipeline,
                 **extra_py_files,
                 **args.arguments,
             },

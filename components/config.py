@@ -14,11 +14,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 from typing import Any, Generic, TypeVar
-
-import yaml
 
 from components.aws_limits import (
     GLUE_TIMEOUT_MINUTES,
@@ -29,7 +25,6 @@ from components.aws_limits import (
     REDSHIFT_USAGE_LIMIT_ACTIONS,
 )
 
-PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 # A key prefix of lower-case path segments ending in '/', as the raw bucket's uploads use.
 UPLOAD_PREFIX = re.compile(r"([a-z0-9][a-z0-9_.-]*/)+")
 # A lower-case SQL identifier (Redshift table and schema names).
@@ -118,7 +113,12 @@ class StackConfig:
     owner: str
     cost_center: str
     log_retention_days: int
+    # Subscribed to the alerts topic (failures and alarms).
+    alert_emails: tuple[str, ...]
+    # Subscribed to the notifications topic (success news); empty unless success_notifications.
     notification_emails: tuple[str, ...]
+    # Whether the notifications topic exists and successful runs are announced on it.
+    success_notifications: bool
     vpc_cidr: str
     availability_zone_count: int
     nat_gateway: bool
@@ -130,6 +130,10 @@ class StackConfig:
     redshift_usage_limit_action: str
     batch_max_vcpus: int
     batch_use_spot: bool
+    # The digest-pinned ECR image every Batch job runs instead of one this stack builds; "" builds it.
+    batch_image: str
+    # Accounts whose principals may pull this stack's Batch images (its ECR repository policy).
+    ecr_pull_account_ids: tuple[str, ...]
     glue: GlueConfig
     ci: CiConfig
     # Every known pipeline's settings (its section's `parse`), by pipeline name, enabled or not.
@@ -172,10 +176,24 @@ def shared_settings(pipeline_names: Sequence[str]) -> tuple[Setting, ...]:
             "Retention of every CloudWatch log group (a value CloudWatch accepts)",
         ),
         Setting(
+            "alertEmails",
+            "array",
+            [],
+            "E-mail addresses subscribed to the alerts topic: every pipeline failure and every alarm",
+        ),
+        Setting(
             "notificationEmails",
             "array",
             [],
-            "E-mail addresses subscribed to pipeline success/failure notifications",
+            "E-mail addresses subscribed to the notifications topic: routine success news (needs "
+            "successNotifications true)",
+        ),
+        Setting(
+            "successNotifications",
+            "boolean",
+            True,
+            "Create the notifications topic and announce every successful run on it; false sends only failures "
+            "(to the alerts topic)",
         ),
         Setting("vpcCidr", "string", "10.40.0.0/16", "Private IPv4 CIDR (/16 to /24) of the estate's VPC"),
         Setting(
@@ -219,6 +237,21 @@ def shared_settings(pipeline_names: Sequence[str]) -> tuple[Setting, ...]:
             "boolean",
             False,
             "Run Batch jobs on Fargate Spot (cheaper, may be interrupted; interrupted attempts are retried)",
+        ),
+        Setting(
+            "batchImage",
+            "string",
+            "",
+            "ECR image every Batch job runs, pinned by digest (<account>.dkr.ecr.<region>.amazonaws.com/<repository>"
+            "@sha256:<digest>); the stack then builds and pushes none. Empty builds batch_image/. CI sets it for "
+            "prod to the copy of dev's tested image",
+        ),
+        Setting(
+            "ecrPullAccountIds",
+            "array",
+            [],
+            "AWS accounts whose principals may pull this stack's Batch images (a repository policy), e.g. prod's "
+            "account where prod promotes this stack's image",
         ),
         Setting("glueWorkerType", "string", "G.1X", "Worker type of every Glue job (G.1X, G.2X, G.4X, G.8X)"),
         Setting("glueWorkers", "integer", 2, "Workers per Glue job run (2 to 100)"),
@@ -266,12 +299,6 @@ def declared_settings(sections: Mapping[str, ConfigSection[Any]]) -> tuple[Setti
     if len(set(keys)) != len(keys):
         raise ValueError(f"settings declared twice: {sorted({k for k in keys if keys.count(k) > 1})}")
     return declared
-
-
-@cache
-def schema() -> dict[str, dict[str, Any]]:
-    """Pulumi.yaml's `config:` block: the schema users and the Pulumi CLI see."""
-    return yaml.safe_load(PROJECT_FILE.read_text())["config"]
 
 
 def _parse(raw: str, kind: str) -> Any:
@@ -346,7 +373,9 @@ def load_config(
         owner=values["owner"],
         cost_center=values["costCenter"],
         log_retention_days=values["logRetentionDays"],
+        alert_emails=values["alertEmails"],
         notification_emails=values["notificationEmails"],
+        success_notifications=values["successNotifications"],
         vpc_cidr=values["vpcCidr"],
         availability_zone_count=values["availabilityZoneCount"],
         nat_gateway=values["natGateway"],
@@ -357,6 +386,8 @@ def load_config(
         redshift_usage_limit_action=values["redshiftUsageLimitAction"],
         batch_max_vcpus=values["batchMaxVcpus"],
         batch_use_spot=values["batchUseSpot"],
+        batch_image=values["batchImage"],
+        ecr_pull_account_ids=values["ecrPullAccountIds"],
         glue=GlueConfig(
             worker_type=values["glueWorkerType"],
             workers=values["glueWorkers"],
@@ -382,8 +413,15 @@ def _check_shared(values: Mapping[str, Any], check: Check, known_pipelines: tupl
         "logRetentionDays",
         f"CloudWatch allows one of {', '.join(map(str, LOG_RETENTION_DAYS))}",
     )
-    bad_emails = [e for e in values["notificationEmails"] if not _EMAIL.match(e)]
-    check(not bad_emails, "notificationEmails", f"not e-mail addresses: {', '.join(bad_emails)}")
+    for key in ("alertEmails", "notificationEmails"):
+        bad_emails = [e for e in values[key] if not _EMAIL.match(e)]
+        check(not bad_emails, key, f"not e-mail addresses: {', '.join(bad_emails)}")
+    check(
+        values["successNotifications"] or not values["notificationEmails"],
+        "notificationEmails",
+        "must be empty while successNotifications is false (there is no notifications topic to subscribe to; "
+        "failures go to alertEmails)",
+    )
     check(
         _is_private_cidr(values["vpcCidr"]),
         "vpcCidr",
@@ -421,6 +459,18 @@ def _check_shared(values: Mapping[str, Any], check: Check, known_pipelines: tupl
         f"Redshift Serverless allows {', '.join(REDSHIFT_USAGE_LIMIT_ACTIONS)}",
     )
     check(1 <= values["batchMaxVcpus"] <= 4096, "batchMaxVcpus", "must be 1 to 4096")
+    check(
+        values["batchImage"] == "" or parse_ecr_image(values["batchImage"]) is not None,
+        "batchImage",
+        f"must be empty (the stack builds its image) or an ECR image pinned by digest, {ECR_IMAGE_EXAMPLE}",
+    )
+    bad_accounts = [a for a in values["ecrPullAccountIds"] if re.fullmatch(r"[0-9]{12}", a) is None]
+    check(not bad_accounts, "ecrPullAccountIds", f"not 12-digit AWS account ids: {', '.join(bad_accounts)}")
+    check(
+        len(set(values["ecrPullAccountIds"])) == len(values["ecrPullAccountIds"]),
+        "ecrPullAccountIds",
+        "lists an account twice",
+    )
     check(
         values["glueWorkerType"] in GLUE_WORKER_TYPES,
         "glueWorkerType",
@@ -548,3 +598,125 @@ def _is_private_cidr(text: str) -> bool:
     except ValueError:
         return False
     return network.is_private and 16 <= network.prefixlen <= 24
+
+
+# --- settings every pipeline declares the same way (in its own module, under its key prefix) ---------------
+
+# A Standard Step Functions execution runs at most one year (service quotas, "Maximum execution time":
+# https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html), so TimeoutSeconds can be no more.
+MAX_RUN_MINUTES = 365 * 24 * 60
+# What a derived run timeout adds to the longest its steps may take: queueing for Batch capacity, API retries.
+RUN_TIMEOUT_MARGIN_MINUTES = 30
+
+
+def run_timeout_setting(prefix: str, pipeline: str) -> Setting:
+    """`<prefix>RunTimeoutMinutes`: the pipeline's state machine TimeoutSeconds, in minutes; 0 derives it."""
+    return Setting(
+        f"{prefix}RunTimeoutMinutes",
+        "integer",
+        0,
+        f"Minutes one {pipeline} run (its state machine execution) may take before it is stopped as timed out "
+        f"and alarms; 0 = the longest its steps may take (their timeouts, retries and polls) plus "
+        f"{RUN_TIMEOUT_MARGIN_MINUTES} minutes",
+    )
+
+
+def check_run_timeout(values: Mapping[str, Any], check: Check, key: str) -> None:
+    check(
+        values[key] == 0 or 1 <= values[key] <= MAX_RUN_MINUTES,
+        key,
+        f"must be 0 (derived from the steps) or 1 to {MAX_RUN_MINUTES} minutes (a Standard Step Functions "
+        "execution runs at most one year)",
+    )
+
+
+def run_timeout_seconds(configured_minutes: int, steps_minutes: int) -> int:
+    """A state machine's TimeoutSeconds: the configured minutes, or (0) its steps' longest plus the margin."""
+    return 60 * (configured_minutes or steps_minutes + RUN_TIMEOUT_MARGIN_MINUTES)
+
+
+def parse_ratio(text: str, *, below_one: bool = False) -> float | None:
+    """A ratio from 0 to 1 (to below 1 with `below_one`) written as a decimal ("0.05"); None if `text` is
+    not one. Pulumi's project config has no number type (string, integer, boolean, array:
+    https://github.com/pulumi/pulumi/blob/master/sdk/go/common/workspace/project.json), so ratios are strings."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if 0 <= value < 1 or (value == 1 and not below_one) else None
+
+
+def check_ratio(values: Mapping[str, Any], check: Check, key: str, *, below_one: bool = False) -> None:
+    upper = "below 1" if below_one else "1"
+    check(
+        parse_ratio(values[key], below_one=below_one) is not None,
+        key,
+        f'must be a decimal number from 0 to {upper}, e.g. "0.05"',
+    )
+
+
+def ratio(text: str) -> float:
+    """A ratio setting's value (already validated by check_ratio)."""
+    return float(text)
+
+
+def quarantine_ratio_setting(prefix: str, pipeline: str) -> Setting:
+    """`<prefix>QuarantineAlarmRatio`: the quarantined/read row ratio above which an alarm goes to the alerts topic."""
+    return Setting(
+        f"{prefix}QuarantineAlarmRatio",
+        "string",
+        "0.05",
+        f"Alarm when the {pipeline} jobs quarantine more than this share of the rows they read (a decimal from "
+        '0 to below 1, quoted, e.g. "0.05"; "0" alarms on any quarantined row)',
+    )
+
+
+def check_quarantine_ratio(values: Mapping[str, Any], check: Check, key: str) -> None:
+    """A quarantined/read ratio can only exceed thresholds below 1."""
+    check_ratio(values, check, key, below_one=True)
+
+
+# --- the Batch image a stack runs instead of building one -------------------------------------------------
+
+# An image in an ECR private registry, by digest. The registry host is <account>.dkr.ecr.<region>.amazonaws.com
+# (.com.cn in China); the repository pattern and its 2-256 characters are ECR's (botocore's ECR model, shape
+# RepositoryName of CreateRepository); a digest is sha256 over the image manifest, 64 lower-case hex digits.
+_ECR_IMAGE_BY_DIGEST = re.compile(
+    r"(?P<account>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z]{2}(?:-[a-z]+)+-[0-9]+)\.amazonaws\.com(?P<china>\.cn)?"
+    r"/(?P<repository>[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*)"
+    r"@(?P<digest>sha256:[0-9a-f]{64})"
+)
+ECR_IMAGE_EXAMPLE = "e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/dataplatform-dev-batch@sha256:<64 hex digits>"
+
+
+@dataclass(frozen=True)
+class EcrImage:
+    """An ECR image named by digest: the registry (account, region, partition), the repository, the digest."""
+
+    account: str
+    region: str
+    partition: str
+    repository: str
+    digest: str  # sha256:<hex>
+
+    @property
+    def uri(self) -> str:
+        suffix = ".cn" if self.partition == "aws-cn" else ""
+        return f"{self.account}.dkr.ecr.{self.region}.amazonaws.com{suffix}/{self.repository}@{self.digest}"
+
+    @property
+    def repository_arn(self) -> str:
+        """The repository's ARN: what IAM and the repository policy name when this image is pulled."""
+        return f"arn:{self.partition}:ecr:{self.region}:{self.account}:repository/{self.repository}"
+
+
+def parse_ecr_image(uri: str) -> EcrImage | None:
+    """`uri` as an ECR image pinned by digest, or None if it is not one."""
+    match = _ECR_IMAGE_BY_DIGEST.fullmatch(uri)
+    if match is None or not 2 <= len(match["repository"]) <= 256:
+        return None
+    region = match["region"]
+    partition = "aws-cn" if match["china"] else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+    if (partition == "aws-cn") != region.startswith("cn-"):
+        return None
+    return EcrImage(match["account"], region, partition, match["repository"], match["digest"])

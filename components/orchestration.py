@@ -1,7 +1,8 @@
-"""Orchestration: notifications, S3-event rules, schedules, and Step Functions state machines.
+"""Orchestration: S3-event rules, schedules, Glue state-change announcements, and Step Functions state machines.
 
 `pipeline_definition` builds the Amazon States Language for a linear pipeline so that no Task can
-be written without Retry and without a Catch that routes to the failure notification.
+be written without Retry and without a Catch that routes to the failure alert, no polling loop runs
+without a bound, and no execution runs longer than its `TimeoutSeconds`.
 """
 
 from __future__ import annotations
@@ -19,65 +20,6 @@ from components import naming
 from components.iam import document, service_role, statement
 
 DEFAULT_RETRY = {"IntervalSeconds": 10, "MaxAttempts": 3, "BackoffRate": 2.0, "JitterStrategy": "FULL"}
-
-
-@dataclass(frozen=True, kw_only=True)
-class NotificationTopicArgs:
-    account_id: pulumi.Input[str]
-    kms_key_arn: pulumi.Input[str]
-    # E-mail subscriptions (each address must confirm the subscription once).
-    emails: tuple[str, ...] = ()
-
-
-class NotificationTopic(pulumi.ComponentResource):
-    """A KMS-encrypted SNS topic for pipeline success/failure messages. Only this account's
-    EventBridge rules and the estate's own roles may publish; publishing requires TLS."""
-
-    topic_arn: pulumi.Output[str]
-
-    def __init__(self, name: str, args: NotificationTopicArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("dataplatform:orchestration:NotificationTopic", name, None, opts)
-        topic = aws.sns.Topic(
-            f"{name}-topic",
-            name_prefix=naming.physical_prefix(name, 256),
-            kms_master_key_id=args.kms_key_arn,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        aws.sns.TopicPolicy(
-            f"{name}-topic-policy",
-            arn=topic.arn,
-            policy=document(
-                [
-                    {
-                        "Sid": "EventBridgeRulesOfThisAccount",
-                        "Effect": "Allow",
-                        "Principal": {"Service": "events.amazonaws.com"},
-                        "Action": "sns:Publish",
-                        "Resource": topic.arn,
-                        "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
-                    },
-                    {
-                        "Sid": "DenyInsecureTransport",
-                        "Effect": "Deny",
-                        "Principal": "*",
-                        "Action": "sns:Publish",
-                        "Resource": topic.arn,
-                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                    },
-                ]
-            ),
-            opts=pulumi.ResourceOptions(parent=topic),
-        )
-        for i, email in enumerate(args.emails):
-            aws.sns.TopicSubscription(
-                f"{name}-email-{i}",
-                topic=topic.arn,
-                protocol="email",
-                endpoint=email,
-                opts=pulumi.ResourceOptions(parent=topic),
-            )
-        self.topic_arn = topic.arn
-        self.register_outputs({"topic_arn": self.topic_arn})
 
 
 def _dead_letter_queue(name: str, kms_key_arn: pulumi.Input[str], parent: pulumi.Resource) -> aws.sqs.Queue:
@@ -153,6 +95,8 @@ class ObjectCreatedRule(pulumi.ComponentResource):
 
     rule_arn: pulumi.Output[str]
     dead_letter_queue_arn: pulumi.Output[str]
+    # The queue's physical name: the QueueName dimension of its CloudWatch metrics.
+    dead_letter_queue_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: ObjectCreatedRuleArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:orchestration:ObjectCreatedRule", name, None, opts)
@@ -194,7 +138,14 @@ class ObjectCreatedRule(pulumi.ComponentResource):
         )
         self.rule_arn = rule.arn
         self.dead_letter_queue_arn = dlq.arn
-        self.register_outputs({"rule_arn": self.rule_arn, "dead_letter_queue_arn": self.dead_letter_queue_arn})
+        self.dead_letter_queue_name = dlq.name
+        self.register_outputs(
+            {
+                "rule_arn": self.rule_arn,
+                "dead_letter_queue_arn": self.dead_letter_queue_arn,
+                "dead_letter_queue_name": self.dead_letter_queue_name,
+            }
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,6 +174,8 @@ class Schedule(pulumi.ComponentResource):
     encrypted queue. So that role holds all of it, and the queue has no resource policy."""
 
     schedule_arn: pulumi.Output[str]
+    # The dead-letter queue's physical name: the QueueName dimension of its CloudWatch metrics.
+    dead_letter_queue_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: ScheduleArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:orchestration:Schedule", name, None, opts)
@@ -266,7 +219,10 @@ class Schedule(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.schedule_arn = schedule.arn
-        self.register_outputs({"schedule_arn": self.schedule_arn})
+        self.dead_letter_queue_name = dlq.name
+        self.register_outputs(
+            {"schedule_arn": self.schedule_arn, "dead_letter_queue_name": self.dead_letter_queue_name}
+        )
 
 
 @dataclass(frozen=True)
@@ -281,21 +237,65 @@ class TaskStep:
     result_path: str | None = None
 
 
+# A Standard execution's history holds at most 25,000 events (Step Functions service quotas, "Quotas
+# related to state machine executions": https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html);
+# one round of a poll loop (Wait, Count, the check Task, Ready, Decide, Again) writes at most
+# POLL_ROUND_EVENTS of them (a state's entered and exited events, a Task's scheduled, started and
+# succeeded ones). One poll checks at most MAX_POLL_ROUNDS times, and all the polls of a machine together
+# write at most POLL_HISTORY_EVENTS, leaving the rest of the history to the other states and retries.
+HISTORY_EVENTS = 25_000
+POLL_ROUND_EVENTS = 15
+MAX_POLL_ROUNDS = 1000
+POLL_HISTORY_EVENTS = 20_000
+
+
 @dataclass(frozen=True)
 class PollStep:
     """Work without a `.sync` integration (a crawler run, a Redshift Data API statement): `start` it,
-    then every `wait_seconds` run `check` until the Choice rule `succeeded` (go on) or `failed` (notify
+    then every `wait_seconds` run `check` until the Choice rule `succeeded` (go on) or `failed` (alert
     the failure with the check's result as the cause) holds on the check's result.
 
     The rules are only read once every path they name is present (a Choice on a missing path raises
-    States.Runtime, which no Catch handles): until then the step keeps waiting."""
+    States.Runtime, which no Catch handles): until then the step keeps waiting. It waits at most
+    `max_wait_seconds` (max_wait_seconds // wait_seconds rounds, counted in the state with
+    States.MathAdd); then it alerts "<name> did not finish within N minutes"."""
 
     name: str
     start: TaskStep
     check: TaskStep
     succeeded: dict[str, Any]
     failed: dict[str, Any]
+    max_wait_seconds: int
     wait_seconds: int = 30
+
+    def __post_init__(self) -> None:
+        if self.wait_seconds < 1 or self.max_wait_seconds < self.wait_seconds:
+            raise ValueError(
+                f"PollStep {self.name}: wait_seconds must be at least 1 and max_wait_seconds at least wait_seconds"
+            )
+        if self.rounds > MAX_POLL_ROUNDS:
+            raise ValueError(
+                f"PollStep {self.name}: {self.rounds} checks (max_wait_seconds // wait_seconds) exceed "
+                f"{MAX_POLL_ROUNDS}: an execution's history holds at most {HISTORY_EVENTS} events"
+            )
+
+    @property
+    def rounds(self) -> int:
+        """How many times the step checks before it gives up."""
+        return self.max_wait_seconds // self.wait_seconds
+
+    @property
+    def counter_path(self) -> str:
+        """Where the execution's state counts the checks made so far: {"count": n}."""
+        return f"$.{self.name[0].lower()}{self.name[1:]}Polls"
+
+    @property
+    def bound_text(self) -> str:
+        """The bound as a person reads it: "30 minutes", "90 seconds"."""
+        minutes, seconds = divmod(self.max_wait_seconds, 60)
+        if seconds:
+            return f"{self.max_wait_seconds} seconds"
+        return f"{minutes} minute" + ("" if minutes == 1 else "s")
 
 
 # Service errors worth retrying when calling the Batch and Glue APIs; a failed job itself is retried
@@ -367,9 +367,10 @@ def glue_job_statements(job_arns: list[Any]) -> list[dict[str, Any]]:
     return [statement(["glue:BatchStopJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:StartJobRun"], job_arns)]
 
 
-def crawl_step(name: str, crawler_name: Any, wait_seconds: int = 30) -> PollStep:
+def crawl_step(name: str, crawler_name: Any, max_wait_seconds: int = 3600, wait_seconds: int = 30) -> PollStep:
     """Run a Glue crawler and wait until it is READY again; a crawl that did not succeed fails the step.
-    A crawler that never finished a crawl has no `LastCrawl`: the poll keeps waiting until it has one."""
+    A crawler that never finished a crawl has no `LastCrawl`: the poll keeps waiting until it has one.
+    A crawl still running after `max_wait_seconds` (an hour by default) fails the step."""
     result = f"$.{name[0].lower()}{name[1:]}"
     return PollStep(
         name=name,
@@ -394,6 +395,7 @@ def crawl_step(name: str, crawler_name: Any, wait_seconds: int = 30) -> PollStep
             ]
         },
         failed={"Variable": f"{result}.Crawler.State", "StringEquals": "READY"},
+        max_wait_seconds=max_wait_seconds,
         wait_seconds=wait_seconds,
     )
 
@@ -425,24 +427,51 @@ def present(paths: list[str]) -> dict[str, Any]:
 
 
 def _poll_states(step: PollStep, next_state: str) -> dict[str, Any]:
-    wait, check, ready, decide, failed = (f"{step.name}{s}" for s in ("Wait", "Check", "Ready", "Decide", "Failed"))
+    started, wait, count, check, ready, decide, again, failed, timed_out = (
+        f"{step.name}{s}"
+        for s in ("Started", "Wait", "Count", "Check", "Ready", "Decide", "Again", "Failed", "TimedOut")
+    )
+    counter = step.counter_path
     return {
-        step.name: _task_state(step.start, wait),
-        wait: {"Type": "Wait", "Seconds": step.wait_seconds, "Next": check},
+        step.name: _task_state(step.start, started),
+        # The counter is set here before any Choice reads it, so its path is always present.
+        started: {"Type": "Pass", "Result": {"count": 0}, "ResultPath": counter, "Next": wait},
+        wait: {"Type": "Wait", "Seconds": step.wait_seconds, "Next": count},
+        count: {
+            "Type": "Pass",
+            "Parameters": {"count.$": f"States.MathAdd({counter}.count, 1)"},
+            "ResultPath": counter,
+            "Next": check,
+        },
         check: _task_state(replace(step.check, name=check), ready),
         ready: {
             "Type": "Choice",
             "Choices": [{**present(choice_variables({"And": [step.succeeded, step.failed]})), "Next": decide}],
-            "Default": wait,
+            "Default": again,
         },
         decide: {
             "Type": "Choice",
             "Choices": [{**step.succeeded, "Next": next_state}, {**step.failed, "Next": failed}],
+            "Default": again,
+        },
+        again: {
+            "Type": "Choice",
+            "Choices": [{"Variable": f"{counter}.count", "NumericGreaterThanEquals": step.rounds, "Next": timed_out}],
             "Default": wait,
         },
         failed: {
             "Type": "Pass",
             "Parameters": {"Error": f"{step.name}Failed", "Cause.$": f"States.JsonToString({step.check.result_path})"},
+            "ResultPath": "$.failure",
+            "Next": "NotifyFailure",
+        },
+        timed_out: {
+            "Type": "Pass",
+            "Parameters": {
+                "Error": f"{step.name}TimedOut",
+                "Cause": f"{step.name} did not finish within {step.bound_text} "
+                f"(checked every {step.wait_seconds} seconds, {step.rounds} times)",
+            },
             "ResultPath": "$.failure",
             "Next": "NotifyFailure",
         },
@@ -458,17 +487,41 @@ def _notify(topic_arn: Any, subject: str, message: dict[str, Any]) -> dict[str, 
     }
 
 
+# A state machine's TimeoutSeconds: the whole seconds an execution may run before it fails with States.Timeout
+# ("State machine structure": https://docs.aws.amazon.com/step-functions/latest/dg/statemachine-structure.html);
+# a Standard execution runs at most one year anyway (Step Functions service quotas, "Maximum execution time":
+# https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html).
+MAX_EXECUTION_SECONDS = 365 * 24 * 3600
+
+
 def pipeline_definition(
     pipeline: str,
     steps: Sequence[TaskStep | PollStep],
-    topic_arn: Any,
+    *,
+    alerts_topic_arn: Any,
+    notifications_topic_arn: Any | None,
+    timeout_seconds: int,
     input_defaults: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """ASL for steps run in order; each Task has Retry, and a Catch to NotifyFailure, which publishes
-    which step failed and why, then fails the execution. Success publishes NotifySuccess.
+    which step failed and why to the alerts topic, then fails the execution. Success publishes
+    NotifySuccess to the notifications topic, or, without one, ends in the Succeeded state without
+    publishing. An execution running longer than `timeout_seconds` ends as TimedOut (States.Timeout at
+    the execution level, which no Catch sees: the state machine's ExecutionsTimedOut metric reports it).
 
     `input_defaults` fills keys the execution input lacks (a missing path would otherwise be a
-    States.Runtime error, which no Catch can route to the failure notification)."""
+    States.Runtime error, which no Catch can route to the failure alert)."""
+    if not 1 <= timeout_seconds <= MAX_EXECUTION_SECONDS:
+        raise ValueError(
+            f"{pipeline}: timeout_seconds must be 1 to {MAX_EXECUTION_SECONDS} (a Standard execution runs "
+            f"at most one year), got {timeout_seconds}"
+        )
+    poll_events = POLL_ROUND_EVENTS * sum(step.rounds for step in steps if isinstance(step, PollStep))
+    if poll_events > POLL_HISTORY_EVENTS:
+        raise ValueError(
+            f"{pipeline}: its polls may write {poll_events} history events, more than {POLL_HISTORY_EVENTS} of "
+            f"the {HISTORY_EVENTS} an execution holds: check less often or give up sooner"
+        )
     states: dict[str, Any] = {}
     start = steps[0].name
     if input_defaults:
@@ -485,29 +538,33 @@ def pipeline_definition(
             "OutputPath": "$.merged",
             "Next": steps[0].name,
         }
+    success = "NotifySuccess" if notifications_topic_arn is not None else "Succeeded"
     for i, step in enumerate(steps):
-        next_state = steps[i + 1].name if i + 1 < len(steps) else "NotifySuccess"
+        next_state = steps[i + 1].name if i + 1 < len(steps) else success
         if isinstance(step, PollStep):
             states.update(_poll_states(step, next_state))
         else:
             states[step.name] = _task_state(step, next_state)
-    states["NotifySuccess"] = {
-        **_notify(
-            topic_arn,
-            f"[{pipeline}] succeeded",
-            {
-                "pipeline": pipeline,
-                "status": "SUCCEEDED",
-                "execution.$": "$$.Execution.Id",
-                "input.$": "$$.Execution.Input",
-            },
-        ),
-        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "NotificationFailed"}],
-        "End": True,
-    }
+    if notifications_topic_arn is not None:
+        states["NotifySuccess"] = {
+            **_notify(
+                notifications_topic_arn,
+                f"[{pipeline}] succeeded",
+                {
+                    "pipeline": pipeline,
+                    "status": "SUCCEEDED",
+                    "execution.$": "$$.Execution.Id",
+                    "input.$": "$$.Execution.Input",
+                },
+            ),
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "NotificationFailed"}],
+            "End": True,
+        }
+    else:
+        states["Succeeded"] = {"Type": "Succeed"}
     states["NotifyFailure"] = {
         **_notify(
-            topic_arn,
+            alerts_topic_arn,
             f"[{pipeline}] FAILED",
             {
                 "pipeline": pipeline,
@@ -521,38 +578,57 @@ def pipeline_definition(
         "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "NotificationFailed"}],
         "Next": "Failed",
     }
-    states["Failed"] = {"Type": "Fail", "Error": "PipelineFailed", "Cause": "a step failed; see the notification"}
+    states["Failed"] = {"Type": "Fail", "Error": "PipelineFailed", "Cause": "a step failed; see the alert"}
     states["NotificationFailed"] = {
         "Type": "Fail",
         "Error": "NotificationFailed",
-        "Cause": "could not publish to the notification topic",
+        "Cause": "could not publish the outcome to SNS; the state machine's ExecutionsFailed alarm reports it",
     }
-    return {"Comment": f"{pipeline} pipeline", "StartAt": start, "States": states}
+    return {
+        "Comment": f"{pipeline} pipeline",
+        "StartAt": start,
+        "TimeoutSeconds": timeout_seconds,
+        "States": states,
+    }
+
+
+def published_topics(definition: dict[str, Any]) -> list[Any]:
+    """The topics a definition publishes to (its sns:publish Tasks' TopicArn), each once, in order."""
+    topics: list[Any] = []
+    for state in definition["States"].values():
+        if state.get("Resource") == "arn:aws:states:::sns:publish":
+            topic = state["Parameters"]["TopicArn"]
+            if not any(topic is t for t in topics):
+                topics.append(topic)
+    return topics
 
 
 @dataclass(frozen=True, kw_only=True)
 class StateMachineArgs:
     account_id: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
-    # ASL definition (see pipeline_definition); may hold Outputs.
+    # ASL definition (see pipeline_definition); may hold Outputs. The role may publish to exactly the
+    # topics its sns:publish Tasks name.
     definition: dict[str, Any]
-    # What the state machine's role may do besides publishing to `topic_arn`.
+    # What the state machine's role may do besides publishing to the definition's topics.
     role_statements: list[dict[str, Any]] = field(default_factory=list)
     # Tags of the state machine's role, e.g. the database roles Redshift grants it (warehouse_access.db_roles_tag).
     role_tags: dict[str, str] = field(default_factory=dict)
-    topic_arn: pulumi.Input[str]
     log_retention_days: int = 30
 
 
 class StateMachine(pulumi.ComponentResource):
     """A Standard Step Functions state machine encrypted with the estate key, logging errors (no
-    execution data) to an encrypted log group."""
+    execution data) to an encrypted log group. Its definition must bound every execution (TimeoutSeconds)."""
 
     state_machine_arn: pulumi.Output[str]
     role_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: StateMachineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:orchestration:StateMachine", name, None, opts)
+        if not isinstance(args.definition.get("TimeoutSeconds"), int):
+            raise ValueError(f"StateMachine {name}: the definition needs TimeoutSeconds (pipeline_definition sets it)")
+        topics = published_topics(args.definition)
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
             name=f"/aws/vendedlogs/states/{naming.physical(name, 200)}",
@@ -566,7 +642,7 @@ class StateMachine(pulumi.ComponentResource):
             "states.amazonaws.com",
             args.account_id,
             [
-                statement(["sns:Publish"], [args.topic_arn]),
+                *([statement(["sns:Publish"], topics)] if topics else []),
                 statement(["kms:Decrypt", "kms:GenerateDataKey"], [args.kms_key_arn]),
                 # Log delivery and X-Ray APIs have no resource-level permissions.
                 statement(
@@ -716,15 +792,22 @@ class WatchedStep:
     log_group: pulumi.Input[str] | None = None
 
 
+# What ends a Glue job's or crawler's run, as its EventBridge state-change event says: the failures, then
+# the success. "Glue Job State Change" events are sent for SUCCEEDED, FAILED, TIMEOUT and STOPPED ("Automating
+# AWS Glue with EventBridge": https://docs.aws.amazon.com/glue/latest/dg/automating-awsglue-with-cloudwatch-events.html;
+# ERROR, a JobRunState too, is matched in case a run ends in it); "Glue Crawler State Change" for Started,
+# Succeeded and Failed (https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-glue.html).
 _GLUE_FINISHES = {
-    "job": ("Glue Job State Change", "jobName", ["SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED", "ERROR"]),
-    "crawler": ("Glue Crawler State Change", "crawlerName", ["Succeeded", "Failed"]),
+    "job": ("Glue Job State Change", "jobName", ["FAILED", "TIMEOUT", "STOPPED", "ERROR"], ["SUCCEEDED"]),
+    "crawler": ("Glue Crawler State Change", "crawlerName", ["Failed"], ["Succeeded"]),
 }
 
 
-def glue_state_pattern(kind: str, name: Any) -> dict[str, Any]:
-    """EventBridge pattern for the end of one Glue job's or crawler's runs, successful or not."""
-    detail_type, name_field, states = _GLUE_FINISHES[kind]
+def glue_state_pattern(kind: str, name: Any, outcome: str) -> dict[str, Any]:
+    """EventBridge pattern for one Glue job's or crawler's runs that ended with `outcome`: "failed"
+    (every way a run can fail) or "succeeded"."""
+    detail_type, name_field, failures, successes = _GLUE_FINISHES[kind]
+    states = {"failed": failures, "succeeded": successes}[outcome]
     return {"source": ["aws.glue"], "detail-type": [detail_type], "detail": {name_field: [name], "state": states}}
 
 
@@ -775,43 +858,55 @@ _INPUT_PATHS: dict[str, dict[str, str]] = {
 class GlueStateNotificationsArgs:
     pipeline: str
     kms_key_arn: pulumi.Input[str]
-    topic_arn: pulumi.Input[str]
+    # Every failed run is announced here.
+    alerts_topic_arn: pulumi.Input[str]
+    # Every successful run is announced here; None: successes are not announced.
+    notifications_topic_arn: pulumi.Input[str] | None
     steps: tuple[WatchedStep, ...]
 
 
 class GlueStateNotifications(pulumi.ComponentResource):
-    """One EventBridge rule per Glue job or crawler that publishes each success and failure to the
-    topic as a sentence a person can act on (pipeline, step, state, error, where to look), with a
-    retry policy and a KMS-encrypted dead-letter queue."""
+    """EventBridge rules per Glue job or crawler that publish each failed run to the alerts topic and,
+    when there is a notifications topic, each successful run to it, as a sentence a person can act on
+    (pipeline, step, state, error, where to look), with a retry policy and one KMS-encrypted dead-letter
+    queue."""
 
     rule_arns: list[pulumi.Output[str]]
+    # The queue's physical name: the QueueName dimension of its CloudWatch metrics.
+    dead_letter_queue_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: GlueStateNotificationsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:orchestration:GlueStateNotifications", name, None, opts)
         dlq = _dead_letter_queue(name, args.kms_key_arn, self)
+        # (outcome, topic, the physical name's short word: "<stack>-sales-notify-1-fail" fits EventBridge's 64)
+        outcomes: list[tuple[str, pulumi.Input[str], str]] = [("failed", args.alerts_topic_arn, "fail")]
+        if args.notifications_topic_arn is not None:
+            outcomes.append(("succeeded", args.notifications_topic_arn, "ok"))
         rules = []
         for i, step in enumerate(args.steps, start=1):
-            rule = aws.cloudwatch.EventRule(
-                f"{name}-{i}",
-                name_prefix=naming.physical_prefix(f"{name}-{i}", 64),
-                description=f"Announce every finish of step {i} of {args.pipeline}",
-                event_pattern=pulumi.Output.json_dumps(glue_state_pattern(step.kind, step.name)),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
             template = pulumi.Output.all(step.hint, step.log_group).apply(
                 functools.partial(_step_message, args.pipeline, f"{i}/{len(args.steps)}", step.kind)
             )
-            aws.cloudwatch.EventTarget(
-                f"{name}-{i}-target",
-                rule=rule.name,
-                arn=args.topic_arn,
-                input_transformer={"input_paths": _INPUT_PATHS[step.kind], "input_template": template},
-                dead_letter_config={"arn": dlq.arn},
-                retry_policy={"maximum_event_age_in_seconds": 3600, "maximum_retry_attempts": 10},
-                opts=pulumi.ResourceOptions(parent=rule),
-            )
-            rules.append(rule)
+            for outcome, topic_arn, word in outcomes:
+                rule = aws.cloudwatch.EventRule(
+                    f"{name}-{i}-{outcome}",
+                    name_prefix=naming.physical_prefix(f"{name}-{i}-{word}", 64),
+                    description=f"Announce every {outcome} run of step {i} of {args.pipeline}",
+                    event_pattern=pulumi.Output.json_dumps(glue_state_pattern(step.kind, step.name, outcome)),
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+                aws.cloudwatch.EventTarget(
+                    f"{name}-{i}-{outcome}-target",
+                    rule=rule.name,
+                    arn=topic_arn,
+                    input_transformer={"input_paths": _INPUT_PATHS[step.kind], "input_template": template},
+                    dead_letter_config={"arn": dlq.arn},
+                    retry_policy={"maximum_event_age_in_seconds": 3600, "maximum_retry_attempts": 10},
+                    opts=pulumi.ResourceOptions(parent=rule),
+                )
+                rules.append(rule)
         # One queue for all the rules: the policy names each of them.
         _allow_delivery(name, dlq, "events.amazonaws.com", [rule.arn for rule in rules])
         self.rule_arns = [rule.arn for rule in rules]
-        self.register_outputs({"rule_arns": self.rule_arns})
+        self.dead_letter_queue_name = dlq.name
+        self.register_outputs({"rule_arns": self.rule_arns, "dead_letter_queue_name": self.dead_letter_queue_name})

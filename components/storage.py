@@ -293,8 +293,9 @@ def _lifecycle(
 def _key_policy(account_id: pulumi.Input[str], region: pulumi.Input[str]) -> pulumi.Output[str]:
     """Account administrators manage the key (so IAM policies grant its use to the estate's roles);
     AWS services that encrypt for us may use it: CloudWatch Logs for this account's log groups,
-    EventBridge for this account's rules delivering to encrypted topics and dead-letter queues, and
-    vended-log delivery for state machines encrypted with this key that log to an encrypted group.
+    EventBridge for this account's rules delivering to encrypted topics and dead-letter queues,
+    CloudWatch for this account's alarms publishing to the encrypted alerts topic, and vended-log
+    delivery for state machines encrypted with this key that log to an encrypted group.
     EventBridge Scheduler is not among them: it acts as each schedule's execution role."""
     root = pulumi.Output.concat("arn:aws:iam::", account_id, ":root")
     use = ["kms:Decrypt", "kms:GenerateDataKey*", "kms:Encrypt", "kms:ReEncrypt*", "kms:DescribeKey"]
@@ -322,12 +323,35 @@ def _key_policy(account_id: pulumi.Input[str], region: pulumi.Input[str]) -> pul
                 },
             },
             {
+                # No aws:SourceAccount/aws:SourceArn condition: EventBridge's key requests for an encrypted
+                # topic do not carry them, so a condition on them drops every delivery (Amazon SNS, "Managing
+                # Amazon SNS encryption keys": adding them to a KMS policy "is not supported for
+                # EventBridge-to-encrypted topics", https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html).
+                # The topic and queue policies carry the source conditions.
                 "Sid": "EventDeliveryToEncryptedTopicsAndQueues",
                 "Effect": "Allow",
                 "Principal": {"Service": "events.amazonaws.com"},
                 "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
                 "Resource": "*",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+            },
+            {
+                # CloudWatch alarms publish to the encrypted alerts topic as the service, which needs the
+                # topic's key (Amazon SNS, "Managing Amazon SNS encryption keys", event sources from AWS
+                # services: cloudwatch.amazonaws.com with kms:GenerateDataKey* and kms:Decrypt, conditioned on
+                # aws:SourceAccount and aws:SourceArn; https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html).
+                "Sid": "CloudWatchAlarmsToEncryptedTopics",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": account_id},
+                    "ArnLike": {
+                        "aws:SourceArn": pulumi.Output.concat(
+                            "arn:aws:cloudwatch:", region, ":", account_id, ":alarm:*"
+                        )
+                    },
+                },
             },
             {
                 # Step Functions' encryption-at-rest guide (and AWS CDK) give the log delivery service

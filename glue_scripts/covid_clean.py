@@ -92,6 +92,7 @@ from job_runtime.contracts import (
 from job_runtime.errors import BadInputError
 
 JOB = "covid_clean"
+PIPELINE = "covid19"  # pipelines/registry.py: the Pipeline dimension of its metrics
 REASON = "reason"
 
 # The staged columns per dataset and the curated star schema: job_runtime.contracts, which the Athena
@@ -719,6 +720,7 @@ def _write(
 
     return glue_common.log_summary(
         JOB,
+        PIPELINE,
         staging_path=staging_path,
         rows_in=sum(d["rows_in"] for d in datasets.values()),
         rows_loaded=sum(d["rows_loaded"] for d in datasets.values()),
@@ -732,9 +734,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Entry point; a missing staged dataset or column raises BadInputError (see glue_common.run)."""
     glue_common.setup_logging()
     # Glue's getResolvedOptions skips argv[0], so on Glue this must be the whole sys.argv.
-    args = glue_common.resolve_args(
-        sys.argv if argv is None else argv, required=("staging_path", "curated_path", "quarantine_path"), optional={}
-    )
+    argv = sys.argv if argv is None else argv
+    glue_common.start_run(argv)
+    args = glue_common.resolve_args(argv, required=("staging_path", "curated_path", "quarantine_path"), optional={})
     spark = glue_common.spark_session(JOB)
     return run(spark, args["staging_path"], args["curated_path"], args["quarantine_path"])
 

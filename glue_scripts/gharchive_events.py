@@ -49,7 +49,8 @@ naming the file holding it; among the files processed together, an event_id seen
 keeps its first occurrence (earliest hour file, then line order) and every other one is quarantined
 with a reason naming the file kept. Blank lines are skipped, as Spark's JSON reader does.
 
-Each run logs one JSON summary with rows_in = rows_loaded + rows_quarantined, and with --runs_table
+Each run prints one summary with rows_in = rows_loaded + rows_quarantined as a CloudWatch Embedded
+Metric Format line (glue_common.log_summary; Files: the hour files it loaded), and with --runs_table
 records itself in that DynamoDB table (job_run_details: RUNNING, then SUCCEEDED/FAILED with counts).
 Arguments: --input_path --output_path --quarantine_path --state_path (local paths or s3:// URIs)
 [--runs_table TABLE]; on Glue, --JOB_RUN_ID names the run.
@@ -73,9 +74,11 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from job_runtime import metrics
 from job_runtime.errors import BadInputError, classify_aws_error
 
 JOB = "gharchive_events"
+PIPELINE = "gharchive"  # pipelines/registry.py: the Pipeline dimension of its metrics
 REQUIRED_ARGS = ("input_path", "output_path", "quarantine_path", "state_path")
 SOURCE_FILE = "source_file"
 ROW_ORDER = "_row_order"  # monotonically_increasing_id right after the scan: line order within a file
@@ -631,6 +634,9 @@ def process(spark: SparkSession, args: dict[str, str]) -> dict[str, Any]:
     quarantined = sum(c.quarantined for c in counts.values())
     summary = glue_common.log_summary(
         JOB,
+        PIPELINE,
+        # Files: the hour files this run loaded (0 when none was new), what the freshness alarm watches.
+        {metrics.FILES: len(pending), metrics.EVENTS: loaded},
         files=len(pending),
         source_files=[f.name for f in pending],
         rows_in=loaded + quarantined,
@@ -729,6 +735,7 @@ def main(argv: Sequence[str] | None = None, dynamodb: Any | None = None) -> dict
     argv = list(sys.argv if argv is None else argv)
     table = runs_table(argv)
     args = parse_args([a for i, a in enumerate(argv) if not _is_extra(argv, i)])
+    glue_common.start_run(argv)
     log = None
     if table is not None:
         if dynamodb is None:

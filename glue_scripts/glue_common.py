@@ -1,4 +1,4 @@
-"""What every Glue script here shares: arguments, the Spark session, file listing, run summaries.
+"""What every Glue script here shares: arguments, the Spark session, file listing, run summaries (metrics).
 
 On AWS Glue this file ships beside each script through `--extra-py-files` (see
 components/compute.py GlueJob), so scripts import it as the top-level module `glue_common`; the
@@ -14,10 +14,12 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from job_runtime import metrics
 from job_runtime.errors import EXIT_BAD_INPUT, BadInputError
 
 log = logging.getLogger("glue_job")
@@ -136,10 +138,49 @@ def write_text(spark, uri: str, text: str) -> None:
         stream.close()
 
 
-def log_summary(job: str, **figures: Any) -> dict[str, Any]:
-    """One JSON line per run that says what happened (CloudWatch Logs Insights can query it)."""
+@dataclass(frozen=True)
+class RunMetrics:
+    """Where a run's metrics go (the Stack and Pipeline dimension values; "" for the job's own pipeline)
+    and when the run started (time.monotonic())."""
+
+    stack: str
+    pipeline: str
+    started: float
+
+
+# Until a job's main() calls start_run (e.g. a test calling a job's functions directly): a local run
+# timed from this module's import.
+_run = RunMetrics(metrics.LOCAL_STACK, "", time.monotonic())
+
+
+def start_run(argv: Sequence[str]) -> RunMetrics:
+    """Start timing this run and read its metrics' Stack and Pipeline from the optional job arguments
+    `--metrics_stack` and `--metrics_pipeline` (components/compute.py GlueJob sets both)."""
+    global _run
+    args = resolve_args(argv, (), {"metrics_stack": metrics.LOCAL_STACK, "metrics_pipeline": ""})
+    _run = RunMetrics(
+        args["metrics_stack"].strip() or metrics.LOCAL_STACK, args["metrics_pipeline"].strip(), time.monotonic()
+    )
+    return _run
+
+
+def log_summary(job: str, pipeline: str, job_metrics: dict[str, int] | None = None, **figures: Any) -> dict[str, Any]:
+    """The run's one summary: printed to stdout as one CloudWatch Embedded Metric Format line (pure JSON,
+    no log prefix, so EMF extraction and Logs Insights read it) and returned as `{"job": job, **figures}`.
+
+    `figures` hold rows_in, rows_loaded and rows_quarantined; `job_metrics` the job's other metrics
+    (job_runtime.metrics: Files, Devices, Events); `pipeline` is the registry name the job belongs to,
+    used unless the run was started with --metrics_pipeline.
+    """
     summary = {"job": job, **figures}
-    log.info(json.dumps(summary, sort_keys=True, default=str))
+    metrics.emit_run_summary(
+        summary,
+        stack=_run.stack,
+        pipeline=_run.pipeline or pipeline,
+        job=job,
+        duration_seconds=time.monotonic() - _run.started,
+        metrics=job_metrics,
+    )
     return summary
 
 

@@ -34,10 +34,12 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from job_runtime import metrics
 from job_runtime.contracts import SALES_DEFAULT_COLUMNS, SALES_SCHEMA, SalesField
 from job_runtime.errors import BadInputError
 
 JOB = "sales_csv_to_parquet"
+PIPELINE = "sales"  # pipelines/registry.py: the Pipeline dimension of its metrics
 SOURCE_FILE = "source_file"
 ROW_ORDER = "_row_order"  # file order of a row within its file (monotonically_increasing_id right after the read)
 CORRUPT = "_corrupt_record"  # Spark's malformed-row column: set when a row's field count differs from the header's
@@ -297,6 +299,7 @@ def read_raw(spark, info: FileInfo, rel: str, columns: Sequence[str]) -> DataFra
 
 def main(argv: Sequence[str] | None = None, glue: Any = None) -> dict:
     """Convert every pending CSV; `glue`: the Glue client for partition registration (default: boto3's)."""
+    glue_common.start_run(sys.argv if argv is None else argv)
     args = glue_common.resolve_args(
         sys.argv[1:] if argv is None else argv,
         ["input_path", "output_path", "quarantine_path", "state_path"],
@@ -413,6 +416,8 @@ def main(argv: Sequence[str] | None = None, glue: Any = None) -> dict:
     rows_quarantined = sum(c[1] for c in counts.values())
     summary = glue_common.log_summary(
         JOB,
+        PIPELINE,
+        {metrics.FILES: len(accepted)},
         files=len(accepted),
         rows_in=rows_loaded + rows_quarantined,
         rows_loaded=rows_loaded,

@@ -29,12 +29,13 @@ import glue_common
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from job_runtime import sql
+from job_runtime import metrics, sql
 from job_runtime.contracts import SALES_SCHEMA
 from job_runtime.errors import BadInputError
 from job_runtime.warehouse import parquet_rows, run_postgres_transaction, run_redshift_transaction
 
 JOB = "sales_load_warehouse"
+PIPELINE = "sales"  # pipelines/registry.py: the Pipeline dimension of its metrics
 SOURCE_FILE = "source_file"
 MAX_SOURCES_PER_LOAD = 500  # keeps the DELETE's IN list far below the Data API's 100 KB statement limit
 # Names of tables that get a `<table>_stage` beside them, and of their schema, stay within Redshift's limit.
@@ -225,6 +226,7 @@ def load_batch(spark, batch: list[dict], args: dict[str, str], warehouse: Wareho
 
 
 def main(argv: Sequence[str] | None = None, warehouse: Warehouse | None = None) -> dict:
+    glue_common.start_run(sys.argv if argv is None else argv)
     args = glue_common.resolve_args(
         sys.argv[1:] if argv is None else argv,
         ["parquet_path", "stage_path", "state_path"],
@@ -250,10 +252,16 @@ def main(argv: Sequence[str] | None = None, warehouse: Warehouse | None = None) 
     # Oldest uploads first, so across batches too a later upload's version of an order wins.
     for start in range(0, len(pending), MAX_SOURCES_PER_LOAD):
         loaded.update(load_batch(spark, pending[start : start + MAX_SOURCES_PER_LOAD], args, warehouse))
+    rows = sum(loaded.values())
+    # The converted Parquet it loads was validated by the conversion: every staged row is loaded.
     return glue_common.log_summary(
         JOB,
+        PIPELINE,
+        {metrics.FILES: len(loaded)},
         sources=list(loaded),
-        rows_loaded=sum(loaded.values()),
+        rows_in=rows,
+        rows_loaded=rows,
+        rows_quarantined=0,
         table=f"{args['schema']}.{args['table']}",
         warehouse=args["warehouse"],
     )

@@ -13,8 +13,14 @@ exactly the catalog table's. `readings` is the readings of the interval the poin
 With --state_path, a run reads only the files the month index names (see "the month index" below),
 so its cost follows the month's data, not the history; without it, every file under the input.
 
+A month with no valid interval in it, or with fewer than --min_intervals_ratio x the intervals of the
+previous month's run, fails the run before anything is written (BadInputError naming both counts and
+the settings sensorAllowEmptyMonth / sensorMinIntervalsRatio), unless --allow_empty_month true. The
+previous month's count is what its run recorded under `<state_path>/months/` (see "the month record");
+without a record (the first month, or no --state_path) only the empty-month rule applies.
+
 Arguments: --input_path --output_path --quarantine_path [--state_path] [--month YYYY-MM|previous]
-[--frequency 1min]
+[--frequency 1min] [--allow_empty_month false] [--min_intervals_ratio 0.5]
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
+from job_runtime import metrics
 from job_runtime.contracts import (
     SENSOR_INDEX_DIR,
     SENSOR_TIMESERIES_COLUMNS,
@@ -42,6 +49,10 @@ from job_runtime.contracts import (
 from job_runtime.errors import BadInputError
 
 JOB = "sensor_timeseries"
+PIPELINE = "sensor-timeseries"  # pipelines/registry.py: the Pipeline dimension of its metrics
+# What pipelines/sensor_timeseries.py passes from sensorAllowEmptyMonth and sensorMinIntervalsRatio.
+ALLOW_EMPTY_MONTH = "false"
+MIN_INTERVALS_RATIO = "0.5"
 
 REQUIRED_COLUMNS = ("sensor_id", "start_time", "end_time", "value")
 READINGS = "readings"  # optional: absent means one reading per interval
@@ -76,6 +87,25 @@ def parse_frequency(text: str) -> int:
     if SECONDS_PER_DAY % seconds:
         raise BadInputError(f"--frequency {text!r} does not divide 24h evenly ({SECONDS_PER_DAY} s)")
     return seconds
+
+
+def parse_allow_empty_month(text: str) -> bool:
+    """`--allow_empty_month`: "true" or "false" (any case)."""
+    value = text.strip().lower()
+    if value not in ("true", "false"):
+        raise BadInputError(f"--allow_empty_month {text!r} is not true or false")
+    return value == "true"
+
+
+def parse_min_intervals_ratio(text: str) -> float:
+    """`--min_intervals_ratio`: a number from 0 (the drop check off) up."""
+    try:
+        ratio = float(text.strip())
+    except ValueError:
+        ratio = -1.0
+    if not (0 <= ratio < float("inf")):
+        raise BadInputError(f"--min_intervals_ratio {text!r} is not a number >= 0 (0 turns the check off)")
+    return ratio
 
 
 def resolve_month(text: str, today: date) -> str:
@@ -294,6 +324,65 @@ def write_index(
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# --- the month record -------------------------------------------------------------------------------
+#
+# A successful run records its month's interval count in `<state_path>/months/month=YYYY-MM.json`
+# ({"month", "intervals_in_month"}); the next month's run compares its own count with it. A rerun of a
+# month replaces that month's record, so reruns and backfills leave one record per month.
+
+
+@dataclass(frozen=True)
+class MonthCheck:
+    """The empty-month rule's settings (--allow_empty_month, --min_intervals_ratio)."""
+
+    allow_empty_month: bool = ALLOW_EMPTY_MONTH == "true"
+    min_intervals_ratio: float = float(MIN_INTERVALS_RATIO)
+
+
+def previous_month(month: str) -> str:
+    start = datetime.strptime(month, "%Y-%m")
+    return (start - timedelta(days=1)).strftime("%Y-%m")
+
+
+def _month_record_uri(state_path: str, month: str) -> str:
+    return f"{state_path.rstrip('/')}/months/month={month}.json"
+
+
+def recorded_intervals(spark: SparkSession, state_path: str, month: str) -> int | None:
+    """The interval count the month's last successful run recorded, or None (no run, or no --state_path)."""
+    if not state_path:
+        return None
+    text = glue_common.read_text(spark, _month_record_uri(state_path, month))
+    return None if text is None else int(json.loads(text)["intervals_in_month"])
+
+
+def record_intervals(spark: SparkSession, state_path: str, month: str, intervals: int) -> None:
+    record = {"month": month, "intervals_in_month": intervals}
+    glue_common.write_text(spark, _month_record_uri(state_path, month), json.dumps(record, sort_keys=True))
+
+
+def check_month(month: str, intervals: int, previous: int | None, check: MonthCheck) -> None:
+    """BadInputError when the month has no interval, or fewer than the ratio x the previous month's."""
+    if check.allow_empty_month:
+        return
+    before = previous_month(month)
+    earlier = f"{previous} in {before}" if previous is not None else f"no run recorded for {before}"
+    if intervals == 0:
+        raise BadInputError(
+            f"sensor month {month} has no intervals (previous month: {earlier}); nothing was written. "
+            "If the month is really empty, set sensorAllowEmptyMonth to true (job argument "
+            "--allow_empty_month true) and run the month again; if its data is late, upload it and run the month again."
+        )
+    if previous is not None and check.min_intervals_ratio and intervals < check.min_intervals_ratio * previous:
+        raise BadInputError(
+            f"sensor month {month} has {intervals} intervals, fewer than {check.min_intervals_ratio:g} x the "
+            f"{previous} intervals of {before}; nothing was written. If the drop is expected, lower "
+            "sensorMinIntervalsRatio (0 turns this check off; job argument --min_intervals_ratio) or set "
+            "sensorAllowEmptyMonth to true, and run the month again; if its data is late, upload it and run "
+            "the month again."
+        )
 
 
 # --- validation ------------------------------------------------------------------------------------
@@ -518,12 +607,20 @@ def _month_dir(root: str, month: str) -> str:
 
 
 def run(
-    spark: SparkSession, grid: Grid, input_path: str, output_path: str, quarantine_path: str, state_path: str = ""
+    spark: SparkSession,
+    grid: Grid,
+    input_path: str,
+    output_path: str,
+    quarantine_path: str,
+    state_path: str = "",
+    check: MonthCheck = MonthCheck(),
 ) -> dict[str, Any]:
     """The whole job for one month's grid; returns the logged summary.
 
     With `state_path`, only the files the month index names (and those it does not know yet, which are
-    then indexed) are read; without it, every file under the input.
+    then indexed) are read, and the month's interval count is recorded for the next month's check;
+    without it, every file under the input. BadInputError, before anything is written, when the month
+    fails `check` (see check_month).
     """
     # TIMESTAMP_MICROS (UTC-adjusted) rather than Spark's legacy INT96: what Athena, Redshift and pyarrow expect.
     spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
@@ -532,20 +629,41 @@ def run(
     else:
         listed = [f for f in glue_common.list_files(spark, input_path, ".csv") if f.size > 0]
         selection = Selection(listed, [], len(listed))
+    previous = recorded_intervals(spark, state_path, previous_month(grid.month))
     checked = transform_check(read_intervals(spark, input_path, [f.uri for f in selection.files])).cache()
     try:
-        summary = _process(checked, grid, output_path, quarantine_path, selection)
+        summary = _process(
+            checked,
+            grid,
+            output_path,
+            quarantine_path,
+            selection,
+            lambda n: check_month(grid.month, n, previous, check),
+        )
         # Only after the month's output is written: a failed run indexes nothing and the next one reads again.
         indexed = (
             write_index(spark, checked, input_path, state_path, selection.unindexed, grid.month) if state_path else 0
         )
+        if state_path:
+            record_intervals(spark, state_path, grid.month, summary["intervals_in_month"])
     finally:
         checked.unpersist()
-    return glue_common.log_summary(JOB, **summary, files_indexed=indexed)
+    return glue_common.log_summary(
+        JOB,
+        PIPELINE,
+        {metrics.FILES: summary["files_read"], metrics.DEVICES: summary["sensors"]},
+        **summary,
+        files_indexed=indexed,
+    )
 
 
 def _process(
-    checked: DataFrame, grid: Grid, output_path: str, quarantine_path: str, selection: Selection
+    checked: DataFrame,
+    grid: Grid,
+    output_path: str,
+    quarantine_path: str,
+    selection: Selection,
+    check: Callable[[int], None],
 ) -> dict[str, Any]:
     # Valid intervals in the month's window, as transform_grid_intervals selects them.
     in_window = F.col("reason").isNull() & overlaps_grid(F.col("_start"), F.col("_end"), grid)
@@ -564,6 +682,7 @@ def _process(
             raise
         raise BadInputError(message) from None
     assert totals is not None
+    check(int(totals["intervals"]))  # before any write: a failed check leaves the month as it was
     rows_in, rows_valid = int(totals["rows_in"]), int(totals["rows_valid"])
     valid, quarantined = split_checked(checked)
     sensors = int(totals["sensors"])
@@ -594,6 +713,7 @@ def _process(
         frequency_seconds=grid.step_seconds,
         rows_in=rows_in,
         rows_valid=rows_valid,
+        rows_loaded=rows_valid,  # every valid interval is used (those of other months by their months' runs)
         rows_quarantined=rows_in - rows_valid,
         intervals_in_month=int(totals["intervals"]),
         sensors=sensors,
@@ -609,16 +729,33 @@ def main(argv: Sequence[str] | None = None, today: Callable[[], date] = _utc_tod
     """Entry point; bad input (arguments, columns, headers) raises BadInputError (see glue_common.run)."""
     glue_common.setup_logging()
     # Glue's getResolvedOptions skips argv[0], so on Glue this must be the whole sys.argv.
+    argv = sys.argv if argv is None else argv
+    glue_common.start_run(argv)
     args = glue_common.resolve_args(
-        sys.argv if argv is None else argv,
+        argv,
         required=("input_path", "output_path", "quarantine_path"),
-        optional={"month": "previous", "frequency": "1min", "state_path": ""},
+        optional={
+            "month": "previous",
+            "frequency": "1min",
+            "state_path": "",
+            "allow_empty_month": ALLOW_EMPTY_MONTH,
+            "min_intervals_ratio": MIN_INTERVALS_RATIO,
+        },
     )
     # Arguments are checked before Spark starts.
     grid = Grid.for_month(resolve_month(args["month"], today()), parse_frequency(args["frequency"]))
+    check = MonthCheck(
+        parse_allow_empty_month(args["allow_empty_month"]), parse_min_intervals_ratio(args["min_intervals_ratio"])
+    )
     spark = glue_common.spark_session(JOB)
     return run(
-        spark, grid, args["input_path"], args["output_path"], args["quarantine_path"], args["state_path"].strip()
+        spark,
+        grid,
+        args["input_path"],
+        args["output_path"],
+        args["quarantine_path"],
+        args["state_path"].strip(),
+        check,
     )
 
 

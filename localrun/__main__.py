@@ -261,8 +261,9 @@ class LocalRun:
 def local_render_logs(run: LocalRun) -> str:
     summaries = run_render_logs(run.lake, run.dsn["render-logs"], run.generated_rows)
     print_table(run.reader_dsn)
-    rows_in = sum(s["rows_in"] for s in summaries)
-    quarantined = sum(s["rows_quarantined"] for s in summaries)
+    # Each summary is the job's metrics line (job_runtime.metrics): its row counts are the metrics.
+    rows_in = sum(s["RowsIn"] for s in summaries)
+    quarantined = sum(s["RowsQuarantined"] for s in summaries)
     return (
         f"render-logs: {len(summaries)} file(s), {rows_in} row(s) in, {rows_in - quarantined} loaded, "
         f"{quarantined} quarantined"

@@ -14,10 +14,11 @@
   5. one Redshift Data API transaction (pipelines/covid_star_schema.py) creates the star schema's tables
      if missing (in the schema the stack created) and, per table, COPYs the curated Parquet into a temp
      stage and MERGEs it: reruns leave the same tables.
-Success and failure are announced on the topic. The SQL of steps 3 and 5 is generated here, so a
-change to it shows in `pulumi preview`. The curated tables' schema is ours (job_runtime.contracts.
-COVID_STAR_TABLES): the stack defines them in the catalog as `covid_<table>` (CatalogTable), queryable
-in Athena as soon as the clean job has written them, no crawl.
+Failures are announced on the alerts topic, successes on the notifications topic (when the stack has
+one). The SQL of steps 3 and 5 is generated here, so a change to it shows in `pulumi preview`. The
+curated tables' schema is ours (job_runtime.contracts.COVID_STAR_TABLES): the stack defines them in the
+catalog as `covid_<table>` (CatalogTable), queryable in Athena as soon as the clean job has written
+them, no crawl.
 """
 
 from __future__ import annotations
@@ -34,8 +35,20 @@ import pulumi
 
 from components.aws_limits import schedule_expression_problem
 from components.compute import BatchJob, BatchJobArgs, GlueJob
-from components.config import SQL_IDENTIFIER, Check, ConfigSection, Setting
+from components.config import (
+    SQL_IDENTIFIER,
+    Check,
+    ConfigSection,
+    Setting,
+    check_quarantine_ratio,
+    check_run_timeout,
+    quarantine_ratio_setting,
+    ratio,
+    run_timeout_seconds,
+    run_timeout_setting,
+)
 from components.iam import hadoop_directories, list_buckets, statement
+from components.monitoring import DeadLetterQueue, PipelineWatch
 from components.orchestration import (
     PollStep,
     Schedule,
@@ -54,7 +67,7 @@ from components.storage import SCRATCH_PREFIX
 from components.warehouse import CatalogTable, CatalogTableArgs, Crawler, data_api_statements
 from components.warehouse_access import Loader, db_roles_tag, loader_role
 from pipelines import covid_staging, covid_star_schema
-from pipelines.platform import Pipeline, Platform
+from pipelines.platform import Pipeline, Platform, batch_run_minutes, glue_run_minutes
 
 LANDING_PREFIX = "covid/landing/"
 # Athena's staging output is read once by the clean job: the lake's scratch area expires it.
@@ -67,6 +80,12 @@ EXECUTION = "EXECUTIONNAME"  # stands for $$.Execution.Name in generated SQL, re
 ATHENA_API_ERRORS = ("Athena.TooManyRequestsException", "Athena.InternalServerException")
 WAREHOUSE_ROLE = loader_role("covid19")
 DATA_API_ERRORS = ("RedshiftData.ActiveStatementsExceededException", "RedshiftData.InternalServerException")
+# The polled steps give up after this long: the landing crawl and the star schema load.
+CRAWL_MAX_WAIT_SECONDS = 3600
+LOAD_MAX_WAIT_SECONDS = 3600
+# Athena cancels a DML query (the staging UNLOADs) after 30 minutes unless the account raised its "DML query
+# timeout" quota (Athena service quotas: https://docs.aws.amazon.com/athena/latest/ug/service-limits.html).
+ATHENA_QUERY_MINUTES = 30
 # Each dataset the clean job knows (job_runtime.contracts.COVID_DATASETS; a test keeps them equal), with
 # the setting naming its prefix in the source bucket.
 COVID_DATASET_KEYS = {
@@ -85,6 +104,9 @@ class CovidConfig:
     datasets: dict[str, str]
     schedule: str
     warehouse_schema: str
+    # The state machine's TimeoutSeconds setting in minutes (0: derived from its steps' bounds).
+    run_timeout_minutes: int
+    quarantine_alarm_ratio: float
 
 
 SETTINGS = (
@@ -131,6 +153,8 @@ SETTINGS = (
         "covid",
         "Redshift schema holding the COVID-19 star schema (created if missing)",
     ),
+    run_timeout_setting("covid", "covid19"),
+    quarantine_ratio_setting("covid", "covid19"),
 )
 
 
@@ -158,6 +182,8 @@ def validate(values: Mapping[str, Any], check: Check) -> None:
         "covidWarehouseSchema",
         "must be a lower-case SQL identifier",
     )
+    check_run_timeout(values, check, "covidRunTimeoutMinutes")
+    check_quarantine_ratio(values, check, "covidQuarantineAlarmRatio")
 
 
 def parse(values: Mapping[str, Any]) -> CovidConfig:
@@ -167,6 +193,8 @@ def parse(values: Mapping[str, Any]) -> CovidConfig:
         datasets={name: values[key] for name, key in COVID_DATASET_KEYS.items()},
         schedule=values["covidSchedule"],
         warehouse_schema=values["covidWarehouseSchema"],
+        run_timeout_minutes=values["covidRunTimeoutMinutes"],
+        quarantine_alarm_ratio=ratio(values["covidQuarantineAlarmRatio"]),
     )
 
 
@@ -227,11 +255,17 @@ class CovidPipeline(pulumi.ComponentResource):
     state_machine_arn: pulumi.Output[str]
     # Star schema table (dim_date...) -> its catalog table's name (covid_dim_date...).
     curated_table_names: dict[str, pulumi.Output[str]]
+    copy_job_definition_name: pulumi.Output[str]
+    clean_job_name: pulumi.Output[str]
+    # The schedule's dead-letter queue: scheduled starts that did not start a run.
+    schedule_dead_letter_queue_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: CovidArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:pipelines:Covid", name, None, opts)
         self._name, self._settings, self._platform = name, args.settings, args.platform
         self._child = pulumi.ResourceOptions(parent=self)
+        # The longest each step may take, in minutes, as the steps are built (the run's derived timeout).
+        self._step_minutes: dict[str, int] = {}
         copy = self.copy()
         landing_crawler = self.landing_catalog()
         stage_steps = self.staging()
@@ -239,11 +273,20 @@ class CovidPipeline(pulumi.ComponentResource):
         curated = self.curated_catalog()
         load = self.load()
         machine = self.machine(copy, landing_crawler, stage_steps, clean, load)
-        self.schedule(machine)
+        schedule = self.schedule(machine)
         self.state_machine_arn = machine.state_machine_arn
         self.curated_table_names = {table: t.table_name for table, t in curated.items()}
+        self.copy_job_definition_name = copy.job_definition_name
+        self.clean_job_name = clean.job_name
+        self.schedule_dead_letter_queue_name = schedule.dead_letter_queue_name
         self.register_outputs(
-            {"state_machine_arn": self.state_machine_arn, "curated_table_names": self.curated_table_names}
+            {
+                "state_machine_arn": self.state_machine_arn,
+                "curated_table_names": self.curated_table_names,
+                "copy_job_definition_name": self.copy_job_definition_name,
+                "clean_job_name": self.clean_job_name,
+                "schedule_dead_letter_queue_name": self.schedule_dead_letter_queue_name,
+            }
         )
 
     def copy(self) -> BatchJob:
@@ -251,36 +294,33 @@ class CovidPipeline(pulumi.ComponentResource):
         s, p = self._settings, self._platform
         raw = p.lake.raw
         source_arn = f"arn:aws:s3:::{s.source_bucket}"
-        return BatchJob(
-            f"{self._name}-copy",
-            BatchJobArgs(
-                account_id=p.account_id,
-                region=p.region,
-                compute=p.jobs,
-                command=["copy-datasets"],
-                environment={
-                    "COPY_SOURCE_BUCKET": s.source_bucket,
-                    "COPY_SOURCE_REGION": s.source_region,
-                    "COPY_DATASETS": json.dumps(s.datasets, sort_keys=True),
-                    "COPY_TARGET": raw.uri(LANDING_PREFIX),
-                },
-                job_role_statements=[
-                    statement(["s3:ListBucket"], [source_arn]),
-                    statement(
-                        ["s3:GetObject"], [f"{source_arn}/{prefix}*" for prefix in sorted(set(s.datasets.values()))]
-                    ),
-                    raw.grant(["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"], LANDING_PREFIX),
-                    list_buckets(raw.arn),
-                    statement(["kms:Decrypt", "kms:GenerateDataKey"], [p.lake.key_arn]),
-                ],
-                assign_public_ip=p.assign_public_ip,
-                # Server-side copies: the container only lists and calls CopyObject.
-                vcpu=0.25,
-                memory_mib=1024,
-                timeout_minutes=120,
-            ),
-            opts=self._child,
+        args = BatchJobArgs(
+            pipeline="covid19",
+            account_id=p.account_id,
+            region=p.region,
+            compute=p.jobs.job_environment,
+            command=["copy-datasets"],
+            environment={
+                "COPY_SOURCE_BUCKET": s.source_bucket,
+                "COPY_SOURCE_REGION": s.source_region,
+                "COPY_DATASETS": json.dumps(s.datasets, sort_keys=True),
+                "COPY_TARGET": raw.uri(LANDING_PREFIX),
+            },
+            job_role_statements=[
+                statement(["s3:ListBucket"], [source_arn]),
+                statement(["s3:GetObject"], [f"{source_arn}/{prefix}*" for prefix in sorted(set(s.datasets.values()))]),
+                raw.grant(["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"], LANDING_PREFIX),
+                list_buckets(raw.arn),
+                statement(["kms:Decrypt", "kms:GenerateDataKey"], [p.lake.key_arn]),
+            ],
+            assign_public_ip=p.assign_public_ip,
+            # Server-side copies: the container only lists and calls CopyObject.
+            vcpu=0.25,
+            memory_mib=1024,
+            timeout_minutes=120,
         )
+        self._step_minutes["copy"] = batch_run_minutes(args)
+        return BatchJob(f"{self._name}-copy", args, opts=self._child)
 
     def landing_catalog(self) -> Crawler:
         """2. The crawler cataloging each landing dataset (CSV with header) as covid_landing_<dataset>.
@@ -305,6 +345,7 @@ class CovidPipeline(pulumi.ComponentResource):
         """3. One Athena UNLOAD per dataset into this execution's staging folder."""
         p = self._platform
         processed = pulumi.Output.from_input(p.lake.processed.name)
+        self._step_minutes["staging"] = ATHENA_QUERY_MINUTES * len(covid_staging.DATASETS)
         return [
             TaskStep(
                 name=f"Stage{dataset.title().replace('_', '')}",
@@ -323,26 +364,25 @@ class CovidPipeline(pulumi.ComponentResource):
         """4. The Glue job typing, de-duplicating and keying the staged data into the curated zone."""
         p = self._platform
         processed, curated = p.lake.processed, p.lake.curated
-        return GlueJob(
-            f"{self._name}-clean",
-            p.glue.job(
-                "covid_clean.py",
-                arguments={
-                    "--curated_path": curated.uri(CURATED_PREFIX),
-                    "--quarantine_path": processed.uri(QUARANTINE_PREFIX),
-                },
-                role_statements=[
-                    processed.write(STAGING_PREFIX, QUARANTINE_PREFIX),
-                    curated.write(CURATED_PREFIX),
-                    list_buckets(processed.arn, curated.arn),
-                    *hadoop_directories(
-                        reads=[(processed.arn, STAGING_PREFIX)],
-                        writes=[(curated.arn, CURATED_PREFIX), (processed.arn, QUARANTINE_PREFIX)],
-                    ),
-                ],
-            ),
-            opts=self._child,
+        args = p.glue.job(
+            "covid_clean.py",
+            pipeline="covid19",
+            arguments={
+                "--curated_path": curated.uri(CURATED_PREFIX),
+                "--quarantine_path": processed.uri(QUARANTINE_PREFIX),
+            },
+            role_statements=[
+                processed.write(STAGING_PREFIX, QUARANTINE_PREFIX),
+                curated.write(CURATED_PREFIX),
+                list_buckets(processed.arn, curated.arn),
+                *hadoop_directories(
+                    reads=[(processed.arn, STAGING_PREFIX)],
+                    writes=[(curated.arn, CURATED_PREFIX), (processed.arn, QUARANTINE_PREFIX)],
+                ),
+            ],
         )
+        self._step_minutes["clean"] = glue_run_minutes(args)
+        return GlueJob(f"{self._name}-clean", args, opts=self._child)
 
     def curated_catalog(self) -> dict[str, CatalogTable]:
         """The catalog tables of the curated star schema (covid_<table>), defined by the stack: no crawl."""
@@ -362,6 +402,7 @@ class CovidPipeline(pulumi.ComponentResource):
         sqls = pulumi.Output.all(p.lake.curated.name, p.warehouse.copy_role_arn).apply(
             lambda values: load_sqls(s.warehouse_schema, values[0], values[1])
         )
+        self._step_minutes["load"] = LOAD_MAX_WAIT_SECONDS // 60
         return PollStep(
             name="LoadStarSchema",
             start=TaskStep(
@@ -390,6 +431,7 @@ class CovidPipeline(pulumi.ComponentResource):
                     {"Variable": "$.loadStatus.Status", "StringEquals": "ABORTED"},
                 ]
             },
+            max_wait_seconds=LOAD_MAX_WAIT_SECONDS,
             wait_seconds=15,
         )
 
@@ -407,11 +449,12 @@ class CovidPipeline(pulumi.ComponentResource):
         account, region = pulumi.Output.from_input(p.account_id), pulumi.Output.from_input(p.region)
         processed_name = pulumi.Output.from_input(processed.name)
         database = p.catalog.database_name
+        self._step_minutes["crawl"] = CRAWL_MAX_WAIT_SECONDS // 60
         definition = pipeline_definition(
             "covid19",
             [
                 batch_job_step("CopySources", "copy-datasets", p.jobs.job_queue_arn, copy.job_definition_arn),
-                crawl_step("CatalogLanding", landing_crawler.crawler_name),
+                crawl_step("CatalogLanding", landing_crawler.crawler_name, max_wait_seconds=CRAWL_MAX_WAIT_SECONDS),
                 *stage_steps,
                 glue_job_step(
                     "CleanStagedData",
@@ -420,7 +463,9 @@ class CovidPipeline(pulumi.ComponentResource):
                 ),
                 load,
             ],
-            p.topic_arn,
+            alerts_topic_arn=p.alerts_topic_arn,
+            notifications_topic_arn=p.notifications_topic_arn,
+            timeout_seconds=run_timeout_seconds(self._settings.run_timeout_minutes, sum(self._step_minutes.values())),
         )
         catalog = pulumi.Output.concat("arn:aws:glue:", region, ":", account, ":")
         return StateMachine(
@@ -429,7 +474,6 @@ class CovidPipeline(pulumi.ComponentResource):
                 account_id=p.account_id,
                 kms_key_arn=p.lake.key_arn,
                 definition=definition,
-                topic_arn=p.topic_arn,
                 log_retention_days=p.log_retention_days,
                 # The star schema load signs in to Redshift with this pipeline's database role.
                 role_tags=db_roles_tag(WAREHOUSE_ROLE),
@@ -490,6 +534,24 @@ class CovidPipeline(pulumi.ComponentResource):
         )
 
 
+def watch(component: CovidPipeline, settings: CovidConfig) -> PipelineWatch:
+    """The state machine, the schedule's dead-letter queue, the copy and clean jobs, the clean's quarantine."""
+    return PipelineWatch(
+        pipeline="covid19",
+        state_machine_arns=(component.state_machine_arn,),
+        dead_letter_queues=(
+            DeadLetterQueue(
+                name=component.schedule_dead_letter_queue_name,
+                holds="scheduled starts of the covid19 run that could not start it",
+            ),
+        ),
+        glue_job_names=(component.clean_job_name,),
+        batch_job_definition_names=(component.copy_job_definition_name,),
+        quarantine_jobs=("covid_clean",),
+        quarantine_ratio_threshold=settings.quarantine_alarm_ratio,
+    )
+
+
 PIPELINE: Pipeline[CovidConfig, CovidPipeline] = Pipeline(
     name="covid19",
     config=ConfigSection(settings=SETTINGS, validate=validate, parse=parse),
@@ -500,6 +562,7 @@ PIPELINE: Pipeline[CovidConfig, CovidPipeline] = Pipeline(
         # The curated star schema in glue_database, for Athena: covid_dim_date_table, ...
         **{f"covid_{table}_table": name for table, name in c.curated_table_names.items()},
     },
+    watch=watch,
     needs_batch=True,
     warehouse_loader=lambda s: Loader(WAREHOUSE_ROLE, s.warehouse_schema),
 )

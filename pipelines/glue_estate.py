@@ -30,12 +30,19 @@ class GlueEstate:
     log_retention_days: int = 30
 
     def job(
-        self, script: str, arguments: dict[str, pulumi.Input[str]], role_statements: list[dict[str, Any]]
+        self,
+        script: str,
+        arguments: dict[str, pulumi.Input[str]],
+        role_statements: list[dict[str, Any]],
+        *,
+        pipeline: str,
     ) -> GlueJobArgs:
-        """A Glue job running glue_scripts/<script> (with glue_common.py and job_runtime/) at the stack's Glue size."""
+        """A Glue job of `pipeline` (its registry name) running glue_scripts/<script> (with glue_common.py and
+        job_runtime/) at the stack's Glue size."""
         return GlueJobArgs(
             account_id=self.account_id,
             region=self.region,
+            pipeline=pipeline,
             kms_key_arn=self.lake.key_arn,
             script_path=str(GLUE_SCRIPTS / script),
             extra_py_files=(str(GLUE_SCRIPTS / "glue_common.py"), str(JOB_RUNTIME)),

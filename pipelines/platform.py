@@ -1,8 +1,9 @@
 """What a pipeline is to the program (`Pipeline`), and what the platform offers every pipeline (`Platform`).
 
 A pipeline module (pipelines/<name>.py) declares one `Pipeline`: its config section, how to build its
-component from the platform, and its stack outputs. pipelines/registry.py lists them; the program
-(__main__.py), the config loader, localrun and docs/adding-a-pipeline.md loop over that list.
+component from the platform, its stack outputs, and what the monitoring watches of it.
+pipelines/registry.py lists them; the program (__main__.py), the config loader, localrun and
+docs/adding-a-pipeline.md loop over that list.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Any, Generic, TypeVar
 
 import pulumi
 
-from components.compute import BatchCompute
+from components.compute import BatchCompute, BatchJobArgs, GlueJobArgs
 from components.config import ConfigSection
+from components.monitoring import PipelineWatch
 from components.storage import Lake
 from components.warehouse import QueryCatalog, Warehouse
 from components.warehouse_access import Loader
@@ -35,8 +37,10 @@ class Platform:
     warehouse: Warehouse
     # The Glue Data Catalog database and the Athena workgroup.
     catalog: QueryCatalog
-    # The SNS topic every pipeline announces success and failure on.
-    topic_arn: pulumi.Input[str]
+    # The SNS topic every failure goes to (always exists).
+    alerts_topic_arn: pulumi.Input[str]
+    # The SNS topic routine success news goes to; None when the stack sends none (successNotifications false).
+    notifications_topic_arn: pulumi.Input[str] | None
     # Glue jobs and crawlers at the stack's Glue size, writing to the catalog.
     glue: GlueEstate
     # The one jobs image, queue and log group; None unless an enabled pipeline needs Batch.
@@ -66,7 +70,20 @@ class Pipeline(Generic[Settings, Component]):
     component: Callable[[Settings, Platform, pulumi.ResourceOptions], Component]
     # Stack output name -> value, for the built component.
     outputs: Callable[[Component, Settings, Platform], Mapping[str, Any]]
+    # What the stack's monitoring (components/monitoring.py) watches of the built component: its state
+    # machines, dead-letter queues, Glue jobs, Batch job definitions, quarantine ratios and freshness.
+    watch: Callable[[Component, Settings], PipelineWatch]
     # Whether it runs jobs on the shared Batch compute (the platform builds it only if one does).
     needs_batch: bool = False
     # The database role and schema it loads the warehouse with, if it does (components/warehouse_access.py).
     warehouse_loader: Callable[[Settings], Loader] | None = None
+
+
+def batch_run_minutes(job: BatchJobArgs) -> int:
+    """The longest a Batch job's run may take: every attempt its full timeout."""
+    return job.timeout_minutes * job.retry_attempts
+
+
+def glue_run_minutes(job: GlueJobArgs) -> int:
+    """The longest a Glue job's run may take: the run and each of its retries their full timeout."""
+    return job.timeout_minutes * (1 + job.max_retries)

@@ -7,11 +7,18 @@ localrun runs them, and tests/infra/test_config.py keeps Pulumi.yaml equal to th
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from components.config import ConfigSection, Setting, StackConfig, declared_settings, load_config
 from pipelines import covid, gharchive, render_logs, sales, sensor_timeseries
 from pipelines.platform import Pipeline
+
+# The program's project file.
+PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
 PIPELINES: tuple[Pipeline[Any, Any], ...] = (
     render_logs.PIPELINE,
@@ -20,6 +27,12 @@ PIPELINES: tuple[Pipeline[Any, Any], ...] = (
     gharchive.PIPELINE,
     covid.PIPELINE,
 )
+
+
+@cache
+def schema() -> dict[str, dict[str, Any]]:
+    """Pulumi.yaml's `config:` block: the schema users and the Pulumi CLI see."""
+    return yaml.safe_load(PROJECT_FILE.read_text())["config"]
 
 
 def registered() -> tuple[Pipeline[Any, Any], ...]:

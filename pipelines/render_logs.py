@@ -18,8 +18,21 @@ import pulumi
 
 from components.aws_limits import BATCH_RETRY_ATTEMPTS, FARGATE_MEMORY_MIB
 from components.compute import BatchJob, BatchJobArgs
-from components.config import SQL_IDENTIFIER, Check, ConfigSection, Setting, check_upload_prefix
+from components.config import (
+    SQL_IDENTIFIER,
+    Check,
+    ConfigSection,
+    Setting,
+    check_quarantine_ratio,
+    check_run_timeout,
+    check_upload_prefix,
+    quarantine_ratio_setting,
+    ratio,
+    run_timeout_seconds,
+    run_timeout_setting,
+)
 from components.iam import list_buckets, statement
+from components.monitoring import DeadLetterQueue, PipelineWatch
 from components.orchestration import (
     ObjectCreatedRule,
     ObjectCreatedRuleArgs,
@@ -31,7 +44,7 @@ from components.orchestration import (
 )
 from components.warehouse import data_api_statements
 from components.warehouse_access import Loader, db_roles_tag, loader_role
-from pipelines.platform import Pipeline, Platform
+from pipelines.platform import Pipeline, Platform, batch_run_minutes
 
 QUARANTINE_PREFIX = "quarantine/render-logs"
 # The job's Parquet stage for Redshift's COPY (deleted after each load); the copy role reads the processed zone.
@@ -49,6 +62,9 @@ class RenderLogsConfig:
     timeout_minutes: int
     retry_attempts: int
     table: str
+    # The state machine's TimeoutSeconds setting in minutes (0: derived from the job's attempts).
+    run_timeout_minutes: int
+    quarantine_alarm_ratio: float
 
 
 SETTINGS = (
@@ -79,6 +95,8 @@ SETTINGS = (
         "Warehouse table of per-device totals over every file loaded (schema public); each file's own rows "
         "are in <table>_by_file",
     ),
+    run_timeout_setting("renderLogs", "render-logs"),
+    quarantine_ratio_setting("renderLogs", "render-logs"),
 )
 
 
@@ -122,6 +140,8 @@ def validate(values: Mapping[str, Any], check: Check) -> None:
         "renderLogsTable",
         f"must be at most {MAX_TABLE_BYTES} characters (<table>_by_file_stage must fit Redshift's 127)",
     )
+    check_run_timeout(values, check, "renderLogsRunTimeoutMinutes")
+    check_quarantine_ratio(values, check, "renderLogsQuarantineAlarmRatio")
 
 
 def parse(values: Mapping[str, Any]) -> RenderLogsConfig:
@@ -132,6 +152,8 @@ def parse(values: Mapping[str, Any]) -> RenderLogsConfig:
         timeout_minutes=values["renderLogsTimeoutMinutes"],
         retry_attempts=values["renderLogsRetryAttempts"],
         table=values["renderLogsTable"],
+        run_timeout_minutes=values["renderLogsRunTimeoutMinutes"],
+        quarantine_alarm_ratio=ratio(values["renderLogsQuarantineAlarmRatio"]),
     )
 
 
@@ -147,53 +169,54 @@ class RenderLogsPipeline(pulumi.ComponentResource):
 
     state_machine_arn: pulumi.Output[str]
     job_definition_arn: pulumi.Output[str]
+    job_definition_name: pulumi.Output[str]
+    # The trigger's dead-letter queue: S3 events that did not start a run.
+    trigger_dead_letter_queue_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: RenderLogsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:pipelines:RenderLogs", name, None, opts)
         s, p = args.settings, args.platform
         raw, processed = p.lake.raw, p.lake.processed
-        job = BatchJob(
-            f"{name}-job",
-            BatchJobArgs(
-                account_id=p.account_id,
-                region=p.region,
-                compute=p.jobs,
-                command=["render-summary", "--input", "Ref::input"],
-                environment={
-                    "RENDER_SUMMARY_QUARANTINE": processed.uri(QUARANTINE_PREFIX),
-                    "WAREHOUSE_BACKEND": "redshift-data",
-                    "REDSHIFT_WORKGROUP": p.warehouse.workgroup_name,
-                    "REDSHIFT_DATABASE": p.warehouse.database,
-                    "SUMMARY_TABLE": s.table,
-                    "RENDER_SUMMARY_STAGE": processed.uri(STAGE_PREFIX),
-                    "REDSHIFT_COPY_ROLE_ARN": p.warehouse.copy_role_arn,
-                },
-                job_role_statements=[
-                    raw.read(s.prefix),
-                    # An input that is gone is NoSuchKey (bad input, no retry) only to a caller that may
-                    # list the bucket; without it S3 answers AccessDenied.
-                    list_buckets(raw.arn),
-                    # The quarantine file is a multipart upload: a failed run aborts it.
-                    # The quarantine file and the Parquet stage are multipart uploads: a failed run aborts them;
-                    # the stage is deleted after its COPY.
-                    processed.grant(
-                        ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject"],
-                        f"{QUARANTINE_PREFIX}/",
-                        f"{STAGE_PREFIX}/",
-                    ),
-                    statement(["kms:Decrypt", "kms:GenerateDataKey"], [p.lake.key_arn]),
-                    *data_api_statements(p.warehouse.workgroup_arn),
-                ],
-                # Signs in to Redshift with this pipeline's database role (components/warehouse_access.py).
-                role_tags=db_roles_tag(WAREHOUSE_ROLE),
-                assign_public_ip=p.assign_public_ip,
-                vcpu=s.vcpu,
-                memory_mib=s.memory_mib,
-                timeout_minutes=s.timeout_minutes,
-                retry_attempts=s.retry_attempts,
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
+        job_args = BatchJobArgs(
+            pipeline="render-logs",
+            account_id=p.account_id,
+            region=p.region,
+            compute=p.jobs.job_environment,
+            command=["render-summary", "--input", "Ref::input"],
+            environment={
+                "RENDER_SUMMARY_QUARANTINE": processed.uri(QUARANTINE_PREFIX),
+                "WAREHOUSE_BACKEND": "redshift-data",
+                "REDSHIFT_WORKGROUP": p.warehouse.workgroup_name,
+                "REDSHIFT_DATABASE": p.warehouse.database,
+                "SUMMARY_TABLE": s.table,
+                "RENDER_SUMMARY_STAGE": processed.uri(STAGE_PREFIX),
+                "REDSHIFT_COPY_ROLE_ARN": p.warehouse.copy_role_arn,
+            },
+            job_role_statements=[
+                raw.read(s.prefix),
+                # An input that is gone is NoSuchKey (bad input, no retry) only to a caller that may
+                # list the bucket; without it S3 answers AccessDenied.
+                list_buckets(raw.arn),
+                # The quarantine file is a multipart upload: a failed run aborts it.
+                # The quarantine file and the Parquet stage are multipart uploads: a failed run aborts them;
+                # the stage is deleted after its COPY.
+                processed.grant(
+                    ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject"],
+                    f"{QUARANTINE_PREFIX}/",
+                    f"{STAGE_PREFIX}/",
+                ),
+                statement(["kms:Decrypt", "kms:GenerateDataKey"], [p.lake.key_arn]),
+                *data_api_statements(p.warehouse.workgroup_arn),
+            ],
+            # Signs in to Redshift with this pipeline's database role (components/warehouse_access.py).
+            role_tags=db_roles_tag(WAREHOUSE_ROLE),
+            assign_public_ip=p.assign_public_ip,
+            vcpu=s.vcpu,
+            memory_mib=s.memory_mib,
+            timeout_minutes=s.timeout_minutes,
+            retry_attempts=s.retry_attempts,
         )
+        job = BatchJob(f"{name}-job", job_args, opts=pulumi.ResourceOptions(parent=self))
         definition = with_input_choice(
             pipeline_definition(
                 "render-logs",
@@ -207,7 +230,10 @@ class RenderLogsPipeline(pulumi.ComponentResource):
                         {"input.$": "$.source.input"},
                     )
                 ],
-                p.topic_arn,
+                alerts_topic_arn=p.alerts_topic_arn,
+                notifications_topic_arn=p.notifications_topic_arn,
+                # The job retries its own transient failures: every attempt may run its full timeout.
+                timeout_seconds=run_timeout_seconds(s.run_timeout_minutes, batch_run_minutes(job_args)),
             )
         )
         machine = StateMachine(
@@ -216,7 +242,6 @@ class RenderLogsPipeline(pulumi.ComponentResource):
                 account_id=p.account_id,
                 kms_key_arn=p.lake.key_arn,
                 definition=definition,
-                topic_arn=p.topic_arn,
                 log_retention_days=p.log_retention_days,
                 role_statements=batch_job_statements(
                     p.account_id, p.region, p.jobs.job_queue_arn, [job.job_definition_name]
@@ -224,7 +249,7 @@ class RenderLogsPipeline(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        ObjectCreatedRule(
+        trigger = ObjectCreatedRule(
             f"{name}-trigger",
             ObjectCreatedRuleArgs(
                 account_id=p.account_id,
@@ -239,8 +264,15 @@ class RenderLogsPipeline(pulumi.ComponentResource):
         )
         self.state_machine_arn = machine.state_machine_arn
         self.job_definition_arn = job.job_definition_arn
+        self.job_definition_name = job.job_definition_name
+        self.trigger_dead_letter_queue_name = trigger.dead_letter_queue_name
         self.register_outputs(
-            {"state_machine_arn": self.state_machine_arn, "job_definition_arn": self.job_definition_arn}
+            {
+                "state_machine_arn": self.state_machine_arn,
+                "job_definition_arn": self.job_definition_arn,
+                "job_definition_name": self.job_definition_name,
+                "trigger_dead_letter_queue_name": self.trigger_dead_letter_queue_name,
+            }
         )
 
 
@@ -301,6 +333,23 @@ def with_input_choice(definition: dict[str, Any]) -> dict[str, Any]:
     return {**definition, "StartAt": "ChooseInput", "States": {**states, **definition["States"]}}
 
 
+def watch(component: RenderLogsPipeline, settings: RenderLogsConfig) -> PipelineWatch:
+    """The state machine, the trigger's dead-letter queue, the job definition and render_summary's quarantine."""
+    return PipelineWatch(
+        pipeline="render-logs",
+        state_machine_arns=(component.state_machine_arn,),
+        dead_letter_queues=(
+            DeadLetterQueue(
+                name=component.trigger_dead_letter_queue_name,
+                holds=f"S3 upload events under {settings.prefix} that did not start a render-logs run",
+            ),
+        ),
+        batch_job_definition_names=(component.job_definition_name,),
+        quarantine_jobs=("render_summary",),
+        quarantine_ratio_threshold=settings.quarantine_alarm_ratio,
+    )
+
+
 PIPELINE: Pipeline[RenderLogsConfig, RenderLogsPipeline] = Pipeline(
     name="render-logs",
     config=ConfigSection(settings=SETTINGS, validate=validate, parse=parse, upload_prefix_key="renderLogsPrefix"),
@@ -310,6 +359,7 @@ PIPELINE: Pipeline[RenderLogsConfig, RenderLogsPipeline] = Pipeline(
         "render_logs_state_machine_arn": c.state_machine_arn,
         "render_logs_table": s.table,  # schema public
     },
+    watch=watch,
     needs_batch=True,
     warehouse_loader=lambda s: Loader(WAREHOUSE_ROLE, "public"),
 )

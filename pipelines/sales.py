@@ -1,6 +1,7 @@
 """Sales ETL: CSV under the raw bucket's sales input prefix -> EventBridge -> Glue workflow:
 crawl input -> `sales_csv_to_parquet` -> `sales_load_warehouse` (MERGE into Redshift).
-Every crawler and job announces its success or failure on the topic through EventBridge.
+Every crawler and job announces its failures on the alerts topic and its successes on the notifications
+topic (when the stack has one) through EventBridge.
 
 The converted Parquet is the catalog table `sales_orders`, defined here (its schema follows the
 selected columns, so `pulumi preview` shows a change), partitioned by order_date and source_file.
@@ -23,8 +24,18 @@ from typing import Any
 import pulumi
 
 from components.compute import GlueJob
-from components.config import SQL_IDENTIFIER, Check, ConfigSection, Setting, check_upload_prefix
+from components.config import (
+    SQL_IDENTIFIER,
+    Check,
+    ConfigSection,
+    Setting,
+    check_quarantine_ratio,
+    check_upload_prefix,
+    quarantine_ratio_setting,
+    ratio,
+)
 from components.iam import hadoop_directories, list_buckets, statement
+from components.monitoring import DeadLetterQueue, PipelineWatch
 from components.orchestration import (
     GLUE_EVENT_BATCH_WINDOW_SECONDS,
     GlueStateNotifications,
@@ -64,6 +75,7 @@ class SalesConfig:
     columns: tuple[str, ...]
     table: str
     batch_window_seconds: int
+    quarantine_alarm_ratio: float
 
 
 SETTINGS = (
@@ -91,6 +103,7 @@ SETTINGS = (
         60,
         "Seconds the sales workflow waits after the first upload event to batch others with it (1 to 900)",
     ),
+    quarantine_ratio_setting("sales", "sales"),
 )
 
 
@@ -107,6 +120,7 @@ def validate(values: Mapping[str, Any], check: Check) -> None:
         "salesBatchWindowSeconds",
         f"must be {low} to {high} seconds (Glue's EventBatchingCondition BatchWindow)",
     )
+    check_quarantine_ratio(values, check, "salesQuarantineAlarmRatio")
     columns = values["salesColumns"]
     unknown_columns = [c for c in columns if c not in SALES_COLUMNS]
     check(
@@ -124,6 +138,7 @@ def parse(values: Mapping[str, Any]) -> SalesConfig:
         columns=values["salesColumns"],
         table=values["salesTable"],
         batch_window_seconds=values["salesBatchWindowSeconds"],
+        quarantine_alarm_ratio=ratio(values["salesQuarantineAlarmRatio"]),
     )
 
 
@@ -149,6 +164,10 @@ class SalesPipeline(pulumi.ComponentResource):
     convert_job_name: pulumi.Output[str]
     load_job_name: pulumi.Output[str]
     parquet_table_name: pulumi.Output[str]
+    # The trigger's dead-letter queue (S3 events that did not start the workflow) and the announcements'
+    # (Glue state changes that could not be published).
+    trigger_dead_letter_queue_name: pulumi.Output[str]
+    notify_dead_letter_queue_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: SalesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:pipelines:Sales", name, None, opts)
@@ -177,6 +196,7 @@ class SalesPipeline(pulumi.ComponentResource):
             f"{name}-convert",
             e.job(
                 "sales_csv_to_parquet.py",
+                pipeline="sales",
                 arguments={
                     "--input_path": raw.uri(s.input_prefix),
                     "--output_path": processed.uri(PARQUET_PREFIX),
@@ -217,6 +237,7 @@ class SalesPipeline(pulumi.ComponentResource):
             replace(
                 e.job(
                     "sales_load_warehouse.py",
+                    pipeline="sales",
                     arguments={
                         "--parquet_path": processed.uri(PARQUET_PREFIX),
                         "--stage_path": processed.uri(STAGE_PREFIX),
@@ -255,7 +276,7 @@ class SalesPipeline(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        ObjectCreatedRule(
+        trigger = ObjectCreatedRule(
             f"{name}-trigger",
             ObjectCreatedRuleArgs(
                 account_id=p.account_id,
@@ -271,12 +292,13 @@ class SalesPipeline(pulumi.ComponentResource):
         inputs = raw.uri(s.input_prefix)
         quarantine = processed.uri(QUARANTINE_PREFIX)
         state = processed.uri(STATE_PREFIX)
-        GlueStateNotifications(
+        notify = GlueStateNotifications(
             f"{name}-notify",
             GlueStateNotificationsArgs(
                 pipeline="sales",
                 kms_key_arn=p.lake.key_arn,
-                topic_arn=p.topic_arn,
+                alerts_topic_arn=p.alerts_topic_arn,
+                notifications_topic_arn=p.notifications_topic_arn,
                 steps=(
                     WatchedStep(
                         "crawler",
@@ -322,14 +344,39 @@ class SalesPipeline(pulumi.ComponentResource):
         self.convert_job_name = convert.job_name
         self.load_job_name = load.job_name
         self.parquet_table_name = parquet_table.table_name
+        self.trigger_dead_letter_queue_name = trigger.dead_letter_queue_name
+        self.notify_dead_letter_queue_name = notify.dead_letter_queue_name
         self.register_outputs(
             {
+                "trigger_dead_letter_queue_name": self.trigger_dead_letter_queue_name,
+                "notify_dead_letter_queue_name": self.notify_dead_letter_queue_name,
                 "workflow_name": self.workflow_name,
                 "convert_job_name": self.convert_job_name,
                 "load_job_name": self.load_job_name,
                 "parquet_table_name": self.parquet_table_name,
             }
         )
+
+
+def watch(component: SalesPipeline, settings: SalesConfig) -> PipelineWatch:
+    """The two dead-letter queues, the convert and load jobs, and the conversion's quarantine. The workflow
+    has no state machine: its crawler's and jobs' failures are announced on the alerts topic by rule."""
+    return PipelineWatch(
+        pipeline="sales",
+        dead_letter_queues=(
+            DeadLetterQueue(
+                name=component.trigger_dead_letter_queue_name,
+                holds=f"S3 upload events under {settings.input_prefix} that did not start the sales workflow",
+            ),
+            DeadLetterQueue(
+                name=component.notify_dead_letter_queue_name,
+                holds="announcements of sales crawler and job runs that EventBridge could not publish to SNS",
+            ),
+        ),
+        glue_job_names=(component.convert_job_name, component.load_job_name),
+        quarantine_jobs=("sales_csv_to_parquet",),
+        quarantine_ratio_threshold=settings.quarantine_alarm_ratio,
+    )
 
 
 PIPELINE: Pipeline[SalesConfig, SalesPipeline] = Pipeline(
@@ -342,5 +389,6 @@ PIPELINE: Pipeline[SalesConfig, SalesPipeline] = Pipeline(
         "sales_table": s.table,  # schema public
         "sales_parquet_table": c.parquet_table_name,  # in the glue_database
     },
+    watch=watch,
     warehouse_loader=lambda s: Loader(WAREHOUSE_ROLE, "public"),
 )

@@ -26,8 +26,21 @@ import pulumi
 
 from components.aws_limits import schedule_expression_problem
 from components.compute import GlueJob
-from components.config import Check, ConfigSection, Setting, check_upload_prefix
+from components.config import (
+    Check,
+    ConfigSection,
+    Setting,
+    check_quarantine_ratio,
+    check_ratio,
+    check_run_timeout,
+    check_upload_prefix,
+    quarantine_ratio_setting,
+    ratio,
+    run_timeout_seconds,
+    run_timeout_setting,
+)
 from components.iam import hadoop_directories, list_buckets
+from components.monitoring import DeadLetterQueue, PipelineWatch
 from components.orchestration import (
     Schedule,
     ScheduleArgs,
@@ -39,7 +52,7 @@ from components.orchestration import (
 )
 from components.warehouse import CatalogTable, CatalogTableArgs, date_projection
 from job_runtime.contracts import SENSOR_TIMESERIES_COLUMNS, SENSOR_TIMESERIES_PARTITIONS
-from pipelines.platform import Pipeline, Platform
+from pipelines.platform import Pipeline, Platform, glue_run_minutes
 
 OUTPUT_PREFIX = "sensor/timeseries/"
 TIMESERIES_TABLE = "sensor_timeseries"
@@ -56,6 +69,13 @@ class SensorConfig:
     schedule: str
     schedule_timezone: str
     frequency: str
+    # A month without intervals succeeds (writing nothing) instead of failing the run.
+    allow_empty_month: bool
+    # A month with fewer intervals than this share of the previous month's fails the run (0: no check).
+    min_intervals_ratio: float
+    # The state machine's TimeoutSeconds setting in minutes (0: derived from the job's timeout).
+    run_timeout_minutes: int
+    quarantine_alarm_ratio: float
 
 
 SETTINGS = (
@@ -78,6 +98,22 @@ SETTINGS = (
         "1min",
         "Step of the regular sensor time series (<n>s, <n>min or <n>h; must divide a day)",
     ),
+    Setting(
+        "sensorAllowEmptyMonth",
+        "boolean",
+        False,
+        "true lets a monthly sensor run succeed whatever its month's interval count (none, or fewer than "
+        "sensorMinIntervalsRatio of the previous month's); false fails it (the data is late or missing) and alerts",
+    ),
+    Setting(
+        "sensorMinIntervalsRatio",
+        "string",
+        "0.5",
+        "Fail the monthly sensor run when its month has fewer intervals than this share of the previous month's "
+        '(a decimal from 0 to 1, quoted; "0" turns the check off)',
+    ),
+    run_timeout_setting("sensor", "sensor-timeseries"),
+    quarantine_ratio_setting("sensor", "sensor-timeseries"),
 )
 _FREQUENCY = re.compile(r"^([1-9][0-9]*)(s|min|h)$")
 
@@ -105,6 +141,9 @@ def validate(values: Mapping[str, Any], check: Check) -> None:
     )
     problem = schedule_expression_problem(values["sensorSchedule"])
     check(problem is None, "sensorSchedule", problem or "")
+    check_ratio(values, check, "sensorMinIntervalsRatio")
+    check_run_timeout(values, check, "sensorRunTimeoutMinutes")
+    check_quarantine_ratio(values, check, "sensorQuarantineAlarmRatio")
 
 
 def parse(values: Mapping[str, Any]) -> SensorConfig:
@@ -113,6 +152,10 @@ def parse(values: Mapping[str, Any]) -> SensorConfig:
         schedule=values["sensorSchedule"],
         schedule_timezone=values["sensorScheduleTimezone"],
         frequency=values["sensorFrequency"],
+        allow_empty_month=values["sensorAllowEmptyMonth"],
+        min_intervals_ratio=ratio(values["sensorMinIntervalsRatio"]),
+        run_timeout_minutes=values["sensorRunTimeoutMinutes"],
+        quarantine_alarm_ratio=ratio(values["sensorQuarantineAlarmRatio"]),
     )
 
 
@@ -144,40 +187,42 @@ class SensorTimeseriesPipeline(pulumi.ComponentResource):
     state_machine_arn: pulumi.Output[str]
     schedule_arn: pulumi.Output[str]
     table_name: pulumi.Output[str]
+    # The schedule's dead-letter queue: monthly starts that did not start a run.
+    schedule_dead_letter_queue_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: SensorTimeseriesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("dataplatform:pipelines:SensorTimeseries", name, None, opts)
         s, p, child = args.settings, args.platform, pulumi.ResourceOptions(parent=self)
         raw, processed = p.lake.raw, p.lake.processed
-        job = GlueJob(
-            f"{name}-job",
-            p.glue.job(
-                "sensor_timeseries.py",
-                arguments={
-                    "--input_path": raw.uri(s.input_prefix),
-                    "--output_path": processed.uri(OUTPUT_PREFIX),
-                    "--quarantine_path": processed.uri(QUARANTINE_PREFIX),
-                    "--state_path": processed.uri(STATE_PREFIX),
-                    "--frequency": s.frequency,
-                    "--month": "previous",
-                },
-                role_statements=[
-                    raw.read(s.input_prefix),
-                    # The raw read covers the upload CLI's month index (<input prefix>_index/).
-                    processed.write(OUTPUT_PREFIX, QUARANTINE_PREFIX, STATE_PREFIX),
-                    list_buckets(raw.arn, processed.arn),
-                    *hadoop_directories(
-                        reads=[(raw.arn, s.input_prefix)],
-                        writes=[
-                            (processed.arn, OUTPUT_PREFIX),
-                            (processed.arn, QUARANTINE_PREFIX),
-                            (processed.arn, STATE_PREFIX),
-                        ],
-                    ),
-                ],
-            ),
-            opts=child,
+        job_args = p.glue.job(
+            "sensor_timeseries.py",
+            pipeline="sensor-timeseries",
+            arguments={
+                "--input_path": raw.uri(s.input_prefix),
+                "--output_path": processed.uri(OUTPUT_PREFIX),
+                "--quarantine_path": processed.uri(QUARANTINE_PREFIX),
+                "--state_path": processed.uri(STATE_PREFIX),
+                "--frequency": s.frequency,
+                "--month": "previous",
+                "--allow_empty_month": "true" if s.allow_empty_month else "false",
+                "--min_intervals_ratio": f"{s.min_intervals_ratio:g}",
+            },
+            role_statements=[
+                raw.read(s.input_prefix),
+                # The raw read covers the upload CLI's month index (<input prefix>_index/).
+                processed.write(OUTPUT_PREFIX, QUARANTINE_PREFIX, STATE_PREFIX),
+                list_buckets(raw.arn, processed.arn),
+                *hadoop_directories(
+                    reads=[(raw.arn, s.input_prefix)],
+                    writes=[
+                        (processed.arn, OUTPUT_PREFIX),
+                        (processed.arn, QUARANTINE_PREFIX),
+                        (processed.arn, STATE_PREFIX),
+                    ],
+                ),
+            ],
         )
+        job = GlueJob(f"{name}-job", job_args, opts=child)
         table = CatalogTable(
             f"{name}-timeseries-catalog",
             timeseries_table(p.catalog.database_name, processed.uri(OUTPUT_PREFIX)),
@@ -188,7 +233,9 @@ class SensorTimeseriesPipeline(pulumi.ComponentResource):
             [
                 glue_job_step("BuildMonthlyTimeSeries", job.job_name, {"--month.$": "$.month"}),
             ],
-            p.topic_arn,
+            alerts_topic_arn=p.alerts_topic_arn,
+            notifications_topic_arn=p.notifications_topic_arn,
+            timeout_seconds=run_timeout_seconds(s.run_timeout_minutes, glue_run_minutes(job_args)),
             input_defaults={"month": "previous"},
         )
         machine = StateMachine(
@@ -197,7 +244,6 @@ class SensorTimeseriesPipeline(pulumi.ComponentResource):
                 account_id=p.account_id,
                 kms_key_arn=p.lake.key_arn,
                 definition=definition,
-                topic_arn=p.topic_arn,
                 log_retention_days=p.log_retention_days,
                 role_statements=glue_job_statements([job.job_arn]),
             ),
@@ -220,14 +266,33 @@ class SensorTimeseriesPipeline(pulumi.ComponentResource):
         self.state_machine_arn = machine.state_machine_arn
         self.schedule_arn = schedule.schedule_arn
         self.table_name = table.table_name
+        self.schedule_dead_letter_queue_name = schedule.dead_letter_queue_name
         self.register_outputs(
             {
+                "schedule_dead_letter_queue_name": self.schedule_dead_letter_queue_name,
                 "job_name": self.job_name,
                 "state_machine_arn": self.state_machine_arn,
                 "schedule_arn": self.schedule_arn,
                 "table_name": self.table_name,
             }
         )
+
+
+def watch(component: SensorTimeseriesPipeline, settings: SensorConfig) -> PipelineWatch:
+    """The state machine, the schedule's dead-letter queue, the Glue job and its quarantine."""
+    return PipelineWatch(
+        pipeline="sensor-timeseries",
+        state_machine_arns=(component.state_machine_arn,),
+        dead_letter_queues=(
+            DeadLetterQueue(
+                name=component.schedule_dead_letter_queue_name,
+                holds="scheduled starts of the sensor-timeseries run that could not start it",
+            ),
+        ),
+        glue_job_names=(component.job_name,),
+        quarantine_jobs=("sensor_timeseries",),
+        quarantine_ratio_threshold=settings.quarantine_alarm_ratio,
+    )
 
 
 PIPELINE: Pipeline[SensorConfig, SensorTimeseriesPipeline] = Pipeline(
@@ -239,4 +304,5 @@ PIPELINE: Pipeline[SensorConfig, SensorTimeseriesPipeline] = Pipeline(
         "sensor_state_machine_arn": c.state_machine_arn,
         "sensor_timeseries_table": c.table_name,  # in glue_database, for Athena
     },
+    watch=watch,
 )

@@ -84,6 +84,7 @@ TAGGABLE_TYPES = frozenset(
         "aws:batch/jobQueue:JobQueue",
         "aws:cloudwatch/eventRule:EventRule",
         "aws:cloudwatch/logGroup:LogGroup",
+        "aws:cloudwatch/metricAlarm:MetricAlarm",
         "aws:dynamodb/table:Table",
         "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup",
         "aws:ec2/eip:Eip",
@@ -137,6 +138,10 @@ NAME_LIMITS: dict[tuple[str, str], tuple[int, str]] = {
     ("aws:iam/role:Role", "namePrefix"): (64, r"[\w+=,.@-]+"),
     ("aws:ec2/securityGroup:SecurityGroup", "namePrefix"): (255, r"[a-zA-Z0-9 ._:/()#,@\[\]+=&;{}!$*-]+"),
     ("aws:cloudwatch/logGroup:LogGroup", "name"): (512, r"[\w/.#-]+"),
+    # PutMetricAlarm AlarmName: 1-255, no ASCII control characters; PutDashboard DashboardName: 1-255 of
+    # A-Z a-z 0-9 - _.
+    ("aws:cloudwatch/metricAlarm:MetricAlarm", "name"): (255, r"[^\x00-\x1f\x7f]+"),
+    ("aws:cloudwatch/dashboard:Dashboard", "dashboardName"): (255, r"[A-Za-z0-9_-]+"),
     ("aws:redshiftserverless/namespace:Namespace", "namespaceName"): (64, r"[a-z0-9-]{3,}"),
     ("aws:redshiftserverless/workgroup:Workgroup", "workgroupName"): (64, r"[a-z0-9-]{3,}"),
     ("aws:glue/catalogDatabase:CatalogDatabase", "name"): (255, r"[a-z0-9_]+"),

@@ -7,7 +7,9 @@ disappeared from the source stay in the landing zone and are reported as `kept_n
 
 Copies are S3 server-side (the managed copy: CopyObject, or UploadPartCopy for big objects), so data never passes
 through the container, and the target bucket's default encryption applies. Flags fall back to environment variables
-so the Batch job definition carries the whole configuration. The last stdout line is a JSON summary.
+so the Batch job definition carries the whole configuration. The last stdout line is the run summary as a CloudWatch
+Embedded Metric Format line (job_runtime.metrics): Files is the objects copied; no rows are parsed, so the row counts
+are 0.
 """
 
 from __future__ import annotations
@@ -18,18 +20,21 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from job_runtime import errors
+from job_runtime import errors, metrics
 from job_runtime.errors import EXIT_OK, BadInputError, JobError, TransientError, describe_aws_error
 
 log = logging.getLogger("lake_ingest.copy_datasets")
 
 JOB = "copy-datasets"
+METRICS_JOB = "copy_datasets"  # the Job dimension of its metrics
+PIPELINE = "covid19"  # pipelines/registry.py: the Pipeline dimension unless METRICS_PIPELINE says
 META_ETAG = "source-etag"
 META_SIZE = "source-size"
 META_URI = "source-uri"
@@ -568,6 +573,7 @@ def summary(state: RunState, exit_code: int) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    started = time.monotonic()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     args = parse_args(argv)
     state = RunState()
@@ -581,7 +587,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s failed (exit %d): %s", JOB, exc.exit_code, exc)
         state.errors = [s.error for s in state.datasets.values() if s.error] or [str(exc)]
         exit_code = exc.exit_code
-    print(json.dumps(summary(state, exit_code)), flush=True)
+    stack, pipeline = metrics.dimensions_from_env(PIPELINE)
+    out = summary(state, exit_code)
+    metrics.emit_run_summary(
+        {**out, "rows_in": 0, "rows_loaded": 0, "rows_quarantined": 0},
+        stack=stack,
+        pipeline=pipeline,
+        job=METRICS_JOB,
+        duration_seconds=time.monotonic() - started,
+        metrics={metrics.FILES: out["copied"]},
+    )
     return exit_code
 
 

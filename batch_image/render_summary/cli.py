@@ -2,8 +2,10 @@
 
 Reads one render-log CSV (local path or s3:// URI) as a stream of blocks parsed on a thread per CPU,
 quarantines malformed rows with the reason as they come, loads the file's per-device sums into the
-warehouse through staged Parquet (render_summary.warehouse), and logs one JSON run summary. Flags fall
-back to environment variables so the Batch job definition passes only --input per run.
+warehouse through staged Parquet (render_summary.warehouse), and prints one run summary on stdout: a
+CloudWatch Embedded Metric Format line (job_runtime.metrics) when the file was loaded, a plain JSON line
+with the error when it was not. Flags fall back to environment variables so the Batch job definition
+passes only --input per run.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -25,12 +28,15 @@ from typing import TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from job_runtime import metrics
 from job_runtime.errors import EXIT_OK, JobError
 from render_summary import storage, transform
 from render_summary.warehouse import PostgresWarehouse, RedshiftDataWarehouse, Warehouse, stage_table
 
 log = logging.getLogger("render_summary")
 
+JOB = "render_summary"  # the Job dimension of its metrics
+PIPELINE = "render-logs"  # pipelines/registry.py: the Pipeline dimension unless METRICS_PIPELINE says
 MAX_WORKERS = 8  # each worker holds a block or two in memory
 T = TypeVar("T")
 R = TypeVar("R")
@@ -176,7 +182,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    started = time.monotonic()
     args = parse_args(argv)
+    stack, pipeline = metrics.dimensions_from_env(PIPELINE)
     warehouse: Warehouse | None = None
     if args.warehouse == "postgres":
         stage = args.stage or str(Path(tempfile.gettempdir()) / "render-summary-stage")
@@ -191,15 +199,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             json.dumps(
                 {
                     "event": "run_summary",
+                    "Stack": stack,
+                    "Pipeline": pipeline,
+                    "Job": JOB,
                     "input": args.input,
                     "status": "failed",
                     "exit_code": exc.exit_code,
                     "error": str(exc),
                 }
-            )
+            ),
+            flush=True,
         )
         return exc.exit_code
-    print(json.dumps({"event": "run_summary", **asdict(result)}))
+    metrics.emit_run_summary(
+        {"event": "run_summary", **asdict(result)},
+        stack=stack,
+        pipeline=pipeline,
+        job=JOB,
+        duration_seconds=time.monotonic() - started,
+        metrics={metrics.FILES: 1, metrics.DEVICES: result.devices},
+    )
     if args.warehouse == "none":
         print(summary.to_pandas().to_string(index=False))  # for a person: pandas' table layout
     return EXIT_OK

@@ -323,14 +323,15 @@ def test_program_and_policy_pack_have_their_virtualenvs(job_id: str, job: dict, 
     commands = run_lines(job)
     program_venv = virtualenv(ROOT / "Pulumi.yaml")
     assert f"python -m venv {program_venv}\n" in commands
-    assert f"{program_venv}/bin/pip install --quiet --disable-pip-version-check -r requirements.txt" in commands
+    install = "pip install --quiet --disable-pip-version-check --require-hashes -r"  # a hashed lock (test_locks.py)
+    assert f"{program_venv}/bin/{install} requirements.txt" in commands
     if step["with"]["command"] == "destroy":
         return
     assert step["with"]["policyPacks"] == "policy", "every preview and update runs the policy pack"
     assert (ROOT / "policy" / "PulumiPolicy.yaml").is_file()
     policy_venv = f"policy/{virtualenv(ROOT / 'policy' / 'PulumiPolicy.yaml')}"
     assert f"python -m venv {policy_venv}\n" in commands
-    assert f"{policy_venv}/bin/pip install --quiet --disable-pip-version-check -r policy/requirements.txt" in commands
+    assert f"{policy_venv}/bin/{install} policy/requirements.txt" in commands
 
 
 # --- pull requests --------------------------------------------------------------------------------
@@ -436,6 +437,92 @@ def test_prod_preview_runs_the_policy_pack_and_shows_its_diff_in_the_job_summary
     assert job["permissions"] == {"contents": "read", "id-token": "write"}
 
 
+# --- promotion: prod runs the image dev built and smoke-tested ----------------------------------------------
+
+PROMOTE = "scripts/promote_image.py"
+
+
+def promote_step(job: dict[str, Any], command: str) -> dict[str, Any]:
+    found = [s for s in job["steps"] if f"{PROMOTE} {command}" in str(s.get("run", ""))]
+    assert len(found) == 1, f"one step runs {PROMOTE} {command}"
+    return found[0]
+
+
+def promote_argv(step: dict[str, Any], env: dict[str, str]) -> list[str]:
+    """The script's arguments in the step's `$(...)`, with the step's variables replaced by `env`."""
+    (command,) = re.findall(r"\$\(\.venv/bin/python " + re.escape(PROMOTE) + r" (.*?)\)\"", step["run"], re.S)
+    argv = shlex.split(command.replace("\\\n", " "))
+    return [env.get(arg.removeprefix("$"), arg) if arg.startswith("$") else arg for arg in argv]
+
+
+def batch_image_config(step: dict[str, Any]) -> Any:
+    """What pulumi/actions sets before its command: `config-map` is YAML, key -> {value, secret}."""
+    return yaml.safe_load(step["with"]["config-map"])
+
+
+def test_prod_runs_the_image_dev_built_and_builds_none() -> None:
+    """main builds and pushes the jobs image once, in dev's update (then smoke-tests it); prod's preview and
+    update set batchImage to that image's copy in prod's repository, so prod builds nothing; the copy runs
+    after the approval, before the update, and must be the image the approved preview showed."""
+    dev_id, dev, up_dev = job_running_pulumi(DEPLOY_WF, "up", "dev")
+    preview_id, preview, preview_step = job_running_pulumi(DEPLOY_WF, "preview", "prod")
+    _, prod, up_prod = job_running_pulumi(DEPLOY_WF, "up", "prod")
+    # dev: pulumi/actions sets every stack output as a step output; the job passes the image on.
+    assert up_dev["id"] == "up" and "config-map" not in up_dev["with"]
+    assert dev["outputs"] == {"batch_image": "${{ steps.up.outputs.batch_image }}"}
+    # preview-prod: computes the promoted image (nothing copied yet) and previews prod with it.
+    target = promote_step(preview, "target")
+    aws = steps_using(preview, AWS_CREDENTIALS)[0]
+    steps = preview["steps"]
+    assert steps.index(aws) < steps.index(target) < steps.index(preview_step)
+    assert aws["id"] == "aws" and target["id"] == "image"
+    assert target["env"] == {
+        "DEV_IMAGE": f"${{{{ needs.{dev_id}.outputs.batch_image }}}}",
+        "ACCOUNT": "${{ steps.aws.outputs.aws-account-id }}",
+    }
+    assert batch_image_config(preview_step) == {
+        "dataplatform:batchImage": {"value": "${{ steps.image.outputs.batch_image }}", "secret": False}
+    }
+    assert preview["outputs"] == {
+        "dev_image": "${{ steps.image.outputs.dev_image }}",
+        "batch_image": "${{ steps.image.outputs.batch_image }}",
+    }
+    # deploy-prod: copies after the approval, checks the copy is the previewed image, updates with it.
+    copy = promote_step(prod, "copy")
+    prod_aws = steps_using(prod, AWS_CREDENTIALS)[0]
+    assert prod["steps"].index(prod_aws) < prod["steps"].index(copy) < prod["steps"].index(up_prod)
+    assert prod_aws["id"] == "aws"
+    assert copy["env"] == {
+        "DEV_IMAGE": f"${{{{ needs.{preview_id}.outputs.dev_image }}}}",
+        "PROD_IMAGE": f"${{{{ needs.{preview_id}.outputs.batch_image }}}}",
+        "ACCOUNT": "${{ steps.aws.outputs.aws-account-id }}",
+    }
+    assert copy["run"].rstrip().endswith('test "$copied" = "$PROD_IMAGE"')
+    assert batch_image_config(up_prod) == {
+        "dataplatform:batchImage": {"value": f"${{{{ needs.{preview_id}.outputs.batch_image }}}}", "secret": False}
+    }
+
+
+def test_the_promotion_commands_name_prods_repository_and_parse() -> None:
+    """Both commands name the repository the program creates for prod, in the stack files' region, and
+    are what the script accepts: run with stand-in values, they print the same promoted image."""
+    prod_repository = build_estate("prod", "Pulumi.prod.yaml").one("aws:ecr/repository:Repository").inputs["name"]
+    region = stack_config("Pulumi.prod.yaml")["aws:region"]
+    dev_image = f"210987654321.dkr.ecr.{region}.amazonaws.com/dataplatform-dev-batch@sha256:{'7' * 64}"
+    env = {"DEV_IMAGE": dev_image, "ACCOUNT": "123456789012"}
+    _, preview, _ = job_running_pulumi(DEPLOY_WF, "preview", "prod")
+    _, prod, _ = job_running_pulumi(DEPLOY_WF, "up", "prod")
+    target, copy = promote_argv(promote_step(preview, "target"), env), promote_argv(promote_step(prod, "copy"), env)
+    assert target == [
+        "target", "--source", dev_image, "--account", "123456789012", "--region", region,
+        "--repository", prod_repository,
+    ]  # fmt: skip
+    assert copy == ["copy", *target[1:]]
+    result = subprocess.run([sys.executable, PROMOTE, *target], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    promoted = f"123456789012.dkr.ecr.{region}.amazonaws.com/{prod_repository}@sha256:{'7' * 64}"
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"{promoted}\n", "")
+
+
 # --- the smoke test -------------------------------------------------------------------------------
 
 
@@ -479,7 +566,8 @@ def test_the_workflow_smoke_commands_are_what_the_smoke_cli_accepts(job_id: str,
     if "PR_NUMBER" in args.stack:
         assert step["env"]["PR_NUMBER"] == PR_NUMBER
     # boto3 for the smoke run, in the program's virtualenv.
-    assert ".venv/bin/pip install --quiet --disable-pip-version-check -r smoke/requirements.txt" in run_lines(job)
+    install = "pip install --quiet --disable-pip-version-check --require-hashes -r"  # a hashed lock (test_locks.py)
+    assert f".venv/bin/{install} smoke/requirements.txt" in run_lines(job)
     # The Pulumi CLI (installed and logged in by the Pulumi steps) reads the outputs: after them.
     steps = job["steps"]
     assert steps.index(pulumi) < steps.index(step)

@@ -38,6 +38,7 @@ CURATED = f"arn:aws:s3:::dataplatform-dev-curated-{SUFFIX}"
 SCRIPTS = f"arn:aws:s3:::dataplatform-dev-scripts-{SUFFIX}"
 RESULTS = f"arn:aws:s3:::dataplatform-dev-query-results-{SUFFIX}"
 TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:dataplatform-dev-notifications-{SUFFIX}"
+ALERTS_TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:dataplatform-dev-alerts-{SUFFIX}"
 GLUE = f"arn:aws:glue:{REGION}:{ACCOUNT}"
 BATCH = f"arn:aws:batch:{REGION}:{ACCOUNT}"
 WAREHOUSE = f"arn:aws:redshift-serverless:{REGION}:{ACCOUNT}:workgroup/0b9f4c3e-dataplatform-dev-warehouse"
@@ -118,6 +119,13 @@ LOGS_CMK = Rule(
     "kms:EncryptionContext:aws:logs:arn",
     "https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html",
 )
+ALARMS_SNS = Rule(
+    "alarms-sns-as-service",
+    "Amazon SNS, 'Managing Amazon SNS encryption keys' (event sources from AWS services): CloudWatch alarms publish "
+    "as cloudwatch.amazonaws.com with aws:SourceAccount and aws:SourceArn arn:aws:cloudwatch:<region>:<account>:"
+    "alarm:<name>; the topic policy admits them and the topic key allows kms:GenerateDataKey* and kms:Decrypt",
+    "https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html",
+)
 ATHENA_DEFAULT_DB = Rule(
     "athena-default-database",
     "Athena, 'Fine-grained access to databases and tables in the AWS Glue Data Catalog': GetDatabase and "
@@ -152,6 +160,13 @@ GLUE_ANCESTORS = Rule(
     "AWS Glue, 'Specifying AWS Glue resource ARNs': an operation on a Data Catalog resource needs permission on "
     "it and on every ancestor (creating a table's partitions: the table, its database and the catalog)",
     "https://docs.aws.amazon.com/glue/latest/dg/glue-specifying-resource-arns.html",
+)
+FARGATE_PULL = Rule(
+    "fargate-execution-role",
+    "Amazon ECS, 'Amazon ECS task execution IAM role': Fargate pulls a private ECR image (ecr:GetAuthorizationToken, "
+    "then ecr:BatchGetImage and ecr:GetDownloadUrlForLayer on the repository) and sends awslogs logs as the "
+    "task's execution role",
+    "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_execution_IAM_role.html",
 )
 RUNS = Rule(
     "job-io",
@@ -195,7 +210,8 @@ def calls_of_schedule(name: str) -> list[Call]:
 
 def calls_of_state_machine(role: str) -> list[Call]:
     """What every pipeline state machine does: run encrypted (its own key), log to a group encrypted with
-    that key (the role makes the data key, bound to the logs service), publish to the encrypted topic."""
+    that key (the role makes the data key, bound to the logs service), publish failures to the encrypted
+    alerts topic and (dev: successNotifications true) successes to the encrypted notifications topic."""
     return [
         Call(role, "kms:GenerateDataKey", (KEY,), SFN_CMK),
         Call(role, "kms:Decrypt", (KEY,), SFN_CMK),
@@ -206,7 +222,7 @@ def calls_of_state_machine(role: str) -> list[Call]:
             SFN_LOGS_CMK,
             {"kms:EncryptionContext:SourceArn": f"arn:aws:logs:{REGION}:{ACCOUNT}:*"},
         ),
-        Call(role, "sns:Publish", (TOPIC,), TASK),
+        Call(role, "sns:Publish", (ALERTS_TOPIC, TOPIC), TASK),
         Call(role, "logs:CreateLogDelivery", ("*",), TASK),
     ]
 
@@ -344,6 +360,9 @@ ROLE_CALLS: list[Call] = [
         writes=[(PROCESSED, "sensor/timeseries"), (PROCESSED, "quarantine/sensor"), (PROCESSED, "sensor/state")],
     ),
     Call("sensor-job-role", "s3:GetObject", (f"{RAW}/sensor/raw/_index/month=2026-01/x-0123.csv.json",), RUNS),
+    # The month record the empty-month rule compares with (glue_scripts/sensor_timeseries.py): read, then replaced.
+    Call("sensor-job-role", "s3:GetObject", (f"{PROCESSED}/sensor/state/months/month=2025-12.json",), RUNS),
+    Call("sensor-job-role", "s3:PutObject", (f"{PROCESSED}/sensor/state/months/month=2026-01.json",), RUNS),
     *calls_of_glue_job(
         "gharchive-events-role",
         "gharchive_events",
@@ -359,6 +378,26 @@ ROLE_CALLS: list[Call] = [
     # Crawlers.
     *calls_of_crawler("sales-input-crawler-role", RAW, "sales/input/", "sales_input"),
     *calls_of_crawler("covid-landing-crawler-role", RAW, "covid/landing/", "covid_landing_cases"),
+    # The Batch tasks' execution role: the image pull and the awslogs driver (before and around the job).
+    Call("batch-execution-role", "ecr:GetAuthorizationToken", ("*",), FARGATE_PULL),
+    *[
+        Call(
+            "batch-execution-role",
+            action,
+            (f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/dataplatform-dev-batch",),
+            FARGATE_PULL,
+        )
+        for action in ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
+    ],
+    *[
+        Call(
+            "batch-execution-role",
+            action,
+            (f"{LOG_GROUPS}/aws/batch/dataplatform-dev-batch:log-stream:render-logs/default/0f1e",),
+            FARGATE_PULL,
+        )
+        for action in ("logs:CreateLogStream", "logs:PutLogEvents")
+    ],
     # Batch task roles.
     Call("render-logs-job-role", "s3:GetObject", (f"{RAW}/render-logs/2026/frames.csv",), RUNS),
     Call("render-logs-job-role", "s3:ListBucket", (RAW,), S3_404),
@@ -439,32 +478,33 @@ SERVICE_CALLS: list[Call] = [
             Call("events.amazonaws.com", "kms:Decrypt", (KEY,), EVENTS_DLQ, {**SOURCE, "aws:SourceArn": rule(name)}),
         )
     ],
-    # The sales notification rules (crawl, convert, load) publish to the encrypted topic and dead-letter to
-    # one queue.
+    # The sales announcement rules (crawl, convert, load) publish failed runs to the encrypted alerts topic
+    # and successful ones to the encrypted notifications topic, and dead-letter to one queue.
     *[
         c
         for i in range(1, 4)
+        for outcome, topic in (("fail", ALERTS_TOPIC), ("ok", TOPIC))
         for c in (
             Call(
                 "events.amazonaws.com",
                 "sns:Publish",
-                (TOPIC,),
+                (topic,),
                 EVENTS_SNS,
-                {**SOURCE, "aws:SourceArn": rule(f"sales-notify-{i}")},
+                {**SOURCE, "aws:SourceArn": rule(f"sales-notify-{i}-{outcome}")},
             ),
             Call(
                 "events.amazonaws.com",
                 "kms:GenerateDataKey",
                 (KEY,),
                 EVENTS_SNS,
-                {**SOURCE, "aws:SourceArn": rule(f"sales-notify-{i}")},
+                {**SOURCE, "aws:SourceArn": rule(f"sales-notify-{i}-{outcome}")},
             ),
             Call(
                 "events.amazonaws.com",
                 "sqs:SendMessage",
                 (queue("sales-notify"),),
                 EVENTS_DLQ,
-                {**SOURCE, "aws:SourceArn": rule(f"sales-notify-{i}")},
+                {**SOURCE, "aws:SourceArn": rule(f"sales-notify-{i}-{outcome}")},
             ),
         )
     ],
@@ -479,6 +519,20 @@ SERVICE_CALLS: list[Call] = [
             {"kms:EncryptionContext:aws:logs:arn": f"{LOG_GROUPS}/aws/vendedlogs/states/dataplatform-dev-{name}-flow"},
         )
         for name in ("render-logs", "sensor", "gharchive", "covid")
+    ],
+    # Every CloudWatch alarm of the stack publishes ALARM and OK to the encrypted alerts topic.
+    *[
+        Call(
+            "cloudwatch.amazonaws.com",
+            action,
+            (resource,),
+            ALARMS_SNS,
+            {
+                **SOURCE,
+                "aws:SourceArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:dataplatform-dev-sales-dlq-1-not-empty",
+            },
+        )
+        for action, resource in (("sns:Publish", ALERTS_TOPIC), ("kms:GenerateDataKey", KEY), ("kms:Decrypt", KEY))
     ],
 ]
 
@@ -698,7 +752,7 @@ def test_the_model_covers_every_runtime_role(policies: Policies) -> None:
     """Every role of the estate that AWS assumes at run time has calls in the model (the Batch execution
     role and the flow-log role act for ECS and VPC; they are checked by their own tests)."""
     modelled = {c.principal for c in ROLE_CALLS}
-    assert set(policies.roles) - modelled == {"batch-execution-role", "net-flow-logs-role"}
+    assert set(policies.roles) - modelled == {"net-flow-logs-role"}
 
 
 def test_scheduler_uses_no_resource_policy(dev: Estate, policies: Policies) -> None:
@@ -778,18 +832,70 @@ def compared(rule: dict[str, Any]) -> set[str]:
     return own.union(*(compared(r) for r in nested))
 
 
-def guarded_paths(states: dict[str, Any], target: str, start: str = "") -> set[str] | None:
-    """The paths every way into `target` has checked with IsPresent (None: it has no way in). The start
-    state's way in is the execution input, which nothing has checked."""
-    ways: list[set[str]] = [set()] if target == start else []
-    for state in states.values():
-        nexts = [state.get("Next"), state.get("Default"), *[c.get("Next") for c in state.get("Catch", [])]]
-        ways += [set() for n in nexts if n == target]
-        for choice in state.get("Choices", []):
-            if choice["Next"] == target:
-                rules = choice.get("And", [choice])
-                ways.append({r["Variable"] for r in rules if r.get("IsPresent") is True})
-    return set.intersection(*ways) if ways else None
+def _written(result_path: Any, fields: list[str]) -> tuple[str | None, set[str]]:
+    """What a state writes on its way out: (the path it replaces, or None for the whole state when the
+    result replaces it, or "" for nothing), and the paths then known present."""
+    if result_path is None:  # JSON null: the result is discarded, the input passes through
+        return "", set()
+    if result_path == "$":
+        return None, {f"$.{f}" for f in fields}
+    return result_path, {result_path, *(f"{result_path}.{f}" for f in fields)}
+
+
+def _after(known: set[str], replaced: str | None, gained: set[str]) -> set[str]:
+    if replaced is None:
+        return set(gained)
+    if replaced == "":
+        return set(known)
+    return {p for p in known if p != replaced and not p.startswith(replaced + ".")} | gained
+
+
+def _edges(state: dict[str, Any], known: set[str]) -> list[tuple[str, set[str]]]:
+    """Where a state may go next, with the paths known present on arrival."""
+    edges: list[tuple[str, set[str]]] = []
+    for catch in state.get("Catch", []):
+        replaced, gained = _written(catch.get("ResultPath", "$"), ["Error", "Cause"])
+        edges.append((catch["Next"], _after(known, replaced, gained)))
+    if state["Type"] == "Choice":
+        for choice in state["Choices"]:
+            rules = choice.get("And", [choice])
+            edges.append((choice["Next"], known | {r["Variable"] for r in rules if r.get("IsPresent") is True}))
+        if "Default" in state:
+            edges.append((state["Default"], set(known)))
+    elif "Next" in state:
+        out = known
+        if state["Type"] in ("Pass", "Task"):
+            given = state.get("Parameters", state.get("Result"))
+            written = state["Type"] == "Pass" and isinstance(given, dict)
+            fields = [k.removesuffix(".$") for k in given] if written else []
+            out = _after(known, *_written(state.get("ResultPath", "$"), fields))
+        if state.get("OutputPath", "$") != "$":
+            out = set()
+        edges.append((state["Next"], out))
+    return edges
+
+
+def present_on_arrival(states: dict[str, Any], start: str) -> dict[str, set[str]]:
+    """Per reachable state, the paths present on every way into it: a must-analysis to a fixed point over
+    the paths IsPresent Choices established and Pass and Task states wrote (a ResultPath replaces what was
+    under it; an OutputPath or a result at $ replaces everything). The execution input is unknown."""
+    arrival: dict[str, set[str]] = {start: set()}
+    changed = True
+    while changed:
+        changed = False
+        for name in list(arrival):
+            for target, known in _edges(states[name], arrival[name]):
+                merged = known if target not in arrival else arrival[target] & known
+                if target not in arrival or merged != arrival[target]:
+                    arrival[target] = merged if target != start else set()
+                    changed = True
+    return arrival
+
+
+def math_reads(state: dict[str, Any]) -> set[str]:
+    """The paths a Pass state's States.MathAdd reads (a missing one is States.Runtime too)."""
+    values = state.get("Parameters", {}).values() if state["Type"] == "Pass" else []
+    return {m for v in values if isinstance(v, str) for m in re.findall(r"States\.MathAdd\((\$[\w.]+)", v)}
 
 
 def test_every_choice_reads_only_paths_checked_present_on_every_way_in(dev: Estate) -> None:
@@ -797,7 +903,8 @@ def test_every_choice_reads_only_paths_checked_present_on_every_way_in(dev: Esta
     the execution fails without a notification (Step Functions, "Choice workflow state" and "Error
     handling": States.Runtime, https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html).
     A task's result (a crawler's LastCrawl before its first crawl ends) may lack any field: every path a
-    Choice reads, other than IsPresent tests themselves, must be checked IsPresent on every way into it."""
+    Choice reads, other than IsPresent tests themselves, and every path a poll's counter adds to, must be
+    present on every way into it: checked by an IsPresent rule, or written by a state before it."""
     machines = definitions(dev)
     assert set(machines) == {
         "render-logs-flow-machine",
@@ -808,13 +915,15 @@ def test_every_choice_reads_only_paths_checked_present_on_every_way_in(dev: Esta
     checked = 0
     for name, asl in machines.items():
         states = asl["States"]
+        arrival = present_on_arrival(states, asl["StartAt"])
         for state_name, state in states.items():
-            if state["Type"] != "Choice":
+            read = math_reads(state)
+            if state["Type"] == "Choice":
+                read |= {path for choice in state["Choices"] for path in compared(choice)}
+            if not read:
                 continue
-            read = {path for choice in state["Choices"] for path in compared(choice)}
-            guarded = guarded_paths(states, state_name, asl["StartAt"])
-            assert guarded is not None, (name, state_name, "unreachable")
-            assert read <= guarded, (name, state_name, sorted(read - guarded))
+            assert state_name in arrival, (name, state_name, "unreachable")
+            assert read <= arrival[state_name], (name, state_name, sorted(read - arrival[state_name]))
             checked += 1
-    # render-logs: the input's shape (ChooseInput, CheckInputUri); the others: their crawls and loads (Ready, Decide).
-    assert checked == 6
+    # render-logs: the input's shape (CheckInputUri); covid: its crawl's and load's Decide, Again and Count.
+    assert checked == 7

@@ -269,7 +269,7 @@ def test_glue_job_failure_messages_name_the_log_group_and_stream_the_job_writes(
     <job run id>-driver and <job run id>-<executor> ("Logging for AWS Glue jobs",
     https://docs.aws.amazon.com/glue/latest/dg/monitor-continuous-logging.html): the failure
     message names that group, which the stack owns, not /aws-glue/jobs/error."""
-    target = dev.named("sales-notify-2-target").inputs["inputTransformer"]
+    target = dev.named("sales-notify-2-failed-target").inputs["inputTransformer"]
     template = json.loads(target["inputTemplate"])
     assert template.endswith("Logs: CloudWatch log group /aws-glue/jobs/<name>/error, stream <run>-driver.")
     assert target["inputPaths"]["name"] == "$.detail.jobName" and target["inputPaths"]["run"] == "$.detail.jobRunId"

@@ -6,20 +6,18 @@ import pytest
 
 from components.aws_limits import schedule_expression_problem
 from components.config import (
-    PROJECT_FILE,
     CiConfig,
     ConfigError,
     GlueConfig,
     StackConfig,
     is_branch_name,
     is_environment_name,
-    schema,
 )
 from job_runtime.contracts import COVID_DATASETS, SALES_COLUMNS
 from pipelines.covid import COVID_DATASET_KEYS, CovidConfig
 from pipelines.gharchive import GharchiveConfig
+from pipelines.registry import PROJECT_FILE, schema, settings
 from pipelines.registry import load_stack_config as load_config
-from pipelines.registry import settings
 from pipelines.render_logs import RenderLogsConfig
 from pipelines.sales import SalesConfig
 from pipelines.sensor_timeseries import SensorConfig, frequency_seconds
@@ -35,7 +33,9 @@ DEFAULTS = StackConfig(
     owner="data-platform",
     cost_center="unassigned",
     log_retention_days=30,
+    alert_emails=(),
     notification_emails=(),
+    success_notifications=True,
     vpc_cidr="10.40.0.0/16",
     availability_zone_count=3,
     nat_gateway=False,
@@ -46,6 +46,8 @@ DEFAULTS = StackConfig(
     redshift_usage_limit_action="log",
     batch_max_vcpus=16,
     batch_use_spot=False,
+    batch_image="",
+    ecr_pull_account_ids=(),
     glue=GlueConfig(worker_type="G.1X", workers=2, timeout_minutes=60),
     ci=CiConfig(
         enabled=False,
@@ -62,6 +64,8 @@ DEFAULTS = StackConfig(
             timeout_minutes=60,
             retry_attempts=3,
             table="performance_summary",
+            run_timeout_minutes=0,
+            quarantine_alarm_ratio=0.05,
         ),
         "sales": SalesConfig(
             input_prefix="sales/input/",
@@ -78,12 +82,26 @@ DEFAULTS = StackConfig(
             ),
             table="sales_data_table",
             batch_window_seconds=60,
+            quarantine_alarm_ratio=0.05,
         ),
         "sensor-timeseries": SensorConfig(
-            input_prefix="sensor/raw/", schedule="cron(0 2 1 * ? *)", schedule_timezone="UTC", frequency="1min"
+            input_prefix="sensor/raw/",
+            schedule="cron(0 2 1 * ? *)",
+            schedule_timezone="UTC",
+            frequency="1min",
+            allow_empty_month=False,
+            min_intervals_ratio=0.5,
+            run_timeout_minutes=0,
+            quarantine_alarm_ratio=0.05,
         ),
         "gharchive": GharchiveConfig(
-            base_url="https://data.gharchive.org", baseline_day="", max_hours_per_run=24, schedule="cron(15 * * * ? *)"
+            base_url="https://data.gharchive.org",
+            baseline_day="",
+            max_hours_per_run=24,
+            schedule="cron(15 * * * ? *)",
+            freshness_hours=3,
+            run_timeout_minutes=0,
+            quarantine_alarm_ratio=0.05,
         ),
         "covid19": CovidConfig(
             source_bucket="covid19-lake",
@@ -96,6 +114,8 @@ DEFAULTS = StackConfig(
             },
             schedule="cron(0 6 ? * MON *)",
             warehouse_schema="covid",
+            run_timeout_minutes=0,
+            quarantine_alarm_ratio=0.05,
         ),
     },
 )
@@ -140,7 +160,9 @@ def test_prod_example_keeps_data() -> None:
     raw = stack_config("Pulumi.prod.yaml")
     cfg = load_config(raw, "dataplatform", "prod", raw["aws:region"])
     assert cfg.remove_data_on_destroy is False
-    assert cfg.notification_emails == ("data-oncall@example.com",)
+    # Prod pages the on-call on failures only: no success news, so no notifications topic to subscribe to.
+    assert cfg.alert_emails == ("data-oncall@example.com",)
+    assert (cfg.success_notifications, cfg.notification_emails) == (False, ())
     assert (cfg.redshift_base_capacity, cfg.redshift_max_capacity) == (32, 128)
     assert cfg.tags == {
         "project": "dataplatform",
@@ -217,6 +239,64 @@ def test_prod_example_keeps_data() -> None:
             'dataplatform:notificationEmails = ["oncall"] is invalid: not e-mail addresses: oncall',
         ),
         (
+            {"alertEmails": '["pager", "oncall@example.com"]'},
+            'dataplatform:alertEmails = ["pager", "oncall@example.com"] is invalid: not e-mail addresses: pager',
+        ),
+        (
+            {"successNotifications": "false", "notificationEmails": '["team@example.com"]'},
+            'dataplatform:notificationEmails = ["team@example.com"] is invalid: must be empty while '
+            "successNotifications is false (there is no notifications topic to subscribe to; failures go to "
+            "alertEmails)",
+        ),
+        # A state machine's TimeoutSeconds: a Standard execution runs at most a year (Step Functions
+        # service quotas, https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html).
+        *[
+            (
+                {key: minutes},
+                f"dataplatform:{key} = {minutes} is invalid: must be 0 (derived from the steps) or 1 to 525600 "
+                "minutes (a Standard Step Functions execution runs at most one year)",
+            )
+            for key, minutes in (
+                ("renderLogsRunTimeoutMinutes", "-1"),
+                ("sensorRunTimeoutMinutes", "525601"),
+                ("gharchiveRunTimeoutMinutes", "-5"),
+                ("covidRunTimeoutMinutes", "1000000"),
+            )
+        ],
+        *[
+            (
+                {key: text},
+                f'dataplatform:{key} = {text!r} is invalid: must be a decimal number from 0 to below 1, e.g. "0.05"',
+            )
+            for key, text in (
+                ("renderLogsQuarantineAlarmRatio", "5%"),
+                ("salesQuarantineAlarmRatio", "1"),
+                ("sensorQuarantineAlarmRatio", "-0.1"),
+                ("gharchiveQuarantineAlarmRatio", "nan"),
+                ("covidQuarantineAlarmRatio", "1.5"),
+            )
+        ],
+        (
+            {"sensorMinIntervalsRatio": "1.2"},
+            "dataplatform:sensorMinIntervalsRatio = '1.2' is invalid: must be a decimal number from 0 to 1, "
+            'e.g. "0.05"',
+        ),
+        (
+            {"sensorAllowEmptyMonth": "maybe"},
+            "dataplatform:sensorAllowEmptyMonth = 'maybe' is invalid: must be true or false",
+        ),
+        # The freshness alarm's hourly periods: CloudWatch evaluates at most 7 days (PutMetricAlarm, Period:
+        # https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html).
+        *[
+            (
+                {"gharchiveFreshnessHours": hours},
+                f"dataplatform:gharchiveFreshnessHours = {hours} is invalid: must be 1 to 168 hours (a CloudWatch "
+                "alarm with hourly periods evaluates at most seven days: PutMetricAlarm's Period x "
+                "EvaluationPeriods <= 604,800 s)",
+            )
+            for hours in ("0", "169")
+        ],
+        (
             {"renderLogsVcpu": "3"},
             "dataplatform:renderLogsVcpu = '3' is invalid: Fargate allows 0.25, 0.5, 1, 2, 4, 8, 16",
         ),
@@ -246,19 +326,23 @@ def test_prod_example_keeps_data() -> None:
         (
             {"removeDataOnDestory": "true"},
             "dataplatform:removeDataOnDestory is not a known setting (known: "
-            "availabilityZoneCount, batchMaxVcpus, batchUseSpot, ciDeployBranches, ciDeployEnvironments, "
-            "ciGithubRepository, ciOidcProviderArn, ciRoleEnabled, costCenter, covidCasesPrefix, "
-            "covidCountyPopulationPrefix, covidSchedule, covidSourceBucket, covidSourceRegion, "
-            "covidStateAbbreviationsPrefix, covidTestingPrefix, covidWarehouseSchema, gharchiveBaseUrl, "
-            "gharchiveBaselineDay, gharchiveMaxHoursPerRun, gharchiveSchedule, "
+            "alertEmails, availabilityZoneCount, batchImage, batchMaxVcpus, batchUseSpot, ciDeployBranches, "
+            "ciDeployEnvironments, ciGithubRepository, ciOidcProviderArn, ciRoleEnabled, costCenter, "
+            "covidCasesPrefix, covidCountyPopulationPrefix, covidQuarantineAlarmRatio, covidRunTimeoutMinutes, "
+            "covidSchedule, covidSourceBucket, covidSourceRegion, "
+            "covidStateAbbreviationsPrefix, covidTestingPrefix, covidWarehouseSchema, ecrPullAccountIds, "
+            "gharchiveBaseUrl, gharchiveBaselineDay, gharchiveFreshnessHours, gharchiveMaxHoursPerRun, "
+            "gharchiveQuarantineAlarmRatio, gharchiveRunTimeoutMinutes, gharchiveSchedule, "
             "glueTimeoutMinutes, glueWorkerType, glueWorkers, logRetentionDays, natGateway, "
             "notificationEmails, owner, pipelines, "
             "redshiftBaseCapacity, redshiftDailyRpuHourLimit, redshiftDatabase, redshiftMaxCapacity, "
             "redshiftUsageLimitAction, "
-            "removeDataOnDestroy, renderLogsMemoryMib, renderLogsPrefix, "
-            "renderLogsRetryAttempts, renderLogsTable, renderLogsTimeoutMinutes, "
-            "renderLogsVcpu, salesBatchWindowSeconds, salesColumns, salesInputPrefix, salesTable, "
-            "sensorFrequency, sensorInputPrefix, sensorSchedule, sensorScheduleTimezone, "
+            "removeDataOnDestroy, renderLogsMemoryMib, renderLogsPrefix, renderLogsQuarantineAlarmRatio, "
+            "renderLogsRetryAttempts, renderLogsRunTimeoutMinutes, renderLogsTable, renderLogsTimeoutMinutes, "
+            "renderLogsVcpu, salesBatchWindowSeconds, salesColumns, salesInputPrefix, "
+            "salesQuarantineAlarmRatio, salesTable, sensorAllowEmptyMonth, "
+            "sensorFrequency, sensorInputPrefix, sensorMinIntervalsRatio, sensorQuarantineAlarmRatio, "
+            "sensorRunTimeoutMinutes, sensorSchedule, sensorScheduleTimezone, successNotifications, "
             "vpcCidr)",
         ),
         (

@@ -5,22 +5,27 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import runpy
 from collections import Counter
 from typing import Any
+from unittest import mock
 
 import parliament
+import pulumi
 import pytest
 from guardrails import NAME_LIMITS  # (type, input) -> (maximum length, allowed characters)
 from moto.events.models import EventPattern
 
-from components.compute import image_content_hash
+from components import monitoring
+from components.compute import CURRENT_IMAGE_TAG
 from components.iam import RESOURCE_STAR_ONLY
+from components.monitoring import Freshness
 from pipelines.gharchive_queries import named_queries
-from tests.infra.harness import ACCOUNT, REGION, ROOT, Estate, build_estate, repo_digest
+from tests.infra.harness import ACCOUNT, REGION, ROOT, Estate, build_estate, repo_digest, run_under_mocks, stack_config
 
-BATCH_IMAGE = ROOT / "batch_image"
-# The image tag: the Dockerfile and exactly what it copies from the build context (the repository root).
-IMAGE_TAG = image_content_hash(ROOT, BATCH_IMAGE / "Dockerfile")[:16]
+# The image tag: each build is pushed as its repository's current image (the next build's layer cache);
+# the jobs run its digest (tests/infra/test_image.py).
+IMAGE_TAG = CURRENT_IMAGE_TAG
 NAMED_QUERIES = len(named_queries("gharchive_events"))
 
 DEV_TAGS = {
@@ -105,14 +110,21 @@ def test_dev_estate_has_every_resource_family(dev: Estate) -> None:
         # GH Archive: bookmark and run-log tables, Athena named queries
         "aws:dynamodb/table:Table": 2,
         "aws:athena/namedQuery:NamedQuery": NAMED_QUERIES,
+        # topics: alerts, and notifications (dev keeps successNotifications' default, true)
+        "aws:sns/topic:Topic": 2,
+        "aws:sns/topicPolicy:TopicPolicy": 2,
         # orchestration
-        "aws:sns/topic:Topic": 1,
-        "aws:sns/topicPolicy:TopicPolicy": 1,
         "aws:sfn/stateMachine:StateMachine": 4,  # render-logs, sensor, gharchive, covid
         "aws:scheduler/schedule:Schedule": 3,  # sensor monthly, gharchive hourly, covid weekly
-        # rules: 2 S3 uploads (render-logs, sales) + 3 Glue state-change notifications (sales)
-        "aws:cloudwatch/eventRule:EventRule": 5,
-        "aws:cloudwatch/eventTarget:EventTarget": 5,
+        # rules: 2 S3 uploads (render-logs, sales) + the sales crawler's and 2 jobs' failed and succeeded
+        # runs (3 x 2), each with a target; the monitoring's failed Glue runs (sales, sensor, gharchive,
+        # covid) and failed Batch jobs (render-logs, gharchive, covid), alarmed on, without targets
+        "aws:cloudwatch/eventRule:EventRule": 2 + 3 * 2 + 4 + 3,
+        "aws:cloudwatch/eventTarget:EventTarget": 2 + 3 * 2,
+        # alarms: 6 dead-letter queues, 4 state machines x (failed, timed out, aborted), Glue failures of
+        # 4 pipelines, Batch failures of 3, GH Archive freshness, 5 quarantine ratios; one dashboard
+        "aws:cloudwatch/metricAlarm:MetricAlarm": 6 + 4 * 3 + 4 + 3 + 1 + 5,
+        "aws:cloudwatch/dashboard:Dashboard": 1,
         # dead-letter queues: render-logs trigger, sales trigger, sales notifications, 3 schedules
         "aws:sqs/queue:Queue": 6,
         # EventBridge rules deliver dead letters as the service (a queue policy); Scheduler as its role (none).
@@ -131,15 +143,23 @@ def test_prod_differs_from_dev_only_where_its_config_says(dev: Estate, prod: Est
     assert prod_types - dev_types == {
         "aws:ec2/eip:Eip": 1,
         "aws:ec2/natGateway:NatGateway": 1,
-        "aws:sns/topicSubscription:TopicSubscription": 1,
+        "aws:sns/topicSubscription:TopicSubscription": 1,  # the on-call's e-mail on the alerts topic
     }
-    assert dev_types - prod_types == {"aws:batch/computeEnvironment:ComputeEnvironment": 1}  # no Spot in prod
+    # No Spot in prod; successNotifications false: no notifications topic, no sales success rules.
+    assert dev_types - prod_types == {
+        "aws:batch/computeEnvironment:ComputeEnvironment": 1,
+        "aws:sns/topic:Topic": 1,
+        "aws:sns/topicPolicy:TopicPolicy": 1,
+        "aws:cloudwatch/eventRule:EventRule": 3,
+        "aws:cloudwatch/eventTarget:EventTarget": 3,
+    }
 
 
 def test_components_parent_their_children(dev: Estate) -> None:
     top_level = {name for (typ, name), o in dev.options.items() if o.parent_type == "pulumi:pulumi:Stack"}
-    platform = {"aws", "lake", "net", "warehouse", "warehouse-access", "catalog", "notifications"}
-    assert top_level == platform | {"batch", "render-logs", "sales", "sensor", "gharchive", "covid"}
+    platform = {"aws", "lake", "net", "warehouse", "warehouse-access", "catalog", "topics"}
+    pipelines = {"batch", "render-logs", "sales", "sensor", "gharchive", "covid"}
+    assert top_level == platform | pipelines | {"monitoring"}
     for (typ, name), o in dev.options.items():
         if typ.startswith(("aws:", "docker:")) and typ != "pulumi:providers:aws":
             assert o.parent_type and o.parent_type != "pulumi:pulumi:Stack", f"{name} ({typ}) is not inside a component"
@@ -453,6 +473,7 @@ def test_kms_key_rotates_and_lets_services_encrypt_only_for_this_account(dev: Es
         "AccountAdministration",
         "CloudWatchLogs",
         "EventDeliveryToEncryptedTopicsAndQueues",
+        "CloudWatchAlarmsToEncryptedTopics",
         "StateMachineLogDelivery",
     }
     assert sids["AccountAdministration"]["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
@@ -489,7 +510,7 @@ def test_logs_topics_queues_and_state_machines_use_the_estate_key(dev: Estate) -
     key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/lake-key"
     for group in dev.of_type("aws:cloudwatch/logGroup:LogGroup"):
         assert group.inputs["kmsKeyId"] == key and group.inputs["retentionInDays"] == 7, group.name
-    assert dev.one("aws:sns/topic:Topic").inputs["kmsMasterKeyId"] == key
+    assert all(t.inputs["kmsMasterKeyId"] == key for t in dev.of_type("aws:sns/topic:Topic"))
     for queue in dev.of_type("aws:sqs/queue:Queue"):
         assert queue.inputs["kmsMasterKeyId"] == key, queue.name
     for machine in dev.of_type("aws:sfn/stateMachine:StateMachine"):
@@ -555,6 +576,9 @@ def test_render_job_definition(dev: Estate) -> None:
         "RENDER_SUMMARY_STAGE": f"{processed}/stage/render-logs",
         "SUMMARY_TABLE": "performance_summary",
         "WAREHOUSE_BACKEND": "redshift-data",
+        # The Stack and Pipeline dimensions of the job's run metrics (job_runtime.metrics.dimensions_from_env).
+        "METRICS_STACK": "dev",
+        "METRICS_PIPELINE": "render-logs",
     }
     image = dev.one("docker:index/image:Image").inputs
     assert image["imageName"] == f"{repo}:{IMAGE_TAG}"
@@ -578,23 +602,111 @@ def test_compute_environments_spot_first_then_on_demand(dev: Estate) -> None:
     )
 
 
+SUFFIX = "20260101000000000000000001"  # what the mocks append to a name prefix
+
+
+def topic_arn(estate: Estate, kind: str) -> str:
+    """The ARN of the stack's `alerts` or `notifications` topic, as the mocks name it."""
+    prefix = estate.one("aws:sns/topic:Topic", f"topics-{kind}").inputs["namePrefix"]
+    return f"arn:aws:sns:{REGION}:{ACCOUNT}:{prefix}{SUFFIX}"
+
+
+def machines(estate: Estate) -> dict[str, dict[str, Any]]:
+    return {m.name: policy(m.inputs["definition"]) for m in estate.of_type("aws:sfn/stateMachine:StateMachine")}
+
+
 def test_state_machine_every_task_retries_and_catches_to_a_notification(estate: Estate) -> None:
     definition = policy(estate.one("aws:sfn/stateMachine:StateMachine", "render-logs").inputs["definition"])
     states = definition["States"]
     tasks = {name: s for name, s in states.items() if s["Type"] == "Task"}
-    assert set(tasks) == {"SummarizeRenderLogs", "NotifySuccess", "NotifyFailure"}
+    success = {"NotifySuccess"} if estate.stack == "dev" else set()
+    assert set(tasks) == {"SummarizeRenderLogs", "NotifyFailure"} | success
     for name, task in tasks.items():
         assert task["Retry"] and all(r["MaxAttempts"] >= 1 for r in task["Retry"]), name
         assert task["Catch"] and task["Catch"][0]["ErrorEquals"] == ["States.ALL"], name
     assert tasks["SummarizeRenderLogs"]["Catch"][0]["Next"] == "NotifyFailure"
-    assert tasks["SummarizeRenderLogs"]["Next"] == "NotifySuccess"
     assert tasks["NotifyFailure"]["Next"] == "Failed" and states["Failed"]["Type"] == "Fail"
     batch = tasks["SummarizeRenderLogs"]
     assert batch["Resource"] == "arn:aws:states:::batch:submitJob.sync"
     assert batch["Parameters"]["Parameters"] == {"input.$": "$.source.input"}
-    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:" + estate.one("aws:sns/topic:Topic").inputs["namePrefix"]
-    assert tasks["NotifyFailure"]["Parameters"]["TopicArn"].startswith(topic)
+    assert tasks["NotifyFailure"]["Parameters"]["TopicArn"] == topic_arn(estate, "alerts")
     assert tasks["NotifyFailure"]["Parameters"]["Message"]["error.$"] == "$.failure.Error"
+
+
+def test_failures_go_to_alerts_and_successes_to_notifications_only_where_that_topic_exists(
+    dev: Estate, prod: Estate
+) -> None:
+    """Dev keeps successNotifications' default (true): every machine ends by publishing its success to the
+    notifications topic. Prod sets it false: no notifications topic, and the success path ends in a Succeed
+    state without publishing. Either way every failure publishes to the alerts topic, and each machine's
+    role may publish to exactly the topics its definition names."""
+    for estate, with_news in ((dev, True), (prod, False)):
+        alerts = topic_arn(estate, "alerts")
+        notifications = topic_arn(estate, "notifications") if with_news else None
+        topics = {t.name for t in estate.of_type("aws:sns/topic:Topic")}
+        assert topics == ({"topics-alerts", "topics-notifications"} if with_news else {"topics-alerts"})
+        found = machines(estate)
+        assert set(found) == {f"{p}-flow-machine" for p in ("render-logs", "sensor", "gharchive", "covid")}
+        for name, asl in found.items():
+            states = asl["States"]
+            assert states["NotifyFailure"]["Parameters"]["TopicArn"] == alerts, name
+            success = "NotifySuccess" if with_news else "Succeeded"
+            # The last step leads there (a Task by Next, a poll's Decide by a Choice).
+            last = [
+                s for s in states.values() if success in (s.get("Next"), *(c["Next"] for c in s.get("Choices", [])))
+            ]
+            if with_news:
+                assert "Succeeded" not in states, name
+                assert states["NotifySuccess"]["Parameters"]["TopicArn"] == notifications, name
+                assert states["NotifySuccess"]["End"] is True
+            else:
+                assert "NotifySuccess" not in states, name
+                assert states["Succeeded"] == {"Type": "Succeed"}, name
+            assert last, name
+            role = name.removesuffix("-machine")
+            published = [
+                st["Resource"]
+                for st in policy(estate.named(f"{role}-role-policy").inputs["policy"])["Statement"]
+                if "sns:Publish" in st["Action"]
+            ]
+            assert [sorted(resources) for resources in published] == [sorted(filter(None, [alerts, notifications]))]
+
+
+# Each machine's TimeoutSeconds when its <prefix>RunTimeoutMinutes is 0 (the default): the longest its steps
+# may take plus 30 minutes. render-logs: the job's 3 attempts of 60 minutes; sensor: the Glue job's run and
+# its one retry of 60 minutes; gharchive: the ingest's 3 x 60 and the transform's 2 x 60; covid: the copy's
+# 3 x 120, 4 Athena UNLOADs of at most 30, the clean job's 2 x 60, and the crawl's and the load's polls of
+# at most 60 each.
+DERIVED_TIMEOUT_MINUTES = {
+    "render-logs-flow-machine": 3 * 60 + 30,
+    "sensor-flow-machine": 2 * 60 + 30,
+    "gharchive-flow-machine": 3 * 60 + 2 * 60 + 30,
+    "covid-flow-machine": 3 * 120 + 4 * 30 + 2 * 60 + 60 + 60 + 30,
+}
+
+
+def test_every_state_machine_is_bounded_by_timeout_seconds(dev: Estate, prod: Estate) -> None:
+    """Without TimeoutSeconds an execution may run for the Standard maximum of a year ("State machine
+    structure": TimeoutSeconds, https://docs.aws.amazon.com/step-functions/latest/dg/statemachine-structure.html;
+    service quotas: https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html)."""
+    for estate in (dev, prod):
+        timeouts = {name: asl["TimeoutSeconds"] for name, asl in machines(estate).items()}
+        assert timeouts == {name: 60 * minutes for name, minutes in DERIVED_TIMEOUT_MINUTES.items()}
+
+
+def test_run_timeouts_follow_their_settings_and_the_jobs_timeouts() -> None:
+    estate = build_estate(
+        "dev",
+        "Pulumi.dev.yaml",
+        {"dataplatform:renderLogsRunTimeoutMinutes": "45", "dataplatform:glueTimeoutMinutes": "30"},
+    )
+    timeouts = {name: asl["TimeoutSeconds"] for name, asl in machines(estate).items()}
+    assert timeouts == {
+        "render-logs-flow-machine": 45 * 60,  # as configured
+        "sensor-flow-machine": (2 * 30 + 30) * 60,  # derived from the shorter Glue timeout
+        "gharchive-flow-machine": (3 * 60 + 2 * 30 + 30) * 60,
+        "covid-flow-machine": (3 * 120 + 4 * 30 + 2 * 30 + 60 + 60 + 30) * 60,
+    }
 
 
 def run_to_batch(definition: dict[str, Any], execution_input: dict[str, Any]) -> tuple[list[str], Any]:
@@ -738,3 +850,174 @@ def untranslated_keys(value: Any, path: str = "") -> list[str]:
 def test_every_nested_input_key_reached_the_provider_translated(estate: Estate) -> None:
     problems = [(r.name, k) for r in estate.resources for k in untranslated_keys(r.inputs)]
     assert problems == []
+
+
+# --- what the monitoring watches ------------------------------------------------------------------
+
+
+def watched(stack: str, stack_file: str, overrides: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """The program under mocks, and each pipeline's PipelineWatch as it reached Monitoring, resolved."""
+    captured: list[monitoring.MonitoringArgs] = []
+    resolved: dict[str, dict[str, Any]] = {}
+    real = monitoring.Monitoring
+
+    def spy(name: str, args: monitoring.MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> Any:
+        captured.append(args)
+        return real(name, args, opts)
+
+    def program() -> None:
+        with mock.patch.object(monitoring, "Monitoring", spy):
+            runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        (args,) = captured
+        pulumi.Output.from_input(
+            {
+                "stack": args.stack,
+                "region": args.region,
+                "warehouse": args.warehouse_workgroup,
+                "alerts": args.alerts_topic_arn,
+            }
+        ).apply(lambda v: resolved.__setitem__("stack", v))
+        for w in args.pipelines:
+            pulumi.Output.from_input(
+                {
+                    "state_machine_arns": list(w.state_machine_arns),
+                    "dead_letter_queues": [{"name": d.name, "holds": d.holds} for d in w.dead_letter_queues],
+                    "glue_job_names": list(w.glue_job_names),
+                    "batch_job_definition_names": list(w.batch_job_definition_names),
+                }
+            ).apply(
+                lambda v, w=w: resolved.__setitem__(
+                    w.pipeline,
+                    {
+                        **v,
+                        "quarantine_jobs": w.quarantine_jobs,
+                        "quarantine_ratio_threshold": w.quarantine_ratio_threshold,
+                        "freshness": w.freshness,
+                    },
+                )
+            )
+
+    run_under_mocks(stack, {**stack_config(stack_file), **(overrides or {})}, program)
+    return resolved
+
+
+def expected_watches(stack: str, ratios: dict[str, float], freshness_hours: int) -> dict[str, dict[str, Any]]:
+    machine = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:dataplatform-{stack}-{{}}-flow-{SUFFIX}"
+    queue = f"dataplatform-{stack}-{{}}-dlq-{SUFFIX}"
+    job = f"dataplatform-{stack}-{{}}"
+    return {
+        "stack": {
+            "stack": stack,
+            "region": REGION,
+            "warehouse": f"dataplatform-{stack}-warehouse",
+            "alerts": f"arn:aws:sns:{REGION}:{ACCOUNT}:dataplatform-{stack}-alerts-{SUFFIX}",
+        },
+        "render-logs": {
+            "state_machine_arns": [machine.format("render-logs")],
+            "dead_letter_queues": [
+                {
+                    "name": queue.format("render-logs-trigger"),
+                    "holds": "S3 upload events under render-logs/ that did not start a render-logs run",
+                }
+            ],
+            "glue_job_names": [],
+            "batch_job_definition_names": [job.format("render-logs-job")],
+            "quarantine_jobs": ("render_summary",),
+            "quarantine_ratio_threshold": ratios["render-logs"],
+            "freshness": None,
+        },
+        "sales": {
+            # A Glue workflow, no state machine: its failures are announced by rule and alarmed as Glue runs.
+            "state_machine_arns": [],
+            "dead_letter_queues": [
+                {
+                    "name": queue.format("sales-trigger"),
+                    "holds": "S3 upload events under sales/input/ that did not start the sales workflow",
+                },
+                {
+                    "name": queue.format("sales-notify"),
+                    "holds": "announcements of sales crawler and job runs that EventBridge could not publish to SNS",
+                },
+            ],
+            "glue_job_names": [job.format("sales-convert"), job.format("sales-load")],
+            "batch_job_definition_names": [],
+            "quarantine_jobs": ("sales_csv_to_parquet",),
+            "quarantine_ratio_threshold": ratios["sales"],
+            "freshness": None,
+        },
+        "sensor-timeseries": {
+            "state_machine_arns": [machine.format("sensor")],
+            "dead_letter_queues": [
+                {
+                    "name": queue.format("sensor-schedule"),
+                    "holds": "scheduled starts of the sensor-timeseries run that could not start it",
+                }
+            ],
+            "glue_job_names": [job.format("sensor-job")],
+            "batch_job_definition_names": [],
+            "quarantine_jobs": ("sensor_timeseries",),
+            "quarantine_ratio_threshold": ratios["sensor-timeseries"],
+            "freshness": None,
+        },
+        "gharchive": {
+            "state_machine_arns": [machine.format("gharchive")],
+            "dead_letter_queues": [
+                {
+                    "name": queue.format("gharchive-schedule"),
+                    "holds": "scheduled starts of the gharchive run that could not start it",
+                }
+            ],
+            "glue_job_names": [job.format("gharchive-events")],
+            "batch_job_definition_names": [job.format("gharchive-ingest")],
+            "quarantine_jobs": ("gharchive_events",),
+            "quarantine_ratio_threshold": ratios["gharchive"],
+            # New hour files the transform loaded (job_runtime.metrics.FILES), summed per hour.
+            "freshness": Freshness(job="gharchive_events", metric="Files", hours=freshness_hours),
+        },
+        "covid19": {
+            "state_machine_arns": [machine.format("covid")],
+            "dead_letter_queues": [
+                {
+                    "name": queue.format("covid-schedule"),
+                    "holds": "scheduled starts of the covid19 run that could not start it",
+                }
+            ],
+            "glue_job_names": [job.format("covid-clean")],
+            "batch_job_definition_names": [job.format("covid-copy")],
+            "quarantine_jobs": ("covid_clean",),
+            "quarantine_ratio_threshold": ratios["covid19"],
+            "freshness": None,
+        },
+    }
+
+
+DEFAULT_RATIOS = dict.fromkeys(("render-logs", "sales", "sensor-timeseries", "gharchive", "covid19"), 0.05)
+
+
+def test_each_pipeline_tells_the_monitoring_what_to_watch(dev: Estate) -> None:
+    """Every state machine, dead-letter queue, Glue job and Batch job definition of the estate is watched,
+    each by the pipeline it belongs to, with the Job names (job_runtime.metrics) of the jobs that quarantine."""
+    watches = watched("dev", "Pulumi.dev.yaml")
+    assert watches == expected_watches("dev", DEFAULT_RATIOS, 3)
+    pipelines = [w for name, w in watches.items() if name != "stack"]
+    queues = {q["name"] for w in pipelines for q in w["dead_letter_queues"]}
+    assert queues == {r.inputs["namePrefix"] + SUFFIX for r in dev.of_type("aws:sqs/queue:Queue")}
+    assert {m for w in pipelines for m in w["state_machine_arns"]} == {
+        f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{m.inputs['namePrefix']}{SUFFIX}"
+        for m in dev.of_type("aws:sfn/stateMachine:StateMachine")
+    }
+    glue_jobs = {j.inputs["name"] for j in dev.of_type("aws:glue/job:Job")}
+    assert {j for w in pipelines for j in w["glue_job_names"]} == glue_jobs
+    assert {d for w in pipelines for d in w["batch_job_definition_names"]} == {
+        d.inputs["name"] for d in dev.of_type("aws:batch/jobDefinition:JobDefinition")
+    }
+
+
+def test_quarantine_thresholds_and_freshness_follow_their_settings() -> None:
+    overrides = {
+        "dataplatform:salesQuarantineAlarmRatio": "0.2",
+        "dataplatform:covidQuarantineAlarmRatio": "0",
+        "dataplatform:gharchiveFreshnessHours": "6",
+    }
+    ratios = {**DEFAULT_RATIOS, "sales": 0.2, "covid19": 0.0}
+    assert watched("prod", "Pulumi.prod.yaml", overrides) == expected_watches("prod", ratios, 6)

@@ -230,24 +230,58 @@ def transform(target: dict[str, Any], event: dict[str, Any]) -> str:
     return json.loads(re.sub(r"<(\w+)>", lambda m: str(values[m.group(1)]), template))
 
 
-def test_every_sales_crawler_and_job_announces_success_and_failure_with_an_actionable_message(dev: Estate) -> None:
-    steps = [
-        ("crawler", "dataplatform-dev-sales-input-crawler", "Succeeded", "Failed"),
-        ("job", "dataplatform-dev-sales-convert", "SUCCEEDED", "FAILED"),
-        ("job", "dataplatform-dev-sales-load", "SUCCEEDED", "FAILED"),
-    ]
-    assert len([r for r in dev.of_type("aws:cloudwatch/eventRule:EventRule") if r.name.startswith("sales-notify")]) == 3
-    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:" + dev.one("aws:sns/topic:Topic").inputs["namePrefix"] + SUFFIX
-    for i, (kind, name, ok, failed) in enumerate(steps, start=1):
-        pattern = EventPattern.load(dev.named(f"sales-notify-{i}").inputs["eventPattern"])
-        assert pattern.matches_event(glue_event(kind, name, ok)), name
-        assert pattern.matches_event(glue_event(kind, name, failed)), name
-        assert not pattern.matches_event(glue_event(kind, name, "RUNNING" if kind == "job" else "Started")), name
-        others = [n for _, n, _, _ in steps if n != name]
-        assert not any(pattern.matches_event(glue_event(kind, other, failed)) for other in others), name
-        target = dev.named(f"sales-notify-{i}-target").inputs
-        assert target["arn"] == topic
-        assert target["deadLetterConfig"]["arn"].startswith(f"arn:aws:sqs:{REGION}:{ACCOUNT}:dataplatform-dev")
+def topic_arn(estate: Estate, kind: str) -> str:
+    prefix = estate.one("aws:sns/topic:Topic", f"topics-{kind}").inputs["namePrefix"]
+    return f"arn:aws:sns:{REGION}:{ACCOUNT}:{prefix}{SUFFIX}"
+
+
+SALES_STEPS = [
+    ("crawler", "dataplatform-{stack}-sales-input-crawler", "Succeeded", ["Failed"]),
+    ("job", "dataplatform-{stack}-sales-convert", "SUCCEEDED", ["FAILED", "TIMEOUT", "STOPPED", "ERROR"]),
+    ("job", "dataplatform-{stack}-sales-load", "SUCCEEDED", ["FAILED", "TIMEOUT", "STOPPED", "ERROR"]),
+]
+
+
+def test_sales_failures_go_to_alerts_and_successes_to_notifications_only_where_that_topic_exists(
+    dev: Estate, prod: Estate
+) -> None:
+    """Each crawler and job has a rule for its failed runs, to the alerts topic, and (dev: successNotifications
+    true) one for its successful runs, to the notifications topic; prod (false) has no success rules at all.
+    The states: "Glue Job State Change" is sent for SUCCEEDED, FAILED, TIMEOUT and STOPPED, "Glue Crawler
+    State Change" for Started, Succeeded and Failed (AWS Glue, "Automating AWS Glue with EventBridge",
+    https://docs.aws.amazon.com/glue/latest/dg/automating-awsglue-with-cloudwatch-events.html)."""
+    for estate, with_news in ((dev, True), (prod, False)):
+        rules = sorted(r.name for r in estate.of_type("aws:cloudwatch/eventRule:EventRule") if "sales-notify" in r.name)
+        outcomes = ["failed", "succeeded"] if with_news else ["failed"]
+        assert rules == sorted(f"sales-notify-{i}-{o}" for i in range(1, 4) for o in outcomes)
+        for i, (kind, template, ok, failures) in enumerate(SALES_STEPS, start=1):
+            name = template.format(stack=estate.stack)
+            others = [t.format(stack=estate.stack) for _, t, _, _ in SALES_STEPS if t != template]
+            failed = EventPattern.load(estate.named(f"sales-notify-{i}-failed").inputs["eventPattern"])
+            assert all(failed.matches_event(glue_event(kind, name, state)) for state in failures), name
+            assert not failed.matches_event(glue_event(kind, name, ok)), name
+            assert not failed.matches_event(glue_event(kind, name, "RUNNING" if kind == "job" else "Started")), name
+            assert not any(failed.matches_event(glue_event(kind, other, failures[0])) for other in others), name
+            assert estate.named(f"sales-notify-{i}-failed-target").inputs["arn"] == topic_arn(estate, "alerts")
+            if with_news:
+                succeeded = EventPattern.load(estate.named(f"sales-notify-{i}-succeeded").inputs["eventPattern"])
+                assert succeeded.matches_event(glue_event(kind, name, ok)), name
+                assert not any(succeeded.matches_event(glue_event(kind, name, state)) for state in failures), name
+                target = estate.named(f"sales-notify-{i}-succeeded-target").inputs
+                assert target["arn"] == topic_arn(estate, "notifications")
+        queue_policy = json.loads(estate.named("sales-notify-dlq-policy").inputs["policy"])["Statement"][0]
+        assert queue_policy["Condition"]["ArnEquals"]["aws:SourceArn"] == [
+            f"arn:aws:events:{REGION}:{ACCOUNT}:rule/" + estate.named(rule).inputs["namePrefix"] + SUFFIX
+            for rule in [f"sales-notify-{i}-{o}" for i in range(1, 4) for o in outcomes]
+        ]
+        for rule in rules:
+            target = estate.named(f"{rule}-target").inputs
+            assert target["deadLetterConfig"]["arn"].startswith(
+                f"arn:aws:sqs:{REGION}:{ACCOUNT}:dataplatform-{estate.stack}-sales-notify-dlq-"
+            )
+
+
+def test_every_sales_crawler_and_job_announces_its_outcome_with_an_actionable_message(dev: Estate) -> None:
     raw, processed = bucket(dev, "raw"), bucket(dev, "processed")
     failure = glue_event(
         "job",
@@ -256,7 +290,7 @@ def test_every_sales_crawler_and_job_announces_success_and_failure_with_an_actio
         jobRunId="jr_42",
         message="1 of 2 files rejected: s3://raw/sales/input/bad.csv: missing columns quantity",
     )
-    assert transform(dev.named("sales-notify-2-target").inputs, failure) == (
+    assert transform(dev.named("sales-notify-2-failed-target").inputs, failure) == (
         "[sales] step 2/3: Glue job dataplatform-dev-sales-convert FAILED at 2026-11-22T10:00:00Z (run jr_42). "
         "Message: 1 of 2 files rejected: s3://raw/sales/input/bad.csv: missing columns quantity. "
         f"It converts new CSVs from s3://{raw}/sales/input/ (a failure names each rejected file and why); "
@@ -276,16 +310,17 @@ def test_every_sales_crawler_and_job_announces_success_and_failure_with_an_actio
         + SUFFIX
         + "-dataplatform-dev-sales-input-crawler-security"
     )
-    assert transform(dev.named("sales-notify-1-target").inputs, crawler_failure) == (
+    assert transform(dev.named("sales-notify-1-failed-target").inputs, crawler_failure) == (
         "[sales] step 1/3: Glue crawler dataplatform-dev-sales-input-crawler Failed at 2026-11-22T10:00:00Z. "
         f"Message: Crawler Failed denied. It catalogs the CSVs in s3://{raw}/sales/input/ "
         f"Logs: CloudWatch log group {crawler_group}, stream dataplatform-dev-sales-input-crawler."
     )
-    queue_policy = json.loads(dev.named("sales-notify-dlq-policy").inputs["policy"])["Statement"][0]
-    assert queue_policy["Condition"]["ArnEquals"]["aws:SourceArn"] == [
-        f"arn:aws:events:{REGION}:{ACCOUNT}:rule/" + dev.named(f"sales-notify-{i}").inputs["namePrefix"] + SUFFIX
-        for i in range(1, 4)
-    ]
+    # A success reads the same way, on the notifications topic.
+    success = glue_event("job", "dataplatform-dev-sales-load", "SUCCEEDED", jobRunId="jr_43", message="done")
+    assert transform(dev.named("sales-notify-3-succeeded-target").inputs, success).startswith(
+        "[sales] step 3/3: Glue job dataplatform-dev-sales-load SUCCEEDED at 2026-11-22T10:00:00Z (run jr_43). "
+        "Message: done. It merges converted files into Redshift table analytics.public.sales_data_table"
+    )
 
 
 def test_crawlers_do_not_fight_the_jobs(dev: Estate) -> None:
@@ -376,6 +411,14 @@ def test_glue_job_arguments_point_at_the_lake(dev: Estate) -> None:
     assert {name: own[name].pop("--custom-logGroup-prefix") for name in own} == {
         name: f"/aws-glue/jobs/{name}" for name in own
     }
+    # The Stack and Pipeline dimensions of each job's run metrics (glue_common.start_run).
+    assert {name: (own[name].pop("--metrics_stack"), own[name].pop("--metrics_pipeline")) for name in own} == {
+        "dataplatform-dev-sales-convert": ("dev", "sales"),
+        "dataplatform-dev-sales-load": ("dev", "sales"),
+        "dataplatform-dev-sensor-job": ("dev", "sensor-timeseries"),
+        "dataplatform-dev-gharchive-events": ("dev", "gharchive"),
+        "dataplatform-dev-covid-clean": ("dev", "covid19"),
+    }
     assert own == {
         "dataplatform-dev-sales-convert": {
             **common,
@@ -406,6 +449,9 @@ def test_glue_job_arguments_point_at_the_lake(dev: Estate) -> None:
             "--state_path": f"s3://{processed}/sensor/state/",
             "--frequency": "1min",
             "--month": "previous",
+            # sensorAllowEmptyMonth and sensorMinIntervalsRatio at their defaults.
+            "--allow_empty_month": "false",
+            "--min_intervals_ratio": "0.5",
         },
         "dataplatform-dev-gharchive-events": {
             **common,

@@ -130,6 +130,9 @@ def test_gharchive_ingest_job_gets_its_settings_and_may_only_write_its_prefix_an
         "GHARCHIVE_OUTPUT": f"s3://{raw}/gharchive/raw/",
         "GHARCHIVE_JOBS_TABLE": "dataplatform-dev-gharchive-jobs",
         "GHARCHIVE_RUNS_TABLE": "dataplatform-dev-gharchive-job-run-details",
+        # The Stack and Pipeline dimensions of the job's run metrics (job_runtime.metrics.dimensions_from_env).
+        "METRICS_STACK": "dev",
+        "METRICS_PIPELINE": "gharchive",
     }
     assert job["resourceRequirements"] == [{"type": "VCPU", "value": "0.25"}, {"type": "MEMORY", "value": "1024"}]
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/dataplatform-dev-gharchive"
@@ -182,7 +185,9 @@ def test_covid_runs_copy_crawl_stage_clean_load_in_order(dev: Estate) -> None:
     assert walk(states, asl["StartAt"]) == [
         "CopySources",
         "CatalogLanding",
+        "CatalogLandingStarted",
         "CatalogLandingWait",
+        "CatalogLandingCount",
         "CatalogLandingCheck",
         "CatalogLandingReady",
         "CatalogLandingDecide",
@@ -192,7 +197,9 @@ def test_covid_runs_copy_crawl_stage_clean_load_in_order(dev: Estate) -> None:
         "StageStateAbbreviations",
         "CleanStagedData",
         "LoadStarSchema",
+        "LoadStarSchemaStarted",
         "LoadStarSchemaWait",
+        "LoadStarSchemaCount",
         "LoadStarSchemaCheck",
         "LoadStarSchemaReady",
         "LoadStarSchemaDecide",
@@ -203,7 +210,7 @@ def test_covid_runs_copy_crawl_stage_clean_load_in_order(dev: Estate) -> None:
     assert states["CatalogLanding"]["Resource"] == "arn:aws:states:::aws-sdk:glue:startCrawler"
     assert states["CatalogLanding"]["Parameters"] == {"Name": crawler}
     assert states["CatalogLanding"]["Retry"][0]["ErrorEquals"][0] == "Glue.CrawlerRunningException"
-    assert states["CatalogLandingWait"] == {"Type": "Wait", "Seconds": 30, "Next": "CatalogLandingCheck"}
+    assert states["CatalogLandingWait"] == {"Type": "Wait", "Seconds": 30, "Next": "CatalogLandingCount"}
     assert states["CatalogLandingCheck"]["Resource"] == "arn:aws:states:::aws-sdk:glue:getCrawler"
     assert states["CatalogLandingCheck"]["Next"] == "CatalogLandingReady"
     # A crawler's first crawl has no LastCrawl until it ends: Decide reads it only once present.
@@ -218,10 +225,10 @@ def test_covid_runs_copy_crawl_stage_clean_load_in_order(dev: Estate) -> None:
                 "Next": "CatalogLandingDecide",
             }
         ],
-        "Default": "CatalogLandingWait",
+        "Default": "CatalogLandingAgain",
     }
     decide = states["CatalogLandingDecide"]
-    assert decide["Default"] == "CatalogLandingWait"
+    assert decide["Default"] == "CatalogLandingAgain"
     assert decide["Choices"] == [
         {
             "And": [
@@ -318,6 +325,8 @@ def test_covid_copy_job_reads_only_the_configured_source_prefixes(dev: Estate) -
         "COPY_SOURCE_REGION": "us-east-2",
         "COPY_DATASETS": json.dumps(datasets, sort_keys=True),
         "COPY_TARGET": f"s3://{raw}/covid/landing/",
+        "METRICS_STACK": "dev",
+        "METRICS_PIPELINE": "covid19",
     }
     assert statements(dev, "covid-copy-role") == [
         {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::covid19-lake"]},
@@ -399,3 +408,25 @@ def test_states_format_reader_is_strict() -> None:
     assert states_format("States.Format('a \\'b\\' {} \\{x\\}', $$.Execution.Name)", "E") == "a 'b' E {x}"
     with pytest.raises(AssertionError, match="unescaped"):
         states_format("States.Format('it's', $$.Execution.Name)", "E")
+
+
+def test_covid_polls_give_up_after_an_hour_each(dev: Estate) -> None:
+    """The landing crawl is checked every 30 s and the load every 15 s, each for at most an hour
+    (pipelines/covid.py CRAWL_MAX_WAIT_SECONDS, LOAD_MAX_WAIT_SECONDS); then the run alerts and fails."""
+    states = definition(dev, "covid")["States"]
+    for step, counter, rounds, every in (
+        ("CatalogLanding", "$.catalogLandingPolls", 120, 30),
+        ("LoadStarSchema", "$.loadStarSchemaPolls", 240, 15),
+    ):
+        assert states[f"{step}Again"] == {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": f"{counter}.count", "NumericGreaterThanEquals": rounds, "Next": f"{step}TimedOut"}
+            ],
+            "Default": f"{step}Wait",
+        }
+        assert states[f"{step}TimedOut"]["Parameters"] == {
+            "Error": f"{step}TimedOut",
+            "Cause": f"{step} did not finish within 60 minutes (checked every {every} seconds, {rounds} times)",
+        }
+        assert states[f"{step}TimedOut"]["Next"] == "NotifyFailure"

@@ -4,6 +4,7 @@ and the registered pipelines export exactly the stack outputs smoke/outputs.py a
 
 from __future__ import annotations
 
+import json
 import runpy
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import pulumi_aws as aws
 import pytest
 
 from components.config import Check, ConfigError, ConfigSection, Setting
+from components.monitoring import PipelineWatch
 from pipelines import registry
 from pipelines.platform import Pipeline, Platform
 from tests.infra.harness import ROOT, Estate, run_under_mocks, stack_config
@@ -55,6 +57,8 @@ TOY: Pipeline[ToyConfig, ToyPipeline] = Pipeline(
     ),
     component=lambda s, p, opts: ToyPipeline("toy", s, p, opts),
     outputs=lambda c, s, p: {"toy_topic_arn": c.topic_arn, "toy_greeting_uri": p.lake.raw.uri("toy/")},
+    # Nothing of it to alarm on; the dashboard still gives it a row.
+    watch=lambda c, s: PipelineWatch(pipeline="toy"),
 )
 
 
@@ -98,6 +102,10 @@ def test_a_registered_sixth_pipeline_is_configured_built_and_exported() -> None:
         "dataplatform:pipelines:Toy",
     }
     assert not estate.of_type("dataplatform:compute:BatchCompute")
+    # Its watch reached the monitoring: the dashboard has a row for it, after the sales row.
+    body = json.loads(estate.one("aws:cloudwatch/dashboard:Dashboard").inputs["dashboardBody"])
+    headings = [w["properties"]["markdown"] for w in body["widgets"] if w["type"] == "text"]
+    assert [h for h in headings if h in ("## sales", "## toy")] == ["## sales", "## toy"]
 
 
 @pytest.mark.usefixtures("with_toy")
@@ -164,17 +172,24 @@ PLATFORM_OUTPUTS = (
     "redshift_reader_role",
     "glue_database",
     "athena_workgroup",
-    "notification_topic_arn",
+    "alerts_topic_arn",
     "region",
     "batch_image",
     "batch_job_queue_arn",
+    "dashboard_name",
 )
 
 
 @pytest.mark.parametrize(("stack", "stack_file"), [("dev", "Pulumi.dev.yaml"), ("prod", "Pulumi.prod.yaml")])
 def test_the_registered_pipelines_export_the_documented_stack_outputs(stack: str, stack_file: str) -> None:
     _, outputs = build(stack, stack_file)
-    assert sorted(outputs) == sorted([*PLATFORM_OUTPUTS, *PIPELINE_OUTPUTS])
+    # The notifications topic exists only with success news (prod sets successNotifications false).
+    news = ["notifications_topic_arn"] if stack == "dev" else []
+    assert sorted(outputs) == sorted([*PLATFORM_OUTPUTS, *news, *PIPELINE_OUTPUTS])
+    topic = "arn:aws:sns:eu-west-1:123456789012:dataplatform-{stack}-{kind}-20260101000000000000000001"
+    assert outputs["alerts_topic_arn"] == topic.format(stack=stack, kind="alerts")
+    if news:
+        assert outputs["notifications_topic_arn"] == topic.format(stack=stack, kind="notifications")
     assert {k: outputs[k] for k in PIPELINE_OUTPUTS} == {k: v.format(stack=stack) for k, v in PIPELINE_OUTPUTS.items()}
     assert outputs["region"] == "eu-west-1"
     assert outputs["redshift_database"] == "analytics"

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.jobs.emf import figures, one_run_summary
+
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_DIR = REPO / "batch_image"
 DOCKERFILE = IMAGE_DIR / "Dockerfile"
@@ -100,7 +102,8 @@ def test_runs_as_a_non_root_user() -> None:
 
 def test_base_image_and_layer_order() -> None:
     (base,) = only("FROM")
-    assert re.fullmatch(r"public\.ecr\.aws/docker/library/python:3\.11\.\d+-slim-bookworm", base)
+    # The tag names the release; the digest (64 hex digits) is what the build pulls.
+    assert re.fullmatch(r"public\.ecr\.aws/docker/library/python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}", base)
     env = " ".join(only("ENV"))
     assert "PYTHONDONTWRITEBYTECODE=1" in env and "PYTHONUNBUFFERED=1" in env
 
@@ -115,9 +118,15 @@ def test_base_image_and_layer_order() -> None:
     ]
     # requirements are installed before the code is copied: code edits keep the dependency layer cached.
     requirement_install = next(i for i, (k, a) in enumerate(steps) if k == "RUN" and "--requirement" in a)
+    # The lock's hashes are checked: pip installs exactly the files it names (and refuses what it does not).
+    assert (
+        "pip install --no-cache-dir --require-hashes --requirement /tmp/requirements.txt"
+        in steps[requirement_install][1]
+    )
     first_code_copy = next(i for i, (k, a) in enumerate(steps) if k == "COPY" and a.startswith("job_runtime/"))
     assert requirement_install < first_code_copy
-    assert any("pip install --no-cache-dir --no-deps" in a for k, a in steps if k == "RUN")
+    # The local packages only: no dependency and no build backend is downloaded (setuptools is in the lock).
+    assert any("pip install --no-cache-dir --no-deps --no-build-isolation" in a for k, a in steps if k == "RUN")
 
 
 def test_dockerignore_sends_only_what_is_copied_and_no_caches() -> None:
@@ -156,11 +165,12 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "--no-input"]
     for install in (
-        ["install", "--no-cache-dir", "--requirement", str(root / "tmp" / "requirements.txt")],
+        ["install", "--no-cache-dir", "--require-hashes", "--requirement", str(root / "tmp" / "requirements.txt")],
         [
             "install",
             "--no-cache-dir",
             "--no-deps",
+            "--no-build-isolation",
             str(root / "tmp" / "build" / "job_runtime"),
             str(root / "tmp" / "build" / "batch_image"),
         ],
@@ -186,9 +196,11 @@ def test_image_install_runs_the_seed(image_venv: Path, tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert json.loads(lines[0]) == {
-        "event": "run_summary", "input": str(SEED), "rows_in": 13, "rows_loaded": 13, "rows_quarantined": 0,
-        "devices": 4, "quarantine": None, "table": "public.performance_summary", "status": "succeeded",
+    # The run summary: the metrics line (tests/jobs/emf.py), first; the table for a person after it.
+    assert figures(one_run_summary(lines[0], pipeline="render-logs", job="render_summary")) == {
+        "Stack": "local", "Pipeline": "render-logs", "Job": "render_summary", "RowsIn": 13, "RowsLoaded": 13,
+        "RowsQuarantined": 0, "Files": 1, "Devices": 4, "event": "run_summary", "input": str(SEED), "devices": 4,
+        "quarantine": None, "table": "public.performance_summary", "status": "succeeded",
     }  # fmt: skip
     assert [line.split() for line in lines[1:]] == [
         ["device_id", "avg_frame_rate", "avg_gpu_usage", "max_latency_ms", "log_count"],

@@ -11,7 +11,6 @@ one (job_runtime.warehouse.split_setup). The processes sign in as the loader rol
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import pytest
 from components.warehouse_access import Loader
 from job_runtime import sql, warehouse
 from localrun.postgres import login_dsn, setup_access
+from tests.jobs.emf import one_run_summary
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "render-summary"
 HEADER = "timestamp,device_id,frame_rate,gpu_usage,latency_ms\n"
@@ -91,7 +91,7 @@ def run_all_at_once(paths: list[Path], dsn: str, schema: str, tmp_path: Path) ->
     for process in processes:
         out, err = process.communicate(timeout=600)
         assert process.returncode == 0, err
-        summaries.append(json.loads(out.strip().splitlines()[-1]))
+        summaries.append(one_run_summary(out, pipeline="render-logs", job="render_summary"))
     return summaries
 
 
@@ -114,7 +114,7 @@ def test_twenty_four_loads_at_once_all_land_and_every_row_is_counted(loader: tup
     assert len(summaries) == FILES + 2 >= 20
     for i, run in enumerate(summaries):
         expected = len(file_rows(i % FILES))
-        assert (run["status"], run["rows_in"], run["rows_loaded"], run["rows_quarantined"]) == (
+        assert (run["status"], run["RowsIn"], run["RowsLoaded"], run["RowsQuarantined"]) == (
             "succeeded", expected + 1, expected, 1,
         )  # fmt: skip
 
@@ -145,7 +145,7 @@ def test_twenty_four_loads_at_once_all_land_and_every_row_is_counted(loader: tup
         assert (max_latency, count) == (max(r[3] for r in rows), len(rows))
         assert avg_fps == pytest.approx(math.fsum(r[1] for r in rows) / len(rows), rel=1e-13)
         assert avg_gpu == pytest.approx(math.fsum(r[2] for r in rows) / len(rows), rel=1e-13)
-    loaded = sum(s["rows_loaded"] for s in summaries[:FILES])
+    loaded = sum(s["RowsLoaded"] for s in summaries[:FILES])
     assert sum(r[5] for r in by_file) == sum(r[4] for r in summary) == loaded == FILES * 32
     assert dict((r[0], r[4]) for r in summary)["shared-00"] == 3 * FILES
 

@@ -32,9 +32,11 @@ from lake_ingest.copy_datasets import (
 )
 
 from job_runtime.errors import BadInputError, JobError, TransientError
+from tests.jobs.emf import check_run_summary, figures, json_lines
 
 REPO = Path(__file__).resolve().parents[2]
 COPY_ENV = ("COPY_SOURCE_BUCKET", "COPY_DATASETS", "COPY_TARGET", "COPY_SOURCE_REGION", "COPY_PART_SIZE_MIB")
+METRICS_ENV = ("METRICS_STACK", "METRICS_PIPELINE")
 
 CASES_CSV = b"date,county,cases\n2020-03-01,King,4\n2020-03-02,King,9\n"
 PART_0 = b"date,county,cases\n2020-01-22,Cook,1\n"
@@ -66,7 +68,7 @@ class World:
         self.s3.create_bucket(Bucket=self.source, **source_config)
         self.s3.create_bucket(Bucket=self.landing)
         self.target = f"s3://{self.landing}/covid19/"
-        base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k not in COPY_ENV}
+        base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k not in (*COPY_ENV, *METRICS_ENV)}
         self.env = {**base, **moto_server.aws_env(), "AWS_MAX_ATTEMPTS": "1"}
 
     def seed(self) -> None:
@@ -88,9 +90,21 @@ class World:
             text=True,
             timeout=300,
         )
-        lines = result.stdout.splitlines()
-        summary = json.loads(lines[-1]) if lines else None
-        return result, summary
+        # The run summary: the one JSON line, the metrics line (tests/jobs/emf.py) without its varying
+        # timestamp and duration. No rows are parsed; Files is the objects copied.
+        lines = json_lines(result.stdout)
+        if not lines:
+            return result, None
+        assert len(lines) == 1, result.stdout
+        given = {**self.env, **(env or {})}
+        document = check_run_summary(
+            lines[0],
+            stack=given.get("METRICS_STACK", "local"),
+            pipeline=given.get("METRICS_PIPELINE", "covid19"),
+            job="copy_datasets",
+        )
+        assert (document["RowsIn"], document["Files"]) == (0, document["copied"])
+        return result, figures(document)
 
     def copy(self, *extra: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess[str], Any]:
         return self.run(
@@ -123,9 +137,15 @@ def stats(listed: int, copied: int, unchanged: int, bytes_copied: int, kept: int
             "kept_not_in_source": kept}  # fmt: skip
 
 
+def run_metrics(copied: int, stack: str = "local", pipeline: str = "covid19") -> dict[str, Any]:
+    """The dimensions and metrics of a run that copied `copied` objects."""
+    return {"Stack": stack, "Pipeline": pipeline, "Job": "copy_datasets", "RowsIn": 0, "RowsLoaded": 0,
+            "RowsQuarantined": 0, "Files": copied}  # fmt: skip
+
+
 def expected_summary(world: World, datasets: dict[str, dict[str, Any]], **top: Any) -> dict[str, Any]:
     return {
-        "job": "copy-datasets",
+        **run_metrics(sum(d["copied"] for d in datasets.values())),
         "source_bucket": world.source,
         "target": world.target,
         "datasets": datasets,
@@ -150,16 +170,20 @@ def world(moto_server) -> World:
 
 
 def test_first_copy_lands_both_datasets_with_their_source_recorded(world: World) -> None:
-    result, summary = world.copy()
+    # What the Batch job definition sets (components/compute.py BatchJob): the metrics' dimensions.
+    result, summary = world.copy(env={"METRICS_STACK": "dev", "METRICS_PIPELINE": "covid19"})
 
     assert result.returncode == 0, result.stderr
-    assert summary == expected_summary(
-        world,
-        {
-            "cases": stats(listed=2, copied=2, unchanged=0, bytes_copied=len(CASES_CSV) + len(PART_0)),
-            "testing": stats(listed=1, copied=1, unchanged=0, bytes_copied=len(TESTS_JSON)),
-        },
-    )
+    assert summary == {
+        **expected_summary(
+            world,
+            {
+                "cases": stats(listed=2, copied=2, unchanged=0, bytes_copied=len(CASES_CSV) + len(PART_0)),
+                "testing": stats(listed=1, copied=1, unchanged=0, bytes_copied=len(TESTS_JSON)),
+            },
+        ),
+        "Stack": "dev",
+    }
     # Exact keys: the placeholder and the look-alike csv-old/ folder are not copied.
     assert world.landed() == {
         "covid19/cases/cases.csv": CASES_CSV,
@@ -487,7 +511,7 @@ def test_bad_values_are_bad_input_exit_3(moto_server, args: list[str], env: dict
 
     assert result.returncode == 3, result.stderr
     assert summary == {
-        "job": "copy-datasets", "source_bucket": None, "target": None, "datasets": {}, "copied": 0, "unchanged": 0,
+        **run_metrics(0), "source_bucket": None, "target": None, "datasets": {}, "copied": 0, "unchanged": 0,
         "bytes_copied": 0, "kept_not_in_source": 0, "status": "FAILED", "exit_code": 3, "errors": [message],
     }  # fmt: skip
     assert f"copy-datasets failed (exit 3): {message}" in result.stderr

@@ -28,6 +28,8 @@ from typing import Any
 import pytest
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from tests.jobs.emf import check_run_summary, figures, json_lines
+
 REPO = Path(__file__).resolve().parents[2]
 DAY = "2024-01-01"
 NOW = "2024-01-02T00:00:00Z"  # the whole of DAY is over
@@ -211,7 +213,7 @@ def lake(moto_server: Any) -> Lake:
 
 
 def job_env(lake: Lake, extra: dict[str, str] | None = None) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GHARCHIVE_"))}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GHARCHIVE_", "METRICS_"))}
     base = {k: v for k, v in base.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
     return {**base, **lake.aws_env, "AWS_RETRY_MODE": "standard", "AWS_MAX_ATTEMPTS": "2", **(extra or {})}
 
@@ -229,10 +231,23 @@ def job_args(archive: Archive, lake: Lake, *extra: str, output: str | None = Non
     ]  # fmt: skip
 
 
-def summary_of(stdout: str, stderr: str) -> dict[str, Any]:
-    lines = stdout.strip().splitlines()
-    assert lines, f"no stdout; stderr:\n{stderr}"
-    return json.loads(lines[-1])
+def summary_of(stdout: str, stderr: str, stack: str = "local", pipeline: str = "gharchive") -> dict[str, Any]:
+    """The run's one JSON line: its metrics line (tests/jobs/emf.py; without the varying timestamp and
+    duration), or the plain JSON line of a run refused for its settings."""
+    lines = json_lines(stdout)
+    assert len(lines) == 1, f"expected one JSON line on stdout:\n{stdout}\nstderr:\n{stderr}"
+    if "_aws" not in lines[0]:
+        return lines[0]
+    document = check_run_summary(lines[0], stack=stack, pipeline=pipeline, job="gharchive_ingest")
+    # The download parses no rows; Files is the hour files it stored.
+    assert (document["RowsIn"], document["Files"]) == (0, document["hours_fetched"])
+    return figures(document)
+
+
+def run_metrics(hours: int, stack: str = "local", pipeline: str = "gharchive") -> dict[str, Any]:
+    """The dimensions and metrics of a run that stored `hours` hour files."""
+    return {"Stack": stack, "Pipeline": pipeline, "Job": "gharchive_ingest", "RowsIn": 0, "RowsLoaded": 0,
+            "RowsQuarantined": 0, "Files": hours}  # fmt: skip
 
 
 def run_job(
@@ -251,7 +266,7 @@ def run_job(
 
 def expected_summary(run_id: str, hours: list[int], size: int, bookmark: str | None, reason: str) -> dict[str, Any]:
     return {
-        "job": "gharchive-ingest",
+        **run_metrics(len(hours)),
         "run_id": run_id,
         "status": "SUCCEEDED",
         "hours_fetched": len(hours),
@@ -382,6 +397,7 @@ def test_editing_baseline_day_in_the_item_restarts_from_the_new_day(archive: Arc
     size = sum(map(len, earlier.values()))
     # The claim expected the old bookmark; the new one counts from the new baseline.
     assert summary == expected_summary(summary["run_id"], [], size, "2023-12-31T01", "reached max hours (2)") | {
+        "Files": 2,
         "hours_fetched": 2,
         "first_hour": "2023-12-31T00",
         "last_hour": "2023-12-31T01",
@@ -712,6 +728,9 @@ def test_local_directory_output_configured_by_environment_only(archive: Archive,
         "GHARCHIVE_MAX_HOURS": "5",
         "GHARCHIVE_BACKOFF_SECONDS": "0.01",
         "GHARCHIVE_NOW": "2024-01-02T03:00:00+00:00",
+        # What the Batch job definition sets (components/compute.py BatchJob): the metrics' dimensions.
+        "METRICS_STACK": "dev",
+        "METRICS_PIPELINE": "gharchive",
     }
     lake.put_job_item(job_name="gharchive-local", bookmark="2024-01-01T21", updated_at="2024-01-01T22:05:00Z")
 
@@ -725,10 +744,10 @@ def test_local_directory_output_configured_by_environment_only(archive: Archive,
     )
 
     assert result.returncode == 0, result.stderr
-    summary = summary_of(result.stdout, result.stderr)
+    summary = summary_of(result.stdout, result.stderr, stack="dev")
     size = sum(len(b) for b in served.values())
     assert summary == {
-        "job": "gharchive-ingest",
+        **run_metrics(3, stack="dev"),
         "run_id": summary["run_id"],
         "status": "SUCCEEDED",
         "hours_fetched": 3,

@@ -27,6 +27,7 @@ from render_summary import storage
 
 from job_runtime.errors import TransientError
 from localrun import sample_data
+from tests.jobs.emf import check_run_summary, figures, json_lines, one_run_summary
 from tests.jobs.test_render_summary import mixed_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,7 +97,10 @@ class Job:
     def __init__(self, aws_env: dict[str, str], dsn: str, schema: str) -> None:
         self.dsn, self.schema = dsn, schema
         base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POSTGRES_", "REDSHIFT_"))}
-        for name in ("WAREHOUSE_BACKEND", "RENDER_SUMMARY_QUARANTINE", "SUMMARY_SCHEMA", "SUMMARY_TABLE"):
+        for name in (
+            *("WAREHOUSE_BACKEND", "RENDER_SUMMARY_QUARANTINE", "SUMMARY_SCHEMA", "SUMMARY_TABLE"),
+            *("METRICS_STACK", "METRICS_PIPELINE"),
+        ):
             base.pop(name, None)
         self.env = {**base, **aws_env, "AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard"}
 
@@ -110,13 +114,18 @@ class Job:
             text=True,
             timeout=120,
         )
-        summaries = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+        # Every "{" line is pure JSON (tests/jobs/emf.py); a loaded file's summary is the metrics line.
+        summaries = json_lines(result.stdout)
         assert len(summaries) == 1, f"expected one JSON run summary on stdout:\n{result.stdout}\n{result.stderr}"
-        return result, summaries[0]
+        if "_aws" not in summaries[0]:
+            return result, summaries[0]
+        given = {**self.env, **(env or {})}
+        stack, pipeline = given.get("METRICS_STACK", "local"), given.get("METRICS_PIPELINE", "render-logs")
+        return result, figures(check_run_summary(summaries[0], stack=stack, pipeline=pipeline, job="render_summary"))
 
-    def load(self, input_uri: str, *extra: str, dsn: str | None = None):
+    def load(self, input_uri: str, *extra: str, dsn: str | None = None, env: dict[str, str] | None = None):
         return self.run("--input", input_uri, "--quarantine", QUARANTINE, "--warehouse", "postgres",
-                        "--postgres-dsn", dsn or self.dsn, "--schema", self.schema, *extra)  # fmt: skip
+                        "--postgres-dsn", dsn or self.dsn, "--schema", self.schema, *extra, env=env)  # fmt: skip
 
     def rows(self, source_uri: str | None = None) -> list[tuple[Any, ...]]:
         """Per-file rows as (device_id, avg_frame_rate, avg_gpu_usage, max_latency_ms, log_count, source_uri):
@@ -204,14 +213,16 @@ def object_exists(s3, bucket: str, key: str) -> bool:
 def test_seed_from_s3_is_loaded_exactly(s3, job: Job) -> None:
     put(s3, SEED_KEY, SEED.read_bytes())
 
-    result, summary = job.load(SEED_URI)
+    # What the Batch job definition sets (components/compute.py BatchJob): the metrics' Stack and Pipeline.
+    result, summary = job.load(SEED_URI, env={"METRICS_STACK": "dev", "METRICS_PIPELINE": "render-logs"})
 
     assert result.returncode == 0, result.stderr
     assert summary == {
-        "event": "run_summary", "input": SEED_URI, "rows_in": 13, "rows_loaded": 13, "rows_quarantined": 0,
-        "devices": 4, "quarantine": None, "table": f"{job.schema}.{TABLE}", "status": "succeeded",
+        "Stack": "dev", "Pipeline": "render-logs", "Job": "render_summary", "RowsIn": 13, "RowsLoaded": 13,
+        "RowsQuarantined": 0, "Files": 1, "Devices": 4,
+        "event": "run_summary", "input": SEED_URI, "devices": 4, "quarantine": None, "table": f"{job.schema}.{TABLE}",
+        "status": "succeeded",
     }  # fmt: skip
-    assert summary["rows_in"] == summary["rows_loaded"] + summary["rows_quarantined"]
     assert job.columns(TABLE) == EXPECTED_COLUMNS[TABLE]
     assert job.columns(BY_FILE) == EXPECTED_COLUMNS[BY_FILE]
     assert job.primary_key(TABLE) == ["device_id"]
@@ -249,7 +260,7 @@ def test_rerun_is_idempotent_and_a_corrected_file_replaces_its_rows(s3, job: Job
 
     result, summary = job.load(SEED_URI)
     assert result.returncode == 0, result.stderr
-    assert summary["rows_loaded"] == 13
+    assert summary["RowsLoaded"] == 13
     assert job.rows() == first  # exactly the same rows, values bit for bit
     assert job.summary() == totals
 
@@ -257,7 +268,7 @@ def test_rerun_is_idempotent_and_a_corrected_file_replaces_its_rows(s3, job: Job
     put(s3, SEED_KEY, corrected)
     result, summary = job.load(SEED_URI)
     assert result.returncode == 0, result.stderr
-    assert (summary["rows_in"], summary["rows_loaded"], summary["devices"]) == (12, 12, 3)
+    assert (summary["RowsIn"], summary["RowsLoaded"], summary["devices"]) == (12, 12, 3)
 
     assert [r[0] for r in job.rows(SEED_URI)] == ["iac-vx1", "iac-vx2", "iac-vx4"]
     assert_rows_match(job.rows(SEED_URI), expected_rows(corrected, SEED_URI))
@@ -314,11 +325,11 @@ def test_bad_rows_are_quarantined_in_s3_and_cleared_after_a_fix(s3, job: Job) ->
 
     assert result.returncode == 0, result.stderr
     assert summary == {
-        "event": "run_summary", "input": uri, "rows_in": 8, "rows_loaded": 2, "rows_quarantined": 6,
-        "devices": 2, "quarantine": f"s3://quarantine/{quarantine_key}", "table": f"{job.schema}.{TABLE}",
-        "status": "succeeded",
+        "Stack": "local", "Pipeline": "render-logs", "Job": "render_summary", "RowsIn": 8, "RowsLoaded": 2,
+        "RowsQuarantined": 6, "Files": 1, "Devices": 2,
+        "event": "run_summary", "input": uri, "devices": 2, "quarantine": f"s3://quarantine/{quarantine_key}",
+        "table": f"{job.schema}.{TABLE}", "status": "succeeded",
     }  # fmt: skip
-    assert summary["rows_in"] == summary["rows_loaded"] + summary["rows_quarantined"]
     assert [o["Key"] for o in s3.list_objects_v2(Bucket="quarantine")["Contents"]] == [quarantine_key]
     body = s3.get_object(Bucket="quarantine", Key=quarantine_key)["Body"].read().decode("utf-8")
     assert list(csv.reader(io.StringIO(body))) == [
@@ -343,7 +354,7 @@ def test_bad_rows_are_quarantined_in_s3_and_cleared_after_a_fix(s3, job: Job) ->
     put(s3, key, SEED.read_bytes())
     result, summary = job.load(uri)
     assert result.returncode == 0, result.stderr
-    assert (summary["rows_in"], summary["rows_quarantined"], summary["quarantine"]) == (13, 0, None)
+    assert (summary["RowsIn"], summary["RowsQuarantined"], summary["quarantine"]) == (13, 0, None)
     assert not object_exists(s3, "quarantine", quarantine_key)
     assert s3.list_objects_v2(Bucket="quarantine")["KeyCount"] == 0
     assert_rows_match(job.rows(), expected_rows(SEED.read_bytes(), uri))
@@ -363,7 +374,7 @@ def test_s3_stream_gives_exactly_what_the_local_file_gives(s3, job: Job, tmp_pat
     assert (from_s3.returncode, from_disk.returncode) == (0, 0), from_s3.stderr + from_disk.stderr
     rows_in = sum(1 for line in data.split(b"\n")[2:] if line.strip())
     for summary in (s3_summary, disk_summary):
-        assert (summary["rows_in"], summary["rows_loaded"], summary["rows_quarantined"], summary["devices"]) == (
+        assert (summary["RowsIn"], summary["RowsLoaded"], summary["RowsQuarantined"], summary["devices"]) == (
             rows_in, rows_in - len(quarantine), len(quarantine), len(values),
         )  # fmt: skip
     # Bit for bit: the blocks depend on the bytes and --batch-bytes only, not on how they were read.
@@ -454,7 +465,11 @@ def test_missing_required_column_is_exit_3_and_table_untouched(s3, job: Job) -> 
 def test_missing_s3_object_is_exit_3(s3, job: Job, uri: str, error: str) -> None:
     result, summary = job.load(uri)
     assert result.returncode == 3, result.stderr
-    assert summary == {"event": "run_summary", "input": uri, "status": "failed", "exit_code": 3, "error": error}
+    # A run that loaded nothing prints a plain JSON line (no metrics), named like the metrics line.
+    assert summary == {
+        "event": "run_summary", "Stack": "local", "Pipeline": "render-logs", "Job": "render_summary", "input": uri,
+        "status": "failed", "exit_code": 3, "error": error,
+    }  # fmt: skip
     assert not job.table_exists()
 
 
@@ -463,7 +478,7 @@ def test_empty_file_is_a_successful_no_op(s3, job: Job) -> None:
 
     result, summary = job.load(uri)
     assert result.returncode == 0, result.stderr
-    assert (summary["rows_in"], summary["rows_loaded"], summary["rows_quarantined"], summary["devices"]) == (0, 0, 0, 0)
+    assert (summary["RowsIn"], summary["RowsLoaded"], summary["RowsQuarantined"], summary["devices"]) == (0, 0, 0, 0)
     assert job.table_exists()  # created, with nothing from this file
     assert job.rows() == job.summary() == []
 
@@ -480,7 +495,7 @@ def test_a_file_corrected_to_no_valid_row_removes_its_contribution(s3, job: Job)
     put(s3, SEED_KEY, b"timestamp,device_id,frame_rate,gpu_usage,latency_ms\n")
     result, summary = job.load(SEED_URI)
     assert result.returncode == 0, result.stderr
-    assert summary["rows_in"] == 0
+    assert summary["RowsIn"] == 0
     assert job.rows() == job.summary() == []
 
 
@@ -518,7 +533,7 @@ def test_warehouse_none_prints_the_summary_table(job: Job, tmp_path: Path, comma
     result, summary = job.run("--input", str(SEED), "--quarantine", str(tmp_path / "q"), "--warehouse", "none",
                               command=command)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert (summary["rows_in"], summary["rows_loaded"], summary["devices"]) == (13, 13, 4)
+    assert (summary["RowsIn"], summary["RowsLoaded"], summary["devices"]) == (13, 13, 4)
 
     lines = result.stdout.splitlines()
     assert lines[0].startswith("{")
@@ -557,7 +572,7 @@ def run_measured(command: list[str], env: dict[str, str]) -> tuple[dict[str, Any
     assert done.returncode == 0, done.stderr
     child = json.loads(done.stdout)
     assert child["returncode"] == 0, child["stderr"]
-    return json.loads(child["stdout"].strip().splitlines()[-1]), child["peak_rss"]
+    return one_run_summary(child["stdout"], pipeline="render-logs", job="render_summary"), child["peak_rss"]
 
 
 def test_a_million_distinct_devices_load_with_bounded_memory(job: Job, tmp_path: Path) -> None:
@@ -571,7 +586,7 @@ def test_a_million_distinct_devices_load_with_bounded_memory(job: Job, tmp_path:
 
     summary, peak = run_measured(command, job.env)
 
-    assert (summary["rows_in"], summary["rows_loaded"], summary["devices"]) == (MILLION, MILLION, MILLION)
+    assert (summary["RowsIn"], summary["RowsLoaded"], summary["devices"]) == (MILLION, MILLION, MILLION)
     assert peak < MILLION_DEVICES_PEAK_RSS, f"peak RSS {peak / 2**20:.0f} MiB"
     with psycopg.connect(job.dsn) as conn:
         for table in (TABLE, BY_FILE):

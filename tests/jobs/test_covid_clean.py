@@ -22,6 +22,7 @@ from pyspark.sql import types as T
 
 from job_runtime.errors import BadInputError
 from pipelines import covid_staging, covid_star_schema
+from tests.jobs.emf import figures, one_run_summary
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample_data" / "covid"
@@ -473,7 +474,7 @@ def read_quarantine(directory: Path) -> list[list[str]]:
     return rows
 
 
-def test_main_end_to_end_and_rerun(spark, staging_dir: Path, tmp_path: Path, caplog) -> None:
+def test_main_end_to_end_and_rerun(spark, staging_dir: Path, tmp_path: Path, capsys) -> None:
     curated, quarantine = tmp_path / "curated", tmp_path / "quarantine"
     argv = ["--staging_path", f"{staging_dir}/", "--curated_path", f"{curated}/", "--quarantine_path", f"{quarantine}/"]
     expected_summary = {
@@ -486,9 +487,21 @@ def test_main_end_to_end_and_rerun(spark, staging_dir: Path, tmp_path: Path, cap
         "tables": {"dim_date": 4, "dim_location": 13, "fact_cases": 23, "fact_testing": 9},
     }
 
-    with caplog.at_level("INFO", logger="glue_job"):
-        assert job.main(argv) == expected_summary
-    assert any('"job": "covid_clean"' in r.getMessage() for r in caplog.records)
+    capsys.readouterr()
+    assert job.main(argv) == expected_summary
+    # The run's one metrics line (tests/jobs/emf.py): the summary's figures, dimensions for this pipeline.
+    document = one_run_summary(capsys.readouterr().out, pipeline="covid19", job="covid_clean")
+    assert figures(document) == {
+        "Stack": "local",
+        "Pipeline": "covid19",
+        "Job": "covid_clean",
+        "RowsIn": 36 + 16 + 16 + 56,
+        "RowsLoaded": 23 + 9 + 8 + 49,
+        "RowsQuarantined": 13 + 7 + 8 + 7,
+        "staging_path": f"{staging_dir}/",
+        "datasets": COUNTS,
+        "tables": {"dim_date": 4, "dim_location": 13, "fact_cases": 23, "fact_testing": 9},
+    }
 
     def snapshot() -> dict[str, Any]:
         files = {t: parquet_files(curated / t) for t in TABLES}

@@ -32,6 +32,7 @@ from localrun.sample_data import (
     write_gharchive_hour,
     write_gharchive_lines,
 )
+from tests.jobs.emf import one_run_summary
 
 OUTPUT_DDL = (
     "event_id bigint, event_type string, created_at timestamp, public boolean, actor_id bigint, actor_login string, "
@@ -537,22 +538,32 @@ def test_a_big_hour_is_written_in_files_of_at_most_10000_rows(spark, tmp_path: P
     assert lake.rows(spark) == expected
 
 
-def test_reruns_do_nothing_or_replace_only_the_changed_hour(spark, tmp_path: Path) -> None:
+def run_metrics(capsys: pytest.CaptureFixture[str]) -> tuple[int, ...]:
+    """The last run's metrics line (tests/jobs/emf.py): (Files, Events, RowsIn, RowsLoaded, RowsQuarantined)."""
+    document = one_run_summary(capsys.readouterr().out, pipeline="gharchive", job="gharchive_events")
+    return tuple(document[name] for name in ("Files", "Events", "RowsIn", "RowsLoaded", "RowsQuarantined"))
+
+
+def test_reruns_do_nothing_or_replace_only_the_changed_hour(spark, tmp_path: Path, capsys) -> None:
     lake = Lake(tmp_path)
     hours = [datetime(2024, 2, 1, h) for h in range(3)]
     for h in hours:
         lake.generate(h, 300, seed=h.hour + 1, duplicates=2, bad_lines=1)
+    capsys.readouterr()
     first = job.main(lake.args())
     assert (first["files"], first["rows_in"], first["rows_loaded"], first["rows_quarantined"]) == (3, 909, 900, 9)
+    # Files: the hour files loaded, which the freshness alarm watches; Events: the events loaded.
+    assert run_metrics(capsys) == (3, 900, 909, 900, 9)
     before = lake.layout()
     assert lake.partitions() == [f"date=2024-02-01/hour={h}" for h in range(3)]
     assert len(before) == 3
 
-    # Nothing new: a quick no-op that writes nothing.
+    # Nothing new: a quick no-op that writes nothing, and says so with Files 0.
     assert job.main(lake.args()) == {
         "job": "gharchive_events", "files": 0, "source_files": [], "rows_in": 0, "rows_loaded": 0,
         "rows_quarantined": 0, "duplicates": 0, "already_loaded": 0, "rejected": [],
     }  # fmt: skip
+    assert run_metrics(capsys) == (0, 0, 0, 0, 0)
     assert lake.layout() == before
 
     # Hour 1 published again with other content: only its partition and quarantine are replaced.
@@ -562,6 +573,7 @@ def test_reruns_do_nothing_or_replace_only_the_changed_hour(spark, tmp_path: Pat
         "job": "gharchive_events", "files": 1, "source_files": ["2024-02-01-1.json.gz"], "rows_in": 205,
         "rows_loaded": 200, "rows_quarantined": 5, "duplicates": 3, "already_loaded": 0, "rejected": [],
     }  # fmt: skip
+    assert run_metrics(capsys) == (1, 200, 205, 200, 5)
     after = lake.layout()
     untouched = {k: v for k, v in before.items() if "hour=1/" not in k}
     assert {k: v for k, v in after.items() if "hour=1/" not in k} == untouched
@@ -773,12 +785,20 @@ def _run_rows(client) -> list[dict[str, Any]]:
 ISO_SECONDS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 
 
-def test_each_transform_run_is_recorded_in_job_run_details(spark, tmp_path: Path, runs_table) -> None:
+def test_each_transform_run_is_recorded_in_job_run_details(spark, tmp_path: Path, runs_table, capsys) -> None:
     lake = Lake(tmp_path)
     lake.generate(datetime(2024, 3, 9, 4), 40, seed=4, duplicates=1, bad_lines=2)
     argv = [*lake.args(), "--runs_table", "job-run-details", "--JOB_RUN_ID", "jr_0123abcd"]
+    # What the Glue job's default arguments add (components/compute.py GlueJob).
+    argv += ["--metrics_stack", "dev", "--metrics_pipeline", "gharchive"]
+    capsys.readouterr()
 
     summary = job.main(argv, dynamodb=runs_table)
+
+    document = one_run_summary(capsys.readouterr().out, stack="dev", pipeline="gharchive", job="gharchive_events")
+    assert (document["Files"], document["RowsIn"], document["RowsLoaded"], document["RowsQuarantined"]) == (
+        1, 43, 40, 3,
+    )  # fmt: skip
 
     (row,) = _run_rows(runs_table)
     assert ISO_SECONDS.fullmatch(row["started_at"]) and ISO_SECONDS.fullmatch(row["finished_at"])
@@ -791,14 +811,19 @@ def test_each_transform_run_is_recorded_in_job_run_details(spark, tmp_path: Path
     assert summary["rows_in"] == summary["rows_loaded"] + summary["rows_quarantined"] == 43
 
 
-def test_a_failed_transform_run_is_recorded_with_its_counts_and_error(spark, tmp_path: Path, runs_table) -> None:
+def test_a_failed_transform_run_is_recorded_with_its_counts_and_error(
+    spark, tmp_path: Path, runs_table, capsys
+) -> None:
     lake = Lake(tmp_path)
     lake.generate(datetime(2024, 3, 9, 5), 10, seed=5)
     write_gharchive_lines(lake.input / "date=2024-03-09/notes.json.gz", [gharchive_line(PUSH)])
     argv = [*lake.args(), "--runs_table", "job-run-details"]
+    capsys.readouterr()
 
     with pytest.raises(BadInputError, match=r"^1 file\(s\) rejected: date=2024-03-09/notes\.json\.gz: "):
         job.main(argv, dynamodb=runs_table)
+    # The run loaded the good hour before failing: its metrics say so.
+    assert run_metrics(capsys) == (1, 10, 10, 10, 0)
 
     (row,) = _run_rows(runs_table)
     assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{8}", row["run_id"])  # no Glue run id: a generated one

@@ -27,6 +27,7 @@ from moto import mock_aws
 from pyspark.sql import types as T
 
 from job_runtime.errors import BadInputError
+from tests.jobs.emf import figures, one_run_summary
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample_data" / "sales" / "sales_2024_03.csv"
@@ -359,15 +360,22 @@ def uri(path: Path) -> str:
     return f"file:{path}"
 
 
-def test_main_converts_the_sample_idempotently(spark, paths: Paths) -> None:
+def test_main_converts_the_sample_idempotently(spark, paths: Paths, capsys) -> None:
     sample = paths.input / SAMPLE.name
     shutil.copy(SAMPLE, sample)
     os.utime(sample, (1_710_000_000, 1_710_000_000))
+    capsys.readouterr()
 
     summary = job.main(paths.args())
 
     assert summary == {"job": "sales_csv_to_parquet", "files": 1, "rows_in": 24, "rows_loaded": 19,
                        "rows_quarantined": 5, "rejected": []}  # fmt: skip
+    # The run's one metrics line (tests/jobs/emf.py), its metrics the summary's figures.
+    document = one_run_summary(capsys.readouterr().out, pipeline="sales", job="sales_csv_to_parquet")
+    assert figures(document) == {
+        "Stack": "local", "Pipeline": "sales", "Job": "sales_csv_to_parquet", "RowsIn": 24, "RowsLoaded": 19,
+        "RowsQuarantined": 5, "Files": 1, "files": 1, "rejected": [],
+    }  # fmt: skip
     assert summary["rows_in"] == summary["rows_loaded"] + summary["rows_quarantined"]
     days = ["01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12", "13", "14", "15"]
     assert paths.partitions() == [f"order_date=2024-03-{d}/source_file=sales_2024_03.csv" for d in days]
@@ -393,6 +401,8 @@ def test_main_converts_the_sample_idempotently(spark, paths: Paths) -> None:
     # Nothing new: nothing to do.
     assert job.main(paths.args()) == {"job": "sales_csv_to_parquet", "files": 0, "rows_in": 0, "rows_loaded": 0,
                                       "rows_quarantined": 0, "rejected": []}  # fmt: skip
+    nothing = one_run_summary(capsys.readouterr().out, pipeline="sales", job="sales_csv_to_parquet")
+    assert (nothing["Files"], nothing["RowsIn"], nothing["RowsLoaded"], nothing["RowsQuarantined"]) == (0, 0, 0, 0)
     assert paths.layout() == files
 
     # The same file uploaded again (new modified time): reconverted to the very same rows, no duplicates.

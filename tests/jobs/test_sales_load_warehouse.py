@@ -25,6 +25,7 @@ from sqlglot import exp
 
 from job_runtime.errors import BadInputError
 from job_runtime.warehouse import WarehouseError, arrow_location, run_redshift_transaction
+from tests.jobs.emf import figures, one_run_summary
 from tests.jobs.test_sales_csv_to_parquet import SAMPLE, SAMPLE_CLEAN
 
 DEFAULT = list(converter.parse_columns(converter.DEFAULT_COLUMNS))
@@ -319,17 +320,25 @@ def pipeline(tmp_path: Path, postgres_dsn: str) -> Iterator[Pipeline]:
 
 
 def summary(pipeline: Pipeline, sources: list[str], rows: int) -> dict[str, Any]:
-    return {"job": "sales_load_warehouse", "sources": sources, "rows_loaded": rows,
-            "table": f"{pipeline.schema}.sales_data_table", "warehouse": "postgres"}  # fmt: skip
+    return {"job": "sales_load_warehouse", "sources": sources, "rows_in": rows, "rows_loaded": rows,
+            "rows_quarantined": 0, "table": f"{pipeline.schema}.sales_data_table", "warehouse": "postgres"}  # fmt: skip
 
 
-def test_two_files_load_exactly_and_reloads_are_idempotent(spark, pipeline: Pipeline) -> None:
+def test_two_files_load_exactly_and_reloads_are_idempotent(spark, pipeline: Pipeline, capsys) -> None:
     shutil.copy(SAMPLE, pipeline.input / SAMPLE.name)
     os.utime(pipeline.input / SAMPLE.name, (1_710_000_000, 1_710_000_000))
     pipeline.put("sales_2024_04.csv", APRIL_V1, mtime=1_712_000_000)
     assert pipeline.convert()["rows_loaded"] == 22
 
+    capsys.readouterr()
     assert pipeline.load() == summary(pipeline, ["sales_2024_03.csv", "sales_2024_04.csv"], 22)
+    # The run's one metrics line (tests/jobs/emf.py): every staged row loaded, one file per source.
+    document = one_run_summary(capsys.readouterr().out, pipeline="sales", job="sales_load_warehouse")
+    assert figures(document) == {
+        "Stack": "local", "Pipeline": "sales", "Job": "sales_load_warehouse", "RowsIn": 22, "RowsLoaded": 22,
+        "RowsQuarantined": 0, "Files": 2, "sources": ["sales_2024_03.csv", "sales_2024_04.csv"],
+        "table": f"{pipeline.schema}.sales_data_table", "warehouse": "postgres",
+    }  # fmt: skip
 
     assert pipeline.columns() == TABLE_COLUMNS
     assert pipeline.primary_key() == ["order_id"]

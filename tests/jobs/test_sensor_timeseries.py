@@ -7,9 +7,12 @@ expected row can be written out by hand. End-to-end tests run `main` on the bund
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
+import io
 import json
+import re
 import shutil
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
@@ -28,6 +31,7 @@ from sensor_timeseries import Grid
 
 from job_runtime.contracts import SENSOR_TIMESERIES_COLUMNS, SENSOR_TIMESERIES_PARTITIONS
 from job_runtime.errors import BadInputError
+from tests.jobs.emf import figures, one_run_summary
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = REPO / "sample_data" / "sensor"
@@ -485,6 +489,7 @@ SAMPLE_MARCH_SUMMARY = {
     "frequency_seconds": 21600,
     "rows_in": 28,
     "rows_valid": 24,
+    "rows_loaded": 24,
     "rows_quarantined": 4,
     "intervals_in_month": 21,
     "sensors": 3,
@@ -511,17 +516,26 @@ SAMPLE_QUARANTINE = [
 ]
 
 
+def run_main_printing(input_path: Path, root: Path, *extra: str) -> tuple[dict[str, Any], str]:
+    """run_main's summary and what the run printed on stdout."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        summary = run_main(input_path, root, *extra)
+    return summary, out.getvalue()
+
+
 @pytest.fixture(scope="module")
 def sample_runs(tmp_path_factory) -> dict[str, Any]:
     """February, then March, then March again, on the bundled sample with a 6 h step."""
     root = tmp_path_factory.mktemp("sample_runs")
-    february = run_main(SAMPLE_DIR, root, "--month", "2024-02", "--frequency", "6h")
+    february, february_out = run_main_printing(SAMPLE_DIR, root, "--month", "2024-02", "--frequency", "6h")
     february_files = parquet_files(root / "series" / "month=2024-02")
-    march = run_main(SAMPLE_DIR, root, "--frequency", "6h")  # --month defaults to previous: 2024-03
+    march, march_out = run_main_printing(SAMPLE_DIR, root, "--frequency", "6h")  # --month: previous, 2024-03
     march_files = parquet_files(root / "series" / "month=2024-03")
     quarantine_files = sorted((root / "quarantine" / "month=2024-03").glob("*.csv"))
     rerun = run_main(SAMPLE_DIR, root, "--month", "2024-03", "--frequency", "6h")
     return {
+        "stdout": {"february": february_out, "march": march_out},
         "root": root,
         "february": february,
         "february_files": february_files,
@@ -545,6 +559,28 @@ def test_main_summaries_add_up(sample_runs):
     }
     for summary in (sample_runs["february"], sample_runs["march"]):
         assert summary["rows_in"] == summary["rows_valid"] + summary["rows_quarantined"]
+        assert summary["rows_loaded"] == summary["rows_valid"]
+
+
+@pytest.mark.parametrize("month", ["february", "march"])
+def test_main_prints_its_summary_as_one_metrics_line(sample_runs, month: str) -> None:
+    """One CloudWatch Embedded Metric Format line per run (tests/jobs/emf.py), its metrics the summary's figures."""
+    summary = sample_runs[month]
+    document = one_run_summary(sample_runs["stdout"][month], pipeline="sensor-timeseries", job="sensor_timeseries")
+    assert figures(document) == {
+        "Stack": "local",
+        "Pipeline": "sensor-timeseries",
+        "Job": "sensor_timeseries",
+        "RowsIn": summary["rows_in"],
+        "RowsLoaded": summary["rows_loaded"],
+        "RowsQuarantined": summary["rows_quarantined"],
+        "Files": summary["files_read"],
+        "Devices": summary["sensors"],
+        **{k: v for k, v in summary.items() if k not in ("job", "rows_in", "rows_loaded", "rows_quarantined")},
+    }
+    assert (document["RowsIn"], document["Files"], document["Devices"]) == (
+        (28, 1, 3) if month == "march" else (28, 1, 2)
+    )
 
 
 def test_main_writes_one_partition_per_month_with_the_expected_series(spark, sample_runs):
@@ -626,6 +662,7 @@ def test_main_on_empty_input_writes_nothing_and_keeps_the_month(tmp_path):
         "frequency_seconds": 60,
         "rows_in": 0,
         "rows_valid": 0,
+        "rows_loaded": 0,
         "rows_quarantined": 0,
         "intervals_in_month": 0,
         "sensors": 0,
@@ -636,8 +673,9 @@ def test_main_on_empty_input_writes_nothing_and_keeps_the_month(tmp_path):
         "bytes_read": 0,
         "files_indexed": 0,
     }
+    allow = ("--allow_empty_month", "true")
     # No files at all; --month defaults to `previous` of the injected date.
-    assert run_main(inputs, tmp_path, today=date(2024, 4, 30)) == zeros
+    assert run_main(inputs, tmp_path, *allow, today=date(2024, 4, 30)) == zeros
     assert not (tmp_path / "series").exists()
     assert not (tmp_path / "quarantine").exists()
 
@@ -649,7 +687,7 @@ def test_main_on_empty_input_writes_nothing_and_keeps_the_month(tmp_path):
     (inputs / "first.csv").unlink()
     (inputs / "header_only.csv").write_text("sensor_id,start_time,end_time,value,readings\n")
     (inputs / "empty.csv").write_text("")
-    assert run_main(inputs, tmp_path, "--month", "2024-03", "--frequency", "24h") == {
+    assert run_main(inputs, tmp_path, "--month", "2024-03", "--frequency", "24h", *allow) == {
         **zeros,
         "frequency_seconds": 86400,
         "files_listed": 1,  # header_only.csv; empty files are not even read
@@ -672,6 +710,118 @@ def test_main_rerun_with_clean_input_leaves_a_header_only_quarantine(tmp_path):
     assert (summary["rows_in"], summary["rows_quarantined"], summary["sensors"], summary["gap_points"]) == (3, 0, 1, 26)
     files = sorted((tmp_path / "quarantine" / "month=2024-03").glob("*.csv"))
     assert [path.read_text() for path in files] == ["sensor_id,start_time,end_time,value,readings,source_file,reason\n"]
+
+
+# --- the empty-month rule: a month with no (or far fewer) intervals fails unless allowed ---------------
+
+
+def write_intervals(folder: Path, name: str, month: str, count: int) -> None:
+    """`count` one-hour intervals of sensor s1 in `month`, one a day from the 1st."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = "".join(f"s1,{month}-{day:02d}T00:00:00Z,{month}-{day:02d}T01:00:00Z,1.0\n" for day in range(1, count + 1))
+    (folder / name).write_text("sensor_id,start_time,end_time,value\n" + rows)
+
+
+def month_record(state: Path, month: str) -> dict[str, Any] | None:
+    path = state / "months" / f"month={month}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+EMPTY_MARCH = (
+    "bad input: sensor month 2024-03 has no intervals (previous month: {before}); nothing was written. "
+    "If the month is really empty, set sensorAllowEmptyMonth to true (job argument --allow_empty_month true) "
+    "and run the month again; if its data is late, upload it and run the month again."
+)
+DROP_IN_MARCH = (
+    "bad input: sensor month 2024-03 has 4 intervals, fewer than {ratio} x the 10 intervals of 2024-02; "
+    "nothing was written. If the drop is expected, lower sensorMinIntervalsRatio (0 turns this check off; "
+    "job argument --min_intervals_ratio) or set sensorAllowEmptyMonth to true, and run the month again; "
+    "if its data is late, upload it and run the month again."
+)
+
+
+def test_an_empty_month_fails_with_the_counts_and_the_setting_to_change(tmp_path, caplog):
+    inputs, state = tmp_path / "in", tmp_path / "state"
+    write_intervals(inputs, "january.csv", "2024-01", 3)  # rows, but none in March
+    assert exit_code(inputs, tmp_path, "--month", "2024-03") == 3
+    assert caplog.messages == [EMPTY_MARCH.format(before="no run recorded for 2024-02")]
+    assert not (tmp_path / "series").exists() and not (tmp_path / "quarantine").exists()
+
+    # With the previous month's count recorded, the message names it; still nothing written or recorded.
+    write_intervals(inputs, "february.csv", "2024-02", 4)
+    run_main(inputs, tmp_path, "--month", "2024-02", "--state_path", str(state))
+    caplog.clear()
+    assert exit_code(inputs, tmp_path, "--month", "2024-03", "--state_path", str(state)) == 3
+    assert caplog.messages == [EMPTY_MARCH.format(before="4 in 2024-02")]
+    assert sorted(p.name for p in (tmp_path / "series").iterdir()) == ["month=2024-02"]
+    assert month_record(state, "2024-03") is None
+
+
+def test_an_allowed_empty_month_succeeds_writing_nothing(tmp_path):
+    inputs, state = tmp_path / "in", tmp_path / "state"
+    write_intervals(inputs, "february.csv", "2024-02", 4)
+    run_main(inputs, tmp_path, "--month", "2024-02", "--state_path", str(state))
+    summary = run_main(
+        inputs, tmp_path, "--month", "2024-03", "--state_path", str(state), "--allow_empty_month", "TRUE"
+    )
+    assert (summary["intervals_in_month"], summary["sensors"], summary["points"]) == (0, 0, 0)
+    assert sorted(p.name for p in (tmp_path / "series").iterdir()) == ["month=2024-02"]
+    # Recorded as 0, so April is compared with an empty month: any count passes the drop check.
+    assert month_record(state, "2024-03") == {"month": "2024-03", "intervals_in_month": 0}
+
+
+def test_a_drop_below_the_ratio_fails_unless_the_ratio_is_0_or_the_month_allowed(tmp_path, caplog):
+    inputs, state = tmp_path / "in", tmp_path / "state"
+    at = ("--state_path", str(state))
+    write_intervals(inputs, "february.csv", "2024-02", 10)
+    write_intervals(inputs, "march.csv", "2024-03", 4)
+    assert run_main(inputs, tmp_path, "--month", "2024-02", *at)["intervals_in_month"] == 10
+    assert month_record(state, "2024-02") == {"month": "2024-02", "intervals_in_month": 10}
+
+    assert exit_code(inputs, tmp_path, "--month", "2024-03", *at) == 3
+    assert exit_code(inputs, tmp_path, "--month", "2024-03", *at, "--min_intervals_ratio", "0.45") == 3
+    assert caplog.messages == [DROP_IN_MARCH.format(ratio="0.5"), DROP_IN_MARCH.format(ratio="0.45")]
+    assert not (tmp_path / "series" / "month=2024-03").exists()
+    assert month_record(state, "2024-03") is None
+
+    # 4 is not fewer than 0.4 x 10; ratio 0 turns the check off; an allowed month skips it.
+    assert run_main(inputs, tmp_path, "--month", "2024-03", *at, "--min_intervals_ratio", "0.4")["sensors"] == 1
+    assert run_main(inputs, tmp_path, "--month", "2024-03", *at, "--min_intervals_ratio", "0")["sensors"] == 1
+    assert run_main(inputs, tmp_path, "--month", "2024-03", *at, "--allow_empty_month", "true")["sensors"] == 1
+    assert month_record(state, "2024-03") == {"month": "2024-03", "intervals_in_month": 4}
+    # Reruns replace their own month's record only: March is still held against February's 10.
+    run_main(inputs, tmp_path, "--month", "2024-02", *at)
+    assert month_record(state, "2024-02") == {"month": "2024-02", "intervals_in_month": 10}
+    caplog.clear()
+    assert exit_code(inputs, tmp_path, "--month", "2024-03", *at) == 3
+    assert caplog.messages == [DROP_IN_MARCH.format(ratio="0.5")]
+
+
+def test_the_first_month_ever_has_nothing_to_drop_from(tmp_path):
+    inputs, state = tmp_path / "in", tmp_path / "state"
+    write_intervals(inputs, "march.csv", "2024-03", 1)
+    summary = run_main(inputs, tmp_path, "--month", "2024-03", "--state_path", str(state), "--min_intervals_ratio", "1")
+    assert (summary["intervals_in_month"], summary["points"]) == (1, 31 * 24 * 60)
+    assert month_record(state, "2024-03") == {"month": "2024-03", "intervals_in_month": 1}
+
+
+NOT_A_RATIO = "is not a number >= 0 (0 turns the check off)"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--allow_empty_month", "yes"), "--allow_empty_month 'yes' is not true or false"),
+        *(
+            (("--min_intervals_ratio", text), f"--min_intervals_ratio {text!r} {NOT_A_RATIO}")
+            for text in ("-0.1", "half", "inf")
+        ),
+    ],
+)
+def test_bad_empty_month_settings_are_bad_input_before_spark(extra, message, monkeypatch):
+    monkeypatch.setattr(glue_common, "spark_session", lambda name: pytest.fail("Spark started"))
+    with pytest.raises(BadInputError, match=re.escape(message)):
+        run_main(Path("in"), Path("out"), *extra)
 
 
 # --- the month index: a month's run reads only that month's files --------------------------------------

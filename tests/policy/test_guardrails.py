@@ -185,9 +185,12 @@ def test_every_policy_examines_resources_of_the_dev_estate(dev: Estate) -> None:
         "batch-job-bounded-runs": 3,
         "sfn-tasks-retry-and-catch": 4,
         "log-group-retention-and-kms": 18,  # flow logs, Batch, 4 state machines, 5 Glue jobs x 2, 2 crawlers
-        "estate-tags": 117,  # the taggable types of test_estate.py's resource families
-        "physical-name-limits": 100,
-        "schedule-expressions-valid": 13,  # 3 schedules, 5 rules, 3 Glue triggers, 2 crawlers
+        # the taggable types of test_estate.py's resource families, with 31 alarms, 2 topics, 15 rules
+        "estate-tags": 159,
+        "physical-name-limits": 143,
+        # 3 schedules, 15 rules (3 start runs, 5 announce Glue steps, 7 count failed jobs), 3 Glue
+        # triggers, 2 crawlers
+        "schedule-expressions-valid": 23,
     }
     # The stack policies: companions look at the buckets, encryption at the configurations (counted above).
     assert {p.name for p in guardrails.POLICIES} == set(counts) | {"s3-bucket-companions"}
@@ -577,7 +580,7 @@ def test_taggable_types_are_exactly_those_whose_sdk_class_takes_tags(
     estates = (dev, prod, with_ci_role)
     types = {r.type for estate in estates for r in estate.resources if r.type.startswith(("aws:", "docker:"))}
     # with the CI role's OIDC provider and policy attachment, the Redshift usage limit and Data API statements
-    assert len(types) == 58  # 57 + the Glue catalog tables the stack defines
+    assert len(types) == 60  # 57 + the Glue catalog tables, the alarms and the dashboard
     assert {t for t in types if takes_tags(t)} == types & guardrails.TAGGABLE_TYPES
     assert [t for t in sorted(guardrails.TAGGABLE_TYPES) if not takes_tags(t)] == []
 
@@ -779,7 +782,7 @@ def test_the_pack_has_its_own_runtime_and_requirements() -> None:
     assert project["runtime"] == {"name": "python", "options": {"toolchain": "pip", "virtualenv": ".venv"}}
     assert project["version"] == "0.1.0"
     requirements = [
-        line for line in (POLICY_DIR / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")
+        line for line in (POLICY_DIR / "requirements.in").read_text().splitlines() if line and not line.startswith("#")
     ]
     assert requirements == ["pulumi-policy>=1.21,<2", "pulumi>=3,<4", "tzdata>=2024.1"]
 

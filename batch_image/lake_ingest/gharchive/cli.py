@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from job_runtime import metrics
 from job_runtime.errors import BadInputError, JobError
 from lake_ingest.gharchive.bookkeeper import FAILED, SUCCEEDED, Bookkeeper, LeaseConflict, RunResult
 from lake_ingest.gharchive.download import NotPublished, fetch_once, fetch_with_retries
@@ -28,6 +29,9 @@ from lake_ingest.gharchive.settings import Settings, parse_settings
 from lake_ingest.gharchive.sinks import Sink, make_sink
 
 log = logging.getLogger(__package__)
+
+METRICS_JOB = "gharchive_ingest"  # the Job dimension of its metrics
+PIPELINE = "gharchive"  # pipelines/registry.py: the Pipeline dimension unless METRICS_PIPELINE says
 
 
 def parse_baseline(text: object, job_name: str, jobs_table: str) -> date:
@@ -175,7 +179,24 @@ def run(settings: Settings, dynamodb: Any | None = None, s3: Any | None = None) 
     return result
 
 
+def emit_summary(result: RunResult, duration_seconds: float) -> dict[str, Any]:
+    """The run's summary as its one CloudWatch Embedded Metric Format line on stdout (job_runtime.metrics).
+
+    The download parses no rows, so its row counts are 0; Files is the hour files it stored.
+    """
+    stack, pipeline = metrics.dimensions_from_env(PIPELINE)
+    return metrics.emit_run_summary(
+        {**result.summary(), "rows_in": 0, "rows_loaded": 0, "rows_quarantined": 0},
+        stack=stack,
+        pipeline=pipeline,
+        job=METRICS_JOB,
+        duration_seconds=duration_seconds,
+        metrics={metrics.FILES: len(result.hours)},
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    started = time.monotonic()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         settings = parse_settings(argv)
@@ -183,8 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{JOB}: error: {exc}", file=sys.stderr)
         rejected = RunResult(run_id=None, started_at="")
         rejected.status, rejected.error = FAILED, str(exc)
-        print(json.dumps(rejected.summary()))
+        print(json.dumps(rejected.summary()), flush=True)  # no run, no metrics: the settings were refused
         return exc.exit_code
     result = run(settings)
-    print(json.dumps(result.summary()))
+    emit_summary(result, time.monotonic() - started)
     return result.exit_code
