@@ -16,11 +16,12 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-from components import job_contract, naming
+from components import naming
 from components.aws_limits import BATCH_RETRY_ATTEMPTS, FARGATE_MEMORY_MIB
 from components.config import ECR_IMAGE_EXAMPLE, parse_ecr_image
 from components.iam import objects, service_role, statement
 from components.storage import s3_uri, stateful
+from job_runtime import errors, metrics
 
 # Mirrors .dockerignore: local caches must not change the tag (that would be preview noise).
 _NOT_IMAGE_CONTENT = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".venv", ".git", "build", "dist"}
@@ -395,8 +396,8 @@ class BatchJobArgs:
     timeout_minutes: int = 60
     # Attempts in total; only `retry_exit_codes` and image-pull failures are retried.
     retry_attempts: int = 3
-    # Default: the transient-failure code of the job contract (components.job_contract.EXIT_TRANSIENT).
-    retry_exit_codes: tuple[str, ...] = (str(job_contract.EXIT_TRANSIENT),)
+    # Default: the transient-failure exit code of the jobs (job_runtime.errors.EXIT_TRANSIENT).
+    retry_exit_codes: tuple[str, ...] = (str(errors.EXIT_TRANSIENT),)
 
 
 class BatchJob(pulumi.ComponentResource):
@@ -434,14 +435,14 @@ class BatchJob(pulumi.ComponentResource):
                 {"type": "VCPU", "value": f"{args.vcpu:g}"},
                 {"type": "MEMORY", "value": str(args.memory_mib)},
             ],
-            # The Stack and Pipeline dimensions of the job's run metrics (components.job_contract).
+            # The Stack and Pipeline dimensions of the job's run metrics (job_runtime.metrics).
             "environment": [
                 {"name": k, "value": v}
                 for k, v in sorted(
                     {
                         **args.environment,
-                        job_contract.STACK_ENV: pulumi.get_stack(),
-                        job_contract.PIPELINE_ENV: args.pipeline,
+                        metrics.STACK_ENV: pulumi.get_stack(),
+                        metrics.PIPELINE_ENV: args.pipeline,
                     }.items()
                 )
             ],
@@ -673,9 +674,9 @@ class GlueJob(pulumi.ComponentResource):
                 "--enable-observability-metrics": "true",
                 "--job-bookmark-option": "job-bookmark-enable" if args.bookmarks else "job-bookmark-disable",
                 "--TempDir": s3_uri(args.scripts_bucket, temp_prefix),
-                # The Stack and Pipeline dimensions of the job's run metrics (components.job_contract).
-                job_contract.STACK_ARGUMENT: pulumi.get_stack(),
-                job_contract.PIPELINE_ARGUMENT: args.pipeline,
+                # The Stack and Pipeline dimensions of the job's run metrics (job_runtime.metrics).
+                metrics.STACK_ARGUMENT: pulumi.get_stack(),
+                metrics.PIPELINE_ARGUMENT: args.pipeline,
                 **extra_py_files,
                 **args.arguments,
             },

@@ -26,9 +26,10 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import job_contract, naming
+from components import naming
 from components.compute import job_log_group_prefix
 from components.iam import document
+from job_runtime import errors, metrics
 
 # The runbook sections the alarm descriptions point to (MonitoringArgs.runbook; this estate's is docs/runbook.md).
 RUNBOOK = "docs/runbook.md"
@@ -87,7 +88,7 @@ class DeadLetterQueue:
 @dataclass(frozen=True, kw_only=True)
 class Freshness:
     """Alarm when the pipeline's `job` has emitted a Sum of `metric` below 1 in each of the last
-    `hours` hours (components.job_contract names; missing data counts as nothing new)."""
+    `hours` hours (job_runtime.metrics names; missing data counts as nothing new)."""
 
     job: str
     metric: str
@@ -107,7 +108,7 @@ class PipelineWatch:
     # Physical names of its Glue jobs and Batch job definitions: a failed run of any of them alarms.
     glue_job_names: tuple[pulumi.Input[str], ...] = ()
     batch_job_definition_names: tuple[pulumi.Input[str], ...] = ()
-    # Job dimension values (components.job_contract) of the jobs whose quarantined/in row ratio alarms
+    # Job dimension values (job_runtime.metrics) of the jobs whose quarantined/in row ratio alarms
     # above the threshold.
     quarantine_jobs: tuple[str, ...] = ()
     quarantine_ratio_threshold: float = 0.05
@@ -251,7 +252,7 @@ class MonitoringArgs:
     alerts_topic_arn: pulumi.Input[str]
     region: pulumi.Input[str]
     account_id: pulumi.Input[str]
-    # The Pulumi stack: the Stack dimension of the run metrics (components.job_contract).
+    # The Pulumi stack: the Stack dimension of the run metrics (job_runtime.metrics).
     stack: str
     # One entry per enabled pipeline. Default: none (only the stack-wide widgets).
     pipelines: tuple[PipelineWatch, ...] = ()
@@ -263,15 +264,15 @@ class MonitoringArgs:
 
 
 def emf_dimensions(stack: str, pipeline: str, job: str) -> dict[str, str]:
-    """The dimension set every run metric is emitted with, in components.job_contract's order."""
-    return dict(zip(job_contract.DIMENSIONS, (stack, pipeline, job), strict=True))
+    """The dimension set every run metric is emitted with, in job_runtime.metrics' order."""
+    return dict(zip(metrics.DIMENSIONS, (stack, pipeline, job), strict=True))
 
 
 def _emf_search(stack: str, pipeline: str, metric: str, stat: str) -> str:
     """A dashboard SEARCH over every job of one pipeline in one stack, in the run metrics' schema
     (CloudWatch, "CloudWatch search expression syntax",
     https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/search-expression-syntax.html)."""
-    schema = ",".join((job_contract.NAMESPACE, *job_contract.DIMENSIONS))
+    schema = ",".join((metrics.NAMESPACE, *metrics.DIMENSIONS))
     return f'SEARCH(\'{{{schema}}} MetricName="{metric}" Stack="{stack}" Pipeline="{pipeline}"\', \'{stat}\', {HOUR})'
 
 
@@ -416,10 +417,10 @@ class Monitoring(pulumi.ComponentResource):
                     f"[{p}] A Batch job failed after its last attempt (job definition ",
                     pulumi.Output.all(*watch.batch_job_definition_names).apply(", ".join),
                     "). Its status reason, exit code and log stream are in the AWS Batch console (Jobs, status "
-                    f"FAILED): exit {job_contract.EXIT_BAD_INPUT} means bad input and "
-                    f"{job_contract.EXIT_USAGE} bad arguments (a retry cannot help), "
-                    f"{job_contract.EXIT_TRANSIENT} a transient failure that outlasted the retries, "
-                    f"{job_contract.EXIT_FAILED} a failure that needs a person. ",
+                    f"FAILED): exit {errors.EXIT_BAD_INPUT} means bad input and "
+                    f"{errors.EXIT_USAGE} bad arguments (a retry cannot help), "
+                    f"{errors.EXIT_TRANSIENT} a transient failure that outlasted the retries, "
+                    f"{errors.EXIT_FAILED} a failure that needs a person. ",
                     self._runbook("batch-job-failed"),
                 ),
                 **self._rule_metric(rule),
@@ -437,16 +438,16 @@ class Monitoring(pulumi.ComponentResource):
                 f"Monitoring {self._name}: {pipeline} freshness hours must be {low} to {high} "
                 f"(a CloudWatch alarm looks back at most 7 days), got {fresh.hours}"
             )
-        if fresh.metric not in job_contract.UNITS:
+        if fresh.metric not in metrics.UNITS:
             raise ValueError(f"Monitoring {self._name}: {fresh.metric} is not a job_runtime.metrics metric")
         self._alarm(
             f"{pipeline}-stale",
             f"[{pipeline}] No new input for {fresh.hours} hours: job {fresh.job} loaded no new "
-            f"{fresh.metric.lower()} (metric {job_contract.NAMESPACE} {fresh.metric}) in any of the last "
+            f"{fresh.metric.lower()} (metric {metrics.NAMESPACE} {fresh.metric}) in any of the last "
             f"{fresh.hours} hours, or did not run. Check the {pipeline} state machine's recent executions "
             "and the schedule's dead-letter queue, then whether the source published. "
             + self._runbook("gharchive-stale"),
-            namespace=job_contract.NAMESPACE,
+            namespace=metrics.NAMESPACE,
             metric_name=fresh.metric,
             dimensions=emf_dimensions(self._args.stack, pipeline, fresh.job),
             statistic="Sum",
@@ -465,7 +466,7 @@ class Monitoring(pulumi.ComponentResource):
             return {
                 "id": metric_id,
                 "metric": {
-                    "namespace": job_contract.NAMESPACE,
+                    "namespace": metrics.NAMESPACE,
                     "metric_name": metric,
                     "dimensions": dims,
                     "stat": "Sum",
@@ -477,12 +478,12 @@ class Monitoring(pulumi.ComponentResource):
         self._alarm(
             f"{pipeline}-{job}-quarantine-ratio",
             f"[{pipeline}] Job {job} quarantined more than {threshold * 100:g}% of its input rows in the last hour "
-            f"(metrics {job_contract.ROWS_QUARANTINED} / {job_contract.ROWS_IN}). The rows and the reason for each are "
+            f"(metrics {metrics.ROWS_QUARANTINED} / {metrics.ROWS_IN}). The rows and the reason for each are "
             f"under quarantine/ in the processed bucket; the run's summary line is in the job's log. "
             + self._runbook("quarantine-ratio"),
             metric_queries=[
-                rows("quarantined", job_contract.ROWS_QUARANTINED),
-                rows("rows_in", job_contract.ROWS_IN),
+                rows("quarantined", metrics.ROWS_QUARANTINED),
+                rows("rows_in", metrics.ROWS_IN),
                 {
                     # A run with no input rows has nothing to judge: the ratio is 0, never a division by 0
                     # (CloudWatch metric math IF, https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/using-metric-math.html).
@@ -592,8 +593,8 @@ class Monitoring(pulumi.ComponentResource):
             self._metric_widget(
                 f"{p}: rows loaded / quarantined",
                 [
-                    [{"expression": _emf_search(stack, p, job_contract.ROWS_LOADED, "Sum"), "id": "loaded"}],
-                    [{"expression": _emf_search(stack, p, job_contract.ROWS_QUARANTINED, "Sum"), "id": "quarantined"}],
+                    [{"expression": _emf_search(stack, p, metrics.ROWS_LOADED, "Sum"), "id": "loaded"}],
+                    [{"expression": _emf_search(stack, p, metrics.ROWS_QUARANTINED, "Sum"), "id": "quarantined"}],
                 ],
                 "Sum",
                 HOUR,
@@ -602,7 +603,7 @@ class Monitoring(pulumi.ComponentResource):
         widgets.append(
             self._metric_widget(
                 f"{p}: job duration (s)",
-                [[{"expression": _emf_search(stack, p, job_contract.DURATION, "Maximum"), "id": "duration"}]],
+                [[{"expression": _emf_search(stack, p, metrics.DURATION, "Maximum"), "id": "duration"}]],
                 "Maximum",
                 HOUR,
             )

@@ -157,10 +157,9 @@ def start_run(argv: Sequence[str]) -> RunMetrics:
     """Start timing this run and read its metrics' Stack and Pipeline from the optional job arguments
     `--metrics_stack` and `--metrics_pipeline` (components/compute.py GlueJob sets both)."""
     global _run
-    args = resolve_args(argv, (), {"metrics_stack": metrics.LOCAL_STACK, "metrics_pipeline": ""})
-    _run = RunMetrics(
-        args["metrics_stack"].strip() or metrics.LOCAL_STACK, args["metrics_pipeline"].strip(), time.monotonic()
-    )
+    stack, pipeline = (name.removeprefix("--") for name in (metrics.STACK_ARGUMENT, metrics.PIPELINE_ARGUMENT))
+    args = resolve_args(argv, (), {stack: metrics.LOCAL_STACK, pipeline: ""})
+    _run = RunMetrics(args[stack].strip() or metrics.LOCAL_STACK, args[pipeline].strip(), time.monotonic())
     return _run
 
 

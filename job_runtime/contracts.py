@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-# --- sales (seed 001) ----------------------------------------------------------------------------------
+# --- sales ----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ SALES_DEFAULT_COLUMNS: tuple[str, ...] = (
 # The key every selection keeps (MERGE key) and the partition column of the converted Parquet.
 SALES_KEY_COLUMNS = ("order_id", "order_date")
 
-# --- COVID-19 (seed 004) -----------------------------------------------------------------------------
+# --- COVID-19 -----------------------------------------------------------------------------------------
 
 # Per landing dataset: (staged column, catalog column it comes from), in staged order. Athena's staging
 # SELECT (pipelines/covid_staging.py) writes these columns, all strings; the clean job
@@ -248,7 +248,7 @@ _FACT_TESTING = Table(
 # order; the warehouse load creates and fills the tables in this order (dimensions before facts).
 COVID_STAR_TABLES: dict[str, Table] = {t.name: t for t in (_DIM_DATE, _DIM_LOCATION, _FACT_CASES, _FACT_TESTING)}
 
-# --- sensor time series (seed 002) ---------------------------------------------------------------------
+# --- sensor time series ---------------------------------------------------------------------------------
 
 # (column, Glue/Hive type) of the Parquet glue_scripts/sensor_timeseries.py writes, in order: one row
 # per sensor and grid point; `value` and `readings` are null at a gap (no interval covers the point).
@@ -263,7 +263,7 @@ SENSOR_TIMESERIES_COLUMNS: tuple[tuple[str, str], ...] = (
 # The partition folders under the output: month=YYYY-MM.
 SENSOR_TIMESERIES_PARTITIONS: tuple[tuple[str, str], ...] = (("month", "string"),)
 
-# --- GH Archive (seed 003) -----------------------------------------------------------------------------
+# --- GH Archive -----------------------------------------------------------------------------------------
 
 # (column, Glue/Hive type) of the Parquet glue_scripts/gharchive_events.py writes, in order (its
 # docstring says what each holds); the Athena named queries (pipelines/gharchive_queries.py) use them.

@@ -41,10 +41,12 @@ UNITS = {
     EVENTS: "Count",
 }
 
-# Where a run's Stack and Pipeline dimension values come from on AWS Batch (components/compute.py
-# BatchJob sets them); Glue jobs read the job arguments --metrics_stack and --metrics_pipeline instead.
+# Where a run's Stack and Pipeline dimension values come from: on AWS Batch the environment variables
+# BatchJob sets, on Glue the default arguments GlueJob sets (components/compute.py).
 STACK_ENV = "METRICS_STACK"
 PIPELINE_ENV = "METRICS_PIPELINE"
+STACK_ARGUMENT = "--metrics_stack"
+PIPELINE_ARGUMENT = "--metrics_pipeline"
 # The Stack value of a run outside any stack (a laptop, localrun, the tests).
 LOCAL_STACK = "local"
 

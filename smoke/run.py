@@ -69,7 +69,7 @@ def elapsed_text(seconds: float) -> str:
 @dataclass(frozen=True)
 class Status:
     state: str  # WAITING (not started yet), RUNNING, SUCCEEDED or FAILED
-    step: str  # the state, job or crawler it is at (or failed at); "trigger" while WAITING
+    step: str  # the state, job or crawler it is at (or failed at); "trigger" while WAITING, "end" once SUCCEEDED
     detail: str = ""
 
 
@@ -133,7 +133,7 @@ class Execution:
         described = self.sfn.describe_execution(executionArn=self.arn)
         status = described["status"]
         if status == "SUCCEEDED":
-            return Status("SUCCEEDED", "NotifySuccess")
+            return Status("SUCCEEDED", "end")  # NotifySuccess, or Succeeded without the notifications topic
         if status in ("RUNNING", "PENDING_REDRIVE"):
             return Status("RUNNING", self._current_state())
         failed_at, error = self._failure(described)

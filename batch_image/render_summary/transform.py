@@ -57,7 +57,7 @@ DEVICE_ID_MAX_BYTES = 50  # performance_summary.device_id is VARCHAR(50); Redshi
 INT4_MAX = 2**31 - 1
 # Beyond any real display, and small enough that sums over billions of rows stay finite.
 FRAME_RATE_MAX = 10_000
-# Bytes read, and so parsed, at a time: about 110,000 seed-format rows. Large enough that per-block
+# Bytes read, and so parsed, at a time: about 110,000 render-log rows. Large enough that per-block
 # overheads vanish, small enough that a few blocks in flight stay far below the job's memory.
 DEFAULT_BATCH_BYTES = 8 * 1024 * 1024
 

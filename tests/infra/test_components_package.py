@@ -1,10 +1,10 @@
 """components/ as the installable distribution `dataplatform-components`, used by another Pulumi program.
 
-The package is built and installed alone into a temporary directory; a small program in another
+The package is built and installed, with job_runtime (its one dependency beside Pulumi's), into a
+temporary directory; a small program in another
 temporary directory (its own Glue script, its own job helpers, an image given by digest) builds a lake,
 a Glue job and two Batch jobs with it under mocks, in a Python where the repository root is not
-importable. The rest: the package's metadata against requirements.in, Args made of plain values, and
-the job contract the package carries against the estate's job runtime.
+importable. The rest: the package's metadata against requirements.in, and Args made of plain values.
 """
 
 from __future__ import annotations
@@ -31,9 +31,8 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
 import components
-from components import job_contract
 from components.compute import BatchCompute
-from job_runtime import errors, metrics
+from job_runtime import metrics
 from tests.infra.harness import ROOT
 
 ACCOUNT = "210987654321"
@@ -132,13 +131,10 @@ pulumi.export("glue_job", clean.job_name)
 pulumi.export("report_job_definition", report.job_definition_arn)
 '''
 
-# Runs the program under Pulumi's mocks and prints every resource registered, as JSON. The estate's job
-# runtime is hidden (this repository's virtualenv installs it; another program's would not have it).
+# Runs the program under Pulumi's mocks and prints every resource registered, as JSON.
 RUNNER = f'''import json
 import runpy
 import sys
-
-sys.modules["job_runtime"] = None  # importing it now raises ImportError
 
 import pulumi
 
@@ -205,16 +201,18 @@ print(json.dumps({{
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """components/ built with the virtualenv's setuptools (no build isolation, nothing downloaded) and
-    installed alone (no dependencies) into a directory of its own."""
+    """components/ and job_runtime/ built with the virtualenv's setuptools (no build isolation, nothing
+    downloaded) and installed without other dependencies into a directory of their own."""
     tmp = tmp_path_factory.mktemp("package")
     # Built from a copy: setuptools builds in the source directory and would leave build/ and egg-info there.
-    source = tmp / "components"
-    shutil.copytree(ROOT / "components", source, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
+    ignore = shutil.ignore_patterns("__pycache__", "build", "*.egg-info")
+    sources = [tmp / name for name in ("job_runtime", "components")]
+    for source in sources:
+        shutil.copytree(ROOT / source.name, source, ignore=ignore)
     target = tmp / "site"
     pip = (sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index")
     result = subprocess.run(
-        [*pip, "--target", str(target), str(source)],
+        [*pip, "--target", str(target), *map(str, sources)],
         capture_output=True,
         text=True,
     )
@@ -269,10 +267,13 @@ def test_the_installed_package_is_typed_and_carries_its_version(installed: Path)
     metadata = (installed / f"dataplatform_components-{pyproject['version']}.dist-info" / "METADATA").read_text()
     assert re.findall(r"^Version: (.+)$", metadata, re.M) == [pyproject["version"]]
     assert pyproject["version"] == components.__version__
-    # The installed requirements are requirements.in's, however the build backend spells them.
+    # The installed requirements are job-runtime and requirements.in's, however the build backend spells them.
     installed_requirements = {requirement(r) for r in re.findall(r"^Requires-Dist: (.+)$", metadata, re.M)}
-    assert installed_requirements == {requirement(r) for r in requirement_lines(ROOT / "requirements.in")}
+    assert installed_requirements - {("job-runtime", SpecifierSet(">=1,<2"))} == {
+        requirement(r) for r in requirement_lines(ROOT / "requirements.in")
+    }
     assert installed_requirements == {
+        ("job-runtime", SpecifierSet(">=1,<2")),
         ("pulumi", SpecifierSet(">=3.200,<4")),
         ("pulumi-aws", SpecifierSet(">=7.0,<8")),
         ("pulumi-docker", SpecifierSet(">=4.5,<6")),
@@ -373,7 +374,10 @@ def test_package_dependencies_are_the_programs_ranges() -> None:
     assert project["name"] == "dataplatform-components"
     assert project["version"] == components.__version__
     assert re.fullmatch(r"\d+\.\d+\.\d+", project["version"])
-    assert project["dependencies"] == requirement_lines(ROOT / "requirements.in")
+    assert project["dependencies"] == ["job-runtime>=1,<2", *requirement_lines(ROOT / "requirements.in")]
+    runtime = tomllib.loads((ROOT / "job_runtime" / "pyproject.toml").read_text())["project"]
+    assert (runtime["name"], runtime["dependencies"]) == ("job-runtime", [])
+    assert Requirement("job-runtime>=1,<2").specifier.contains(runtime["version"])
     assert project["requires-python"] == ">=3.11,<3.12"
 
 
@@ -463,32 +467,23 @@ def test_the_introspection_finds_a_component_inside_args() -> None:
     assert resource_types_in(_HoldsCompute, set()) == [BatchCompute]
 
 
-# --- the job contract the package carries -----------------------------------------------------------------
+# --- the job contract: job_runtime, a dependency of the package -------------------------------------------
 
 
-def test_the_package_job_contract_is_the_job_runtimes() -> None:
-    """What the components set and alarm on (components/job_contract.py) is what the estate's jobs emit
-    and exit with (job_runtime/metrics.py, job_runtime/errors.py)."""
-    assert job_contract.NAMESPACE == metrics.NAMESPACE
-    assert job_contract.DIMENSIONS == metrics.DIMENSIONS
-    assert job_contract.UNITS == metrics.UNITS
-    for name in ("ROWS_IN", "ROWS_LOADED", "ROWS_QUARANTINED", "DURATION", "FILES", "DEVICES", "EVENTS"):
-        assert getattr(job_contract, name) == getattr(metrics, name), name
-    assert (job_contract.STACK_ENV, job_contract.PIPELINE_ENV) == (metrics.STACK_ENV, metrics.PIPELINE_ENV)
-    for name in ("EXIT_USAGE", "EXIT_BAD_INPUT", "EXIT_TRANSIENT", "EXIT_FAILED"):
-        assert getattr(job_contract, name) == getattr(errors, name), name
+def test_glue_jobs_read_the_arguments_glue_job_sets() -> None:
+    """glue_common takes a run's Stack and Pipeline from the default arguments GlueJob sets (the names in
+    job_runtime.metrics, which both import)."""
+    import glue_common
 
-
-def test_glue_jobs_read_the_contracts_argument_names() -> None:
-    """glue_common reads the Stack and Pipeline values from the arguments GlueJob sets."""
-    source = (ROOT / "glue_scripts" / "glue_common.py").read_text()
-    for argument in (job_contract.STACK_ARGUMENT, job_contract.PIPELINE_ARGUMENT):
-        assert f'"{argument.removeprefix("--")}"' in source, argument
+    run = glue_common.start_run([metrics.STACK_ARGUMENT, "dev", metrics.PIPELINE_ARGUMENT, "orders"])
+    assert (run.stack, run.pipeline) == ("dev", "orders")
+    assert (glue_common.start_run([]).stack, glue_common.start_run([]).pipeline) == (metrics.LOCAL_STACK, "")
 
 
 def test_nothing_in_the_package_imports_the_program() -> None:
-    """A component module imports only the standard library, its dependencies and other component modules."""
-    program_packages = {"pipelines", "job_runtime", "localrun", "glue_scripts", "batch_image", "ingestion", "tests"}
+    """A component module imports only the standard library, its dependencies (job_runtime among them: the
+    jobs' side of the contract) and other component modules."""
+    program_packages = {"pipelines", "localrun", "glue_scripts", "batch_image", "ingestion", "tests"}
     for path in sorted((ROOT / "components").glob("*.py")):
         imported = set(re.findall(r"^\s*(?:from|import) ([a-z_]+)", path.read_text(), re.M))
         assert not imported & program_packages, path.name
