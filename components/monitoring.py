@@ -29,6 +29,8 @@ import pulumi_aws as aws
 from components import naming
 from components.compute import job_log_group_prefix
 from components.iam import document
+from components.orchestration import GLUE_JOB_FAILED_STATES, glue_state_pattern
+from components.storage import alarm_source_arn
 from job_runtime import errors, metrics
 
 # The runbook sections the alarm descriptions point to (MonitoringArgs.runbook; this estate's is docs/runbook.md).
@@ -61,10 +63,6 @@ DASHBOARD_NAME_MAX = 255
 # https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/CloudWatch-Dashboard-Body-Structure.html).
 ALARM_WIDGET_MAX = 100
 
-# Glue job runs that ended without succeeding ("Glue Job State Change" events; the states are Glue's
-# JobRunState values: AWS Glue, "Automating AWS Glue with EventBridge",
-# https://docs.aws.amazon.com/glue/latest/dg/automating-awsglue-with-cloudwatch-events.html).
-GLUE_FAILED_STATES = ("FAILED", "TIMEOUT", "ERROR", "STOPPED")
 # A Batch job that is FAILED has used all its attempts (AWS Batch, "Job states" and "Job state change
 # events", https://docs.aws.amazon.com/batch/latest/userguide/batch_job_events.html).
 BATCH_FAILED_STATUSES = ("FAILED",)
@@ -83,6 +81,11 @@ class DeadLetterQueue:
 
     name: pulumi.Input[str]
     holds: str
+
+    @classmethod
+    def of_schedule(cls, name: pulumi.Input[str], pipeline: str) -> DeadLetterQueue:
+        """A schedule's queue (orchestration.Schedule): the scheduled starts that could not start `pipeline`'s run."""
+        return cls(name=name, holds=f"scheduled starts of the {pipeline} run that could not start it")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,14 +133,6 @@ class AlertTopicsArgs:
     notification_emails: tuple[str, ...] = ()
     # Whether routine success news has a topic at all (the `successNotifications` setting). Default: yes.
     success_notifications: bool = True
-
-
-def alarm_source_arn(region: pulumi.Input[str], account_id: pulumi.Input[str]) -> pulumi.Output[str]:
-    """The aws:SourceArn CloudWatch sends when an alarm of this account and region publishes:
-    arn:aws:cloudwatch:<region>:<account>:alarm:<name> (AWS re:Post Knowledge Center, "Why didn't I
-    receive an SNS notification for my CloudWatch alarm trigger?",
-    https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger); any alarm name."""
-    return pulumi.Output.concat("arn:aws:cloudwatch:", region, ":", account_id, ":alarm:*")
 
 
 def topic_policy(
@@ -263,11 +258,6 @@ class MonitoringArgs:
     runbook: str = RUNBOOK
 
 
-def emf_dimensions(stack: str, pipeline: str, job: str) -> dict[str, str]:
-    """The dimension set every run metric is emitted with, in job_runtime.metrics' order."""
-    return dict(zip(metrics.DIMENSIONS, (stack, pipeline, job), strict=True))
-
-
 def _emf_search(stack: str, pipeline: str, metric: str, stat: str) -> str:
     """A dashboard SEARCH over every job of one pipeline in one stack, in the run metrics' schema
     (CloudWatch, "CloudWatch search expression syntax",
@@ -294,15 +284,12 @@ class Monitoring(pulumi.ComponentResource):
         self._name = name
         self._args = args
         self._alarms: list[aws.cloudwatch.MetricAlarm] = []
-        self._rules: dict[str, aws.cloudwatch.EventRule] = {}
         self.alarm_names = []
         seen = [w.pipeline for w in args.pipelines]
         if len(set(seen)) != len(seen):
             raise ValueError(f"Monitoring {name}: each pipeline is watched once, got {seen}")
 
-        rows: list[list[dict[str, Any]]] = []
-        for watch in args.pipelines:
-            rows.append(self._watch(watch))
+        rows = [self._watch(watch) for watch in args.pipelines]
 
         dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard",
@@ -365,16 +352,15 @@ class Monitoring(pulumi.ComponentResource):
                     statistic="Sum",
                     treat_missing_data="notBreaching",
                 )
+        # (kind, rule): the job-failure rules the alarms and the dashboard row count.
+        failure_rules: list[tuple[str, aws.cloudwatch.EventRule]] = []
         if watch.glue_job_names:
             rule = self._failure_rule(
                 f"{p}-glue",
-                f"Glue job runs of the {p} pipeline that ended {', '.join(GLUE_FAILED_STATES)}",
-                {
-                    "source": ["aws.glue"],
-                    "detail-type": ["Glue Job State Change"],
-                    "detail": {"jobName": list(watch.glue_job_names), "state": list(GLUE_FAILED_STATES)},
-                },
+                f"Glue job runs of the {p} pipeline that ended {', '.join(GLUE_JOB_FAILED_STATES)}",
+                glue_state_pattern("job", watch.glue_job_names, "failed"),
             )
+            failure_rules.append(("glue", rule))
             groups = [
                 pulumi.Output.from_input(n).apply(lambda job: f"{job_log_group_prefix(job)}/error")
                 for n in watch.glue_job_names
@@ -382,7 +368,7 @@ class Monitoring(pulumi.ComponentResource):
             self._alarm(
                 f"{p}-glue-job-failed",
                 pulumi.Output.concat(
-                    f"[{p}] A Glue job run ended {'/'.join(GLUE_FAILED_STATES)} (job ",
+                    f"[{p}] A Glue job run ended {'/'.join(GLUE_JOB_FAILED_STATES)} (job ",
                     pulumi.Output.all(*watch.glue_job_names).apply(", ".join),
                     "). See the run's error in the Glue console (ETL jobs > the job > Runs) and its driver log: "
                     "CloudWatch log group ",
@@ -411,6 +397,7 @@ class Monitoring(pulumi.ComponentResource):
                     },
                 },
             )
+            failure_rules.append(("batch", rule))
             self._alarm(
                 f"{p}-batch-job-failed",
                 pulumi.Output.concat(
@@ -429,7 +416,7 @@ class Monitoring(pulumi.ComponentResource):
             self._freshness(watch.pipeline, watch.freshness)
         for job in watch.quarantine_jobs:
             self._quarantine(p, job, watch.quarantine_ratio_threshold)
-        return self._row(watch)
+        return self._row(watch, failure_rules)
 
     def _freshness(self, pipeline: str, fresh: Freshness) -> None:
         low, high = FRESHNESS_HOURS_RANGE
@@ -449,7 +436,7 @@ class Monitoring(pulumi.ComponentResource):
             + self._runbook("gharchive-stale"),
             namespace=metrics.NAMESPACE,
             metric_name=fresh.metric,
-            dimensions=emf_dimensions(self._args.stack, pipeline, fresh.job),
+            dimensions=metrics.dimensions(self._args.stack, pipeline, fresh.job),
             statistic="Sum",
             period=HOUR,
             evaluation_periods=fresh.hours,
@@ -460,7 +447,7 @@ class Monitoring(pulumi.ComponentResource):
         )
 
     def _quarantine(self, pipeline: str, job: str, threshold: float) -> None:
-        dims = emf_dimensions(self._args.stack, pipeline, job)
+        dims = metrics.dimensions(self._args.stack, pipeline, job)
 
         def rows(metric_id: str, metric: str) -> dict[str, Any]:
             return {
@@ -500,14 +487,13 @@ class Monitoring(pulumi.ComponentResource):
 
     def _failure_rule(self, rule: str, description: str, pattern: dict[str, Any]) -> aws.cloudwatch.EventRule:
         """A rule without targets, `<pipeline>-<kind>-failed`: it exists to be counted (AWS/Events TriggeredRules)."""
-        self._rules[rule] = aws.cloudwatch.EventRule(
+        return aws.cloudwatch.EventRule(
             f"{self._name}-{rule}-failed",
             name_prefix=naming.physical_prefix(rule, RULE_NAME_MAX),
             description=description,
             event_pattern=pulumi.Output.json_dumps(pattern),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        return self._rules[rule]
 
     @staticmethod
     def _rule_metric(rule: aws.cloudwatch.EventRule) -> dict[str, Any]:
@@ -569,16 +555,18 @@ class Monitoring(pulumi.ComponentResource):
             },
         }
 
-    def _row(self, watch: PipelineWatch) -> list[dict[str, Any]]:
-        """Runs, rows, duration and dead letters of one pipeline."""
+    def _row(
+        self, watch: PipelineWatch, failure_rules: list[tuple[str, aws.cloudwatch.EventRule]]
+    ) -> list[dict[str, Any]]:
+        """Runs (with its job-failure rules' counts), rows, duration and dead letters of one pipeline."""
         p, stack = watch.pipeline, self._args.stack
         runs: list[Any] = []
         for arn in watch.state_machine_arns:
             for metric in ("ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed"):
                 label = {"label": metric.removeprefix("Executions")}
                 runs.append(["AWS/States", metric, "StateMachineArn", arn, label])
-        for rule_metric in self._row_failure_metrics(watch):
-            runs.append(rule_metric)
+        for kind, rule in failure_rules:
+            runs.append(["AWS/Events", "TriggeredRules", "RuleName", rule.name, {"label": f"{kind} job failed"}])
         widgets = [
             {
                 "type": "text",
@@ -621,15 +609,6 @@ class Monitoring(pulumi.ComponentResource):
                 )
             )
         return widgets
-
-    def _row_failure_metrics(self, watch: PipelineWatch) -> list[Any]:
-        """The job-failure rule counts of the pipeline (its rules, found among this component's rules)."""
-        found: list[Any] = []
-        for kind, names in (("glue", watch.glue_job_names), ("batch", watch.batch_job_definition_names)):
-            if names:
-                rule = self._rules[f"{watch.pipeline}-{kind}"]
-                found.append(["AWS/Events", "TriggeredRules", "RuleName", rule.name, {"label": f"{kind} job failed"}])
-        return found
 
     def _body(self, rows: list[list[dict[str, Any]]]) -> dict[str, Any]:
         """The dashboard body (CloudWatch, "Dashboard Body Structure and Syntax"): an alarm status strip,

@@ -17,6 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import naming
+from components.config import MAX_RUN_MINUTES
 from components.iam import document, service_role, statement
 
 DEFAULT_RETRY = {"IntervalSeconds": 10, "MaxAttempts": 3, "BackoffRate": 2.0, "JitterStrategy": "FULL"}
@@ -249,6 +250,11 @@ MAX_POLL_ROUNDS = 1000
 POLL_HISTORY_EVENTS = 20_000
 
 
+def state_path(step_name: str) -> str:
+    """The execution-state path named after a step: "CatalogLanding" -> "$.catalogLanding"."""
+    return f"$.{step_name[0].lower()}{step_name[1:]}"
+
+
 @dataclass(frozen=True)
 class PollStep:
     """Work without a `.sync` integration (a crawler run, a Redshift Data API statement): `start` it,
@@ -287,7 +293,7 @@ class PollStep:
     @property
     def counter_path(self) -> str:
         """Where the execution's state counts the checks made so far: {"count": n}."""
-        return f"$.{self.name[0].lower()}{self.name[1:]}Polls"
+        return f"{state_path(self.name)}Polls"
 
     @property
     def bound_text(self) -> str:
@@ -371,7 +377,7 @@ def crawl_step(name: str, crawler_name: Any, max_wait_seconds: int = 3600, wait_
     """Run a Glue crawler and wait until it is READY again; a crawl that did not succeed fails the step.
     A crawler that never finished a crawl has no `LastCrawl`: the poll keeps waiting until it has one.
     A crawl still running after `max_wait_seconds` (an hour by default) fails the step."""
-    result = f"$.{name[0].lower()}{name[1:]}"
+    result = state_path(name)
     return PollStep(
         name=name,
         start=TaskStep(
@@ -478,10 +484,14 @@ def _poll_states(step: PollStep, next_state: str) -> dict[str, Any]:
     }
 
 
+# The Step Functions integration that publishes to SNS: what _notify writes and published_topics reads.
+_SNS_PUBLISH = "arn:aws:states:::sns:publish"
+
+
 def _notify(topic_arn: Any, subject: str, message: dict[str, Any]) -> dict[str, Any]:
     return {
         "Type": "Task",
-        "Resource": "arn:aws:states:::sns:publish",
+        "Resource": _SNS_PUBLISH,
         "Parameters": {"TopicArn": topic_arn, "Subject": subject, "Message": message},
         "Retry": [{"ErrorEquals": ["States.ALL"], **DEFAULT_RETRY}],
     }
@@ -489,9 +499,8 @@ def _notify(topic_arn: Any, subject: str, message: dict[str, Any]) -> dict[str, 
 
 # A state machine's TimeoutSeconds: the whole seconds an execution may run before it fails with States.Timeout
 # ("State machine structure": https://docs.aws.amazon.com/step-functions/latest/dg/statemachine-structure.html);
-# a Standard execution runs at most one year anyway (Step Functions service quotas, "Maximum execution time":
-# https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html).
-MAX_EXECUTION_SECONDS = 365 * 24 * 3600
+# a Standard execution runs at most one year anyway (components.config.MAX_RUN_MINUTES).
+MAX_EXECUTION_SECONDS = 60 * MAX_RUN_MINUTES
 
 
 def pipeline_definition(
@@ -596,7 +605,7 @@ def published_topics(definition: dict[str, Any]) -> list[Any]:
     """The topics a definition publishes to (its sns:publish Tasks' TopicArn), each once, in order."""
     topics: list[Any] = []
     for state in definition["States"].values():
-        if state.get("Resource") == "arn:aws:states:::sns:publish":
+        if state.get("Resource") == _SNS_PUBLISH:
             topic = state["Parameters"]["TopicArn"]
             if not any(topic is t for t in topics):
                 topics.append(topic)
@@ -797,18 +806,23 @@ class WatchedStep:
 # AWS Glue with EventBridge": https://docs.aws.amazon.com/glue/latest/dg/automating-awsglue-with-cloudwatch-events.html;
 # ERROR, a JobRunState too, is matched in case a run ends in it); "Glue Crawler State Change" for Started,
 # Succeeded and Failed (https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-glue.html).
+GLUE_JOB_FAILED_STATES = ("FAILED", "TIMEOUT", "STOPPED", "ERROR")
 _GLUE_FINISHES = {
-    "job": ("Glue Job State Change", "jobName", ["FAILED", "TIMEOUT", "STOPPED", "ERROR"], ["SUCCEEDED"]),
-    "crawler": ("Glue Crawler State Change", "crawlerName", ["Failed"], ["Succeeded"]),
+    "job": ("Glue Job State Change", "jobName", GLUE_JOB_FAILED_STATES, ("SUCCEEDED",)),
+    "crawler": ("Glue Crawler State Change", "crawlerName", ("Failed",), ("Succeeded",)),
 }
 
 
-def glue_state_pattern(kind: str, name: Any, outcome: str) -> dict[str, Any]:
-    """EventBridge pattern for one Glue job's or crawler's runs that ended with `outcome`: "failed"
-    (every way a run can fail) or "succeeded"."""
+def glue_state_pattern(kind: str, names: Sequence[Any], outcome: str) -> dict[str, Any]:
+    """EventBridge pattern for the runs of the named Glue jobs or crawlers that ended with `outcome`:
+    "failed" (every way a run can fail) or "succeeded"."""
     detail_type, name_field, failures, successes = _GLUE_FINISHES[kind]
     states = {"failed": failures, "succeeded": successes}[outcome]
-    return {"source": ["aws.glue"], "detail-type": [detail_type], "detail": {name_field: [name], "state": states}}
+    return {
+        "source": ["aws.glue"],
+        "detail-type": [detail_type],
+        "detail": {name_field: list(names), "state": list(states)},
+    }
 
 
 def glue_state_message(pipeline: str, position: str, kind: str, hint: str, log_group: str | None = None) -> str:
@@ -892,7 +906,7 @@ class GlueStateNotifications(pulumi.ComponentResource):
                     f"{name}-{i}-{outcome}",
                     name_prefix=naming.physical_prefix(f"{name}-{i}-{word}", 64),
                     description=f"Announce every {outcome} run of step {i} of {args.pipeline}",
-                    event_pattern=pulumi.Output.json_dumps(glue_state_pattern(step.kind, step.name, outcome)),
+                    event_pattern=pulumi.Output.json_dumps(glue_state_pattern(step.kind, [step.name], outcome)),
                     opts=pulumi.ResourceOptions(parent=self),
                 )
                 aws.cloudwatch.EventTarget(

@@ -290,6 +290,14 @@ def _lifecycle(
     )
 
 
+def alarm_source_arn(region: pulumi.Input[str], account_id: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The aws:SourceArn CloudWatch sends when an alarm of this account and region publishes:
+    arn:aws:cloudwatch:<region>:<account>:alarm:<name> (AWS re:Post Knowledge Center, "Why didn't I
+    receive an SNS notification for my CloudWatch alarm trigger?",
+    https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger); any alarm name."""
+    return pulumi.Output.concat("arn:aws:cloudwatch:", region, ":", account_id, ":alarm:*")
+
+
 def _key_policy(account_id: pulumi.Input[str], region: pulumi.Input[str]) -> pulumi.Output[str]:
     """Account administrators manage the key (so IAM policies grant its use to the estate's roles);
     AWS services that encrypt for us may use it: CloudWatch Logs for this account's log groups,
@@ -346,11 +354,7 @@ def _key_policy(account_id: pulumi.Input[str], region: pulumi.Input[str]) -> pul
                 "Resource": "*",
                 "Condition": {
                     "StringEquals": {"aws:SourceAccount": account_id},
-                    "ArnLike": {
-                        "aws:SourceArn": pulumi.Output.concat(
-                            "arn:aws:cloudwatch:", region, ":", account_id, ":alarm:*"
-                        )
-                    },
+                    "ArnLike": {"aws:SourceArn": alarm_source_arn(region, account_id)},
                 },
             },
             {

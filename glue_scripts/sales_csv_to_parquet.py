@@ -299,9 +299,11 @@ def read_raw(spark, info: FileInfo, rel: str, columns: Sequence[str]) -> DataFra
 
 def main(argv: Sequence[str] | None = None, glue: Any = None) -> dict:
     """Convert every pending CSV; `glue`: the Glue client for partition registration (default: boto3's)."""
-    glue_common.start_run(sys.argv if argv is None else argv)
+    # Glue's getResolvedOptions skips argv[0], so on Glue this must be the whole sys.argv.
+    argv = sys.argv if argv is None else argv
+    glue_common.start_run(argv)
     args = glue_common.resolve_args(
-        sys.argv[1:] if argv is None else argv,
+        argv,
         ["input_path", "output_path", "quarantine_path", "state_path"],
         {"columns": DEFAULT_COLUMNS, "catalog_database": "", "catalog_table": ""},
     )

@@ -226,9 +226,11 @@ def load_batch(spark, batch: list[dict], args: dict[str, str], warehouse: Wareho
 
 
 def main(argv: Sequence[str] | None = None, warehouse: Warehouse | None = None) -> dict:
-    glue_common.start_run(sys.argv if argv is None else argv)
+    # Glue's getResolvedOptions skips argv[0], so on Glue this must be the whole sys.argv.
+    argv = sys.argv if argv is None else argv
+    glue_common.start_run(argv)
     args = glue_common.resolve_args(
-        sys.argv[1:] if argv is None else argv,
+        argv,
         ["parquet_path", "stage_path", "state_path"],
         {
             "table": "sales_data_table",

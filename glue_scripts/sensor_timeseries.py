@@ -50,7 +50,8 @@ from job_runtime.errors import BadInputError
 
 JOB = "sensor_timeseries"
 PIPELINE = "sensor-timeseries"  # pipelines/registry.py: the Pipeline dimension of its metrics
-# What pipelines/sensor_timeseries.py passes from sensorAllowEmptyMonth and sensorMinIntervalsRatio.
+# The defaults of --allow_empty_month and --min_intervals_ratio: those of the settings sensorAllowEmptyMonth and
+# sensorMinIntervalsRatio, which pipelines/sensor_timeseries.py passes as these arguments.
 ALLOW_EMPTY_MONTH = "false"
 MIN_INTERVALS_RATIO = "0.5"
 
@@ -641,10 +642,9 @@ def run(
             lambda n: check_month(grid.month, n, previous, check),
         )
         # Only after the month's output is written: a failed run indexes nothing and the next one reads again.
-        indexed = (
-            write_index(spark, checked, input_path, state_path, selection.unindexed, grid.month) if state_path else 0
-        )
+        indexed = 0
         if state_path:
+            indexed = write_index(spark, checked, input_path, state_path, selection.unindexed, grid.month)
             record_intervals(spark, state_path, grid.month, summary["intervals_in_month"])
     finally:
         checked.unpersist()

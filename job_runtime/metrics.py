@@ -60,6 +60,11 @@ ROW_FIELDS = {"rows_in": ROWS_IN, "rows_loaded": ROWS_LOADED, "rows_quarantined"
 RESERVED = frozenset({"_aws", *DIMENSIONS, *UNITS})
 
 
+def dimensions(stack: str, pipeline: str, job: str) -> dict[str, str]:
+    """The dimension set of a run's metrics, DIMENSIONS in order."""
+    return dict(zip(DIMENSIONS, (stack, pipeline, job), strict=True))
+
+
 def dimensions_from_env(pipeline: str, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
     """(Stack, Pipeline) of a Batch run: METRICS_STACK and METRICS_PIPELINE, else "local" and `pipeline`."""
     env = os.environ if environ is None else environ
@@ -102,8 +107,8 @@ def run_summary_document(
         if name not in UNITS or name in values:
             raise ValueError(f"{name} is not one of the job metrics {sorted(set(UNITS) - set(values))}")
         values[name] = _number(name, value)
-    dimensions = {"Stack": stack, "Pipeline": pipeline, "Job": job}
-    for dimension, text in dimensions.items():
+    dimension_values = dimensions(stack, pipeline, job)
+    for dimension, text in dimension_values.items():
         # EMF: a dimension target MUST be a string; CloudWatch: 1 to 1024 ASCII characters, not all blank.
         if not isinstance(text, str) or not text.strip() or not text.isascii() or len(text) > 1024:
             raise ValueError(
@@ -124,7 +129,7 @@ def run_summary_document(
                 }
             ],
         },
-        **dimensions,
+        **dimension_values,
         **values,
         **properties,
     }

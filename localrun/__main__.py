@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 
 from components.warehouse_access import READER_ROLE, Loader
+from job_runtime import metrics
 from localrun.outside_world import moto_aws, run_covid, run_gharchive
 from localrun.postgres import login_dsn, setup_access, temporary_postgres
 from localrun.sample_data import write_render_logs
@@ -262,8 +263,8 @@ def local_render_logs(run: LocalRun) -> str:
     summaries = run_render_logs(run.lake, run.dsn["render-logs"], run.generated_rows)
     print_table(run.reader_dsn)
     # Each summary is the job's metrics line (job_runtime.metrics): its row counts are the metrics.
-    rows_in = sum(s["RowsIn"] for s in summaries)
-    quarantined = sum(s["RowsQuarantined"] for s in summaries)
+    rows_in = sum(s[metrics.ROWS_IN] for s in summaries)
+    quarantined = sum(s[metrics.ROWS_QUARANTINED] for s in summaries)
     return (
         f"render-logs: {len(summaries)} file(s), {rows_in} row(s) in, {rows_in - quarantined} loaded, "
         f"{quarantined} quarantined"

@@ -539,12 +539,7 @@ def watch(component: CovidPipeline, settings: CovidConfig) -> PipelineWatch:
     return PipelineWatch(
         pipeline="covid19",
         state_machine_arns=(component.state_machine_arn,),
-        dead_letter_queues=(
-            DeadLetterQueue(
-                name=component.schedule_dead_letter_queue_name,
-                holds="scheduled starts of the covid19 run that could not start it",
-            ),
-        ),
+        dead_letter_queues=(DeadLetterQueue.of_schedule(component.schedule_dead_letter_queue_name, "covid19"),),
         glue_job_names=(component.clean_job_name,),
         batch_job_definition_names=(component.copy_job_definition_name,),
         quarantine_jobs=("covid_clean",),

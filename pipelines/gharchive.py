@@ -372,12 +372,7 @@ def watch(component: GharchivePipeline, settings: GharchiveConfig) -> PipelineWa
     return PipelineWatch(
         pipeline="gharchive",
         state_machine_arns=(component.state_machine_arn,),
-        dead_letter_queues=(
-            DeadLetterQueue(
-                name=component.schedule_dead_letter_queue_name,
-                holds="scheduled starts of the gharchive run that could not start it",
-            ),
-        ),
+        dead_letter_queues=(DeadLetterQueue.of_schedule(component.schedule_dead_letter_queue_name, "gharchive"),),
         glue_job_names=(component.transform_job_name,),
         batch_job_definition_names=(component.ingest_job_definition_name,),
         quarantine_jobs=("gharchive_events",),

@@ -197,7 +197,6 @@ class RenderLogsPipeline(pulumi.ComponentResource):
                 # An input that is gone is NoSuchKey (bad input, no retry) only to a caller that may
                 # list the bucket; without it S3 answers AccessDenied.
                 list_buckets(raw.arn),
-                # The quarantine file is a multipart upload: a failed run aborts it.
                 # The quarantine file and the Parquet stage are multipart uploads: a failed run aborts them;
                 # the stage is deleted after its COPY.
                 processed.grant(

@@ -284,10 +284,7 @@ def watch(component: SensorTimeseriesPipeline, settings: SensorConfig) -> Pipeli
         pipeline="sensor-timeseries",
         state_machine_arns=(component.state_machine_arn,),
         dead_letter_queues=(
-            DeadLetterQueue(
-                name=component.schedule_dead_letter_queue_name,
-                holds="scheduled starts of the sensor-timeseries run that could not start it",
-            ),
+            DeadLetterQueue.of_schedule(component.schedule_dead_letter_queue_name, "sensor-timeseries"),
         ),
         glue_job_names=(component.job_name,),
         quarantine_jobs=("sensor_timeseries",),

@@ -86,18 +86,22 @@ def rendered() -> str:
     return "\n".join(lines) + "\n"
 
 
+def up_to_date() -> bool:
+    """Whether docs/configuration.md is the page `rendered()` gives (what --check and make docs-check ask)."""
+    return REFERENCE.exists() and REFERENCE.read_text() == rendered()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report whether the reference is up to date")
     args = parser.parse_args(argv)
-    wanted = rendered()
     if args.check:
-        if not REFERENCE.exists() or REFERENCE.read_text() != wanted:
+        if not up_to_date():
             print("docs/configuration.md differs from the declared settings: run `make pulumi-yaml`")
             return 1
         return 0
     REFERENCE.parent.mkdir(exist_ok=True)
-    REFERENCE.write_text(wanted)
+    REFERENCE.write_text(rendered())
     return 0
 
 

@@ -319,8 +319,7 @@ def check(repo: Repo | None = None) -> list[str]:
     repo = repo or Repo.load()
     problems = [p for doc in documents(repo) for p in check_doc(doc, repo)]
     # By name: mypy checks scripts/ as top-level modules, so a `from scripts import` would be a second copy.
-    config_reference = importlib.import_module("scripts.config_reference")
-    if not config_reference.REFERENCE.exists() or config_reference.REFERENCE.read_text() != config_reference.rendered():
+    if not importlib.import_module("scripts.config_reference").up_to_date():
         problems.append("docs/configuration.md: differs from the declared settings: run `make pulumi-yaml`")
     return problems
 

@@ -3,6 +3,8 @@
 # else java on PATH. As root with apt, Debian's openjdk-17-jre-headless is installed when none of those
 # versions is there; otherwise one line says what to install.
 set -euo pipefail
+# apt_install, the install step every scripts/ensure-*.sh shares (scripts/apt.sh, beside this script).
+case ${BASH_SOURCE[0]} in */*) source "${BASH_SOURCE[0]%/*}/apt.sh" ;; *) source ./apt.sh ;; esac
 
 # Prints the Java feature version (8 for "1.8.0_412", 17 for "17.0.15") of the java pyspark would start.
 java_version() {
@@ -27,11 +29,7 @@ supported() {
 
 supported && exit 0
 found=$(java_version || true)
-if [ -z "${JAVA_HOME:-}" ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1 \
-  && apt-cache show openjdk-17-jre-headless >/dev/null 2>&1 && [ -z "$found" ]; then
-  echo "installing Java 17 for pyspark (Debian package openjdk-17-jre-headless)..." >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null
+if [ -z "${JAVA_HOME:-}" ] && [ -z "$found" ] && apt_install "Java 17 for pyspark" openjdk-17-jre-headless; then
   supported && exit 0
 fi
 if [ -n "$found" ]; then

@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# PostgreSQL server binaries are the local stand-in for Redshift. Install Debian's package if they
-# are missing (as root, as in CI); otherwise say how. The tests start their own throwaway cluster.
+# PostgreSQL server binaries, the local stand-in for Redshift (the tests start their own throwaway cluster).
+# As root with apt (as in CI), Debian's postgresql package is installed when they are missing; otherwise one
+# line says what to install.
 set -euo pipefail
+# apt_install, the install step every scripts/ensure-*.sh shares (scripts/apt.sh, beside this script).
+case ${BASH_SOURCE[0]} in */*) source "${BASH_SOURCE[0]%/*}/apt.sh" ;; *) source ./apt.sh ;; esac
 if compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null; then
   exit 0
 fi
-if [ "$(id -u)" -ne 0 ]; then
-  echo "PostgreSQL server binaries are missing: run 'sudo apt-get install -y postgresql' and retry." >&2
-  exit 1
-fi
-echo "installing PostgreSQL (Debian package postgresql)..."
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+apt_install PostgreSQL postgresql && exit 0
+echo "PostgreSQL server binaries are missing: run 'sudo apt-get install -y postgresql' and retry." >&2
+exit 1

@@ -3,6 +3,8 @@
 # 3.11): $PYTHON when set, else python3.11, else python3 when it is 3.11. As root with apt, a missing
 # interpreter (or its venv module) is installed from Debian's packages; otherwise one line says what to install.
 set -euo pipefail
+# apt_install, the install step every scripts/ensure-*.sh shares (scripts/apt.sh, beside this script).
+case ${BASH_SOURCE[0]} in */*) source "${BASH_SOURCE[0]%/*}/apt.sh" ;; *) source ./apt.sh ;; esac
 
 # Prints major.minor and fails when the venv module cannot bootstrap pip (Debian splits it into python3.X-venv).
 probe() {
@@ -32,10 +34,6 @@ find_python() {
   return 1
 }
 
-apt_can_install() {
-  [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1 && apt-cache show "$1" >/dev/null 2>&1
-}
-
 found=$(find_python || true)
 if [ -n "$found" ] && [ "$found" != venv ]; then
   echo "$found"
@@ -45,10 +43,7 @@ if [ -n "${PYTHON:-}" ]; then
   echo "PYTHON=$PYTHON is not a Python 3.11 with the venv module: point PYTHON at one (or unset it) and retry." >&2
   exit 1
 fi
-if apt_can_install python3.11-venv; then
-  echo "installing Python 3.11 (Debian packages python3.11 python3.11-venv)..." >&2
-  apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3.11 python3.11-venv >/dev/null
+if apt_install "Python 3.11" python3.11 python3.11-venv; then
   found=$(find_python || true)
   if [ -n "$found" ] && [ "$found" != venv ]; then
     echo "$found"

@@ -52,13 +52,15 @@ class Lock:
     def source_path(self) -> Path:
         return ROOT / self.directory / self.source
 
-    def args(self) -> list[str]:
-        """The compile command as it appears in the lock's header (after `uv`)."""
-        depth = len(Path(self.directory).parts) if self.directory != "." else 0
+    def args(self, *options: str) -> list[str]:
+        """The compile command after `uv`: as it appears in the lock's header, or with `options` (that the
+        header leaves out) after `pip compile`."""
+        depth = len(Path(self.directory).parts)  # "." has none
         constraint = ["--constraint", "/".join([".."] * depth + [DEV])] if self.constrained else []
         return [
             "pip",
             "compile",
+            *options,
             "--generate-hashes",
             "--python-version",
             PYTHON_VERSION,
@@ -96,9 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Never download an interpreter: resolving for 3.11 needs none, and uv's downloads come from GitHub.
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    options = ["--quiet", "--upgrade"] if args.upgrade else ["--quiet"]
+    binary = uv()
     for lock in LOCKS:
-        extra = ["--upgrade"] if args.upgrade else []
-        command = [uv(), *lock.args()[:2], "--quiet", *extra, *lock.args()[2:]]
+        command = [binary, *lock.args(*options)]
         print(f"{lock.directory}/{lock.output}: {' '.join(command[1:])}", flush=True)
         subprocess.run(command, cwd=ROOT / lock.directory, env=env, check=True)
     return 0

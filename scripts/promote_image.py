@@ -24,6 +24,7 @@ key and expires nothing prod still runs unless 20 newer images were promoted aft
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 import subprocess
 import sys
@@ -161,7 +162,9 @@ def main(argv: Sequence[str] | None = None, run: Run = subprocess.run) -> int:
         print(f"promote_image: {exc}", file=sys.stderr)
         return 2
     except subprocess.CalledProcessError as exc:
-        print(f"promote_image: {' '.join(exc.cmd[:3])} failed ({exc.returncode}): {exc.stderr or ''}", file=sys.stderr)
+        # The command up to its first option: `aws ecr describe-images`, `skopeo copy`.
+        command = " ".join(itertools.takewhile(lambda arg: not arg.startswith("-"), exc.cmd))
+        print(f"promote_image: {command} failed ({exc.returncode}): {exc.stderr or ''}", file=sys.stderr)
         return 1
     print(target.uri)
     return 0

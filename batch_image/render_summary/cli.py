@@ -199,9 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             json.dumps(
                 {
                     "event": "run_summary",
-                    "Stack": stack,
-                    "Pipeline": pipeline,
-                    "Job": JOB,
+                    **metrics.dimensions(stack, pipeline, JOB),
                     "input": args.input,
                     "status": "failed",
                     "exit_code": exc.exit_code,

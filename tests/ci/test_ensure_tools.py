@@ -1,6 +1,7 @@
 """scripts/ensure-{python,java,node}.sh, what `make setup` checks before installing anything: run with a
 PATH holding only fakes (interpreters, java, id, apt-get, apt-cache), so every branch is exercised on
-any machine: found, installed from Debian's packages as root, or one line naming what to install."""
+any machine: found, installed from Debian's packages as root (scripts/apt.sh, which ensure-postgres.sh
+shares), or one line naming what to install."""
 
 from __future__ import annotations
 
@@ -194,6 +195,10 @@ def test_as_root_debian_java17_is_installed(bin_dir: Path) -> None:
     log = with_apt(bin_dir, {"openjdk-17-jre-headless": ("java", "echo 'openjdk version \\\"17.0.15\\\"' >&2")})
     result = run("ensure-java.sh", bin_dir, FAKE_UID="0")
     assert result.returncode == 0, result.stderr
+    assert (result.stdout, result.stderr) == (
+        "",
+        "installing Java 17 for pyspark (Debian package openjdk-17-jre-headless)...\n",
+    )
     assert log.read_text().splitlines() == [
         "update -qq",
         "install -y -qq --no-install-recommends openjdk-17-jre-headless",
@@ -224,5 +229,6 @@ def test_as_root_debian_node_is_installed(bin_dir: Path) -> None:
     log = with_apt(bin_dir, {"npm": ("npm", "exit 0"), "nodejs": ("node", "exit 0")})
     result = run("ensure-node.sh", bin_dir, FAKE_UID="0")
     assert result.returncode == 0, result.stderr
+    assert (result.stdout, result.stderr) == ("", "installing Node.js (Debian packages nodejs npm)...\n")
     assert log.read_text().splitlines() == ["update -qq", "install -y -qq --no-install-recommends nodejs npm"]
     assert os.access(bin_dir / "node", os.X_OK)

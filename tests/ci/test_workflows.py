@@ -40,6 +40,8 @@ SAME_REPO = "github.event.pull_request.head.repo.full_name == github.repository"
 PULUMI = "pulumi/actions"
 PULUMI_AUTH = "pulumi/auth-actions"
 AWS_CREDENTIALS = "aws-actions/configure-aws-credentials"
+# How every virtualenv installs a lock: hash-checked, as test_locks.py checks.
+PIP_INSTALL_LOCK = "pip install --quiet --disable-pip-version-check --require-hashes -r"
 UPDATES = {"up", "update", "destroy"}  # commands that change a stack (preview does not)
 # GitHub environments, each holding its own AWS_DEPLOY_ROLE_ARN; prod-preview's role reads prod.
 ENVIRONMENTS = {"preview", "dev", "prod-preview", "prod"}
@@ -323,15 +325,14 @@ def test_program_and_policy_pack_have_their_virtualenvs(job_id: str, job: dict, 
     commands = run_lines(job)
     program_venv = virtualenv(ROOT / "Pulumi.yaml")
     assert f"python -m venv {program_venv}\n" in commands
-    install = "pip install --quiet --disable-pip-version-check --require-hashes -r"  # a hashed lock (test_locks.py)
-    assert f"{program_venv}/bin/{install} requirements.txt" in commands
+    assert f"{program_venv}/bin/{PIP_INSTALL_LOCK} requirements.txt" in commands
     if step["with"]["command"] == "destroy":
         return
     assert step["with"]["policyPacks"] == "policy", "every preview and update runs the policy pack"
     assert (ROOT / "policy" / "PulumiPolicy.yaml").is_file()
     policy_venv = f"policy/{virtualenv(ROOT / 'policy' / 'PulumiPolicy.yaml')}"
     assert f"python -m venv {policy_venv}\n" in commands
-    assert f"{policy_venv}/bin/{install} policy/requirements.txt" in commands
+    assert f"{policy_venv}/bin/{PIP_INSTALL_LOCK} policy/requirements.txt" in commands
 
 
 # --- pull requests --------------------------------------------------------------------------------
@@ -566,8 +567,7 @@ def test_the_workflow_smoke_commands_are_what_the_smoke_cli_accepts(job_id: str,
     if "PR_NUMBER" in args.stack:
         assert step["env"]["PR_NUMBER"] == PR_NUMBER
     # boto3 for the smoke run, in the program's virtualenv.
-    install = "pip install --quiet --disable-pip-version-check --require-hashes -r"  # a hashed lock (test_locks.py)
-    assert f".venv/bin/{install} smoke/requirements.txt" in run_lines(job)
+    assert f".venv/bin/{PIP_INSTALL_LOCK} smoke/requirements.txt" in run_lines(job)
     # The Pulumi CLI (installed and logged in by the Pulumi steps) reads the outputs: after them.
     steps = job["steps"]
     assert steps.index(pulumi) < steps.index(step)

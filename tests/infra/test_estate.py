@@ -625,6 +625,8 @@ def test_state_machine_every_task_retries_and_catches_to_a_notification(estate: 
         assert task["Retry"] and all(r["MaxAttempts"] >= 1 for r in task["Retry"]), name
         assert task["Catch"] and task["Catch"][0]["ErrorEquals"] == ["States.ALL"], name
     assert tasks["SummarizeRenderLogs"]["Catch"][0]["Next"] == "NotifyFailure"
+    # Prod has no notifications topic (successNotifications false): success ends in a Succeed state.
+    assert tasks["SummarizeRenderLogs"]["Next"] == ("NotifySuccess" if success else "Succeeded")
     assert tasks["NotifyFailure"]["Next"] == "Failed" and states["Failed"]["Type"] == "Fail"
     batch = tasks["SummarizeRenderLogs"]
     assert batch["Resource"] == "arn:aws:states:::batch:submitJob.sync"
@@ -675,8 +677,9 @@ def test_failures_go_to_alerts_and_successes_to_notifications_only_where_that_to
 # Each machine's TimeoutSeconds when its <prefix>RunTimeoutMinutes is 0 (the default): the longest its steps
 # may take plus 30 minutes. render-logs: the job's 3 attempts of 60 minutes; sensor: the Glue job's run and
 # its one retry of 60 minutes; gharchive: the ingest's 3 x 60 and the transform's 2 x 60; covid: the copy's
-# 3 x 120, 4 Athena UNLOADs of at most 30, the clean job's 2 x 60, and the crawl's and the load's polls of
-# at most 60 each.
+# 3 x 120, 4 Athena UNLOADs of at most 30 (Athena's default DML query timeout, Athena service quotas:
+# https://docs.aws.amazon.com/athena/latest/ug/service-limits.html), the clean job's 2 x 60, and the crawl's
+# and the load's polls of at most 60 each.
 DERIVED_TIMEOUT_MINUTES = {
     "render-logs-flow-machine": 3 * 60 + 30,
     "sensor-flow-machine": 2 * 60 + 30,

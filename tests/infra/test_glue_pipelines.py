@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sensor_timeseries as sensor_job  # glue_scripts/sensor_timeseries.py, the job
 from moto.events.models import EventPattern
 
 from components.compute import GLUE_PACKAGE_BUILD_DIR, content_hash, python_package_zip
 from components.config import ConfigError
 from components.orchestration import GLUE_EVENT_BATCH_WINDOW_SECONDS
 from components.warehouse import crawler_configuration
-from pipelines import registry
+from pipelines import registry, sensor_timeseries
 from pipelines.glue_estate import GLUE_SCRIPTS, JOB_RUNTIME
 from tests.infra.harness import ACCOUNT, REGION, ROOT, Estate, build_estate
 
@@ -468,6 +469,14 @@ def test_glue_job_arguments_point_at_the_lake(dev: Estate) -> None:
             "--quarantine_path": f"s3://{processed}/quarantine/covid/",
         },
     }
+
+
+def test_the_sensor_jobs_own_month_check_defaults_are_the_settings_defaults() -> None:
+    """A run without --allow_empty_month / --min_intervals_ratio (a laptop, a hand-started run) checks its
+    month as a stack with sensorAllowEmptyMonth and sensorMinIntervalsRatio at their defaults does."""
+    defaults = {s.key: s.default for s in sensor_timeseries.SETTINGS}
+    assert json.dumps(defaults["sensorAllowEmptyMonth"]) == sensor_job.ALLOW_EMPTY_MONTH
+    assert defaults["sensorMinIntervalsRatio"] == sensor_job.MIN_INTERVALS_RATIO
 
 
 def test_sales_convert_role_reads_the_input_and_writes_only_its_own_prefixes(dev: Estate) -> None:

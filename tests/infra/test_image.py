@@ -48,8 +48,8 @@ from pipelines.registry import load_stack_config
 from scripts import promote_image
 from tests.infra.harness import ACCOUNT, REGION, ROOT, Estate, build_estate, run_under_mocks
 from tests.infra.test_access import decision, statements
+from tests.integration.test_batch_image import instructions
 
-DOCKERFILE = ROOT / "batch_image" / "Dockerfile"
 LOCK = ROOT / "batch_image" / "requirements.txt"
 DIGEST = "sha256:" + "7" * 64
 # Dev's image in dev's account, and its copy in prod's repository (what CI sets prod's batchImage to).
@@ -59,13 +59,6 @@ PROD_REPOSITORY = "dataplatform-prod-batch"
 PROD_IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{PROD_REPOSITORY}@{DIGEST}"
 IMAGE = "docker:index/image:Image"
 JOB_DEFINITION = "aws:batch/jobDefinition:JobDefinition"
-
-
-def dockerfile_instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments), continuation lines joined, comments dropped."""
-    joined = re.sub(r"\\\n\s*", "", DOCKERFILE.read_text())
-    lines = [line.strip() for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
 
 
 def container(definition: Any) -> dict[str, Any]:
@@ -106,19 +99,19 @@ def test_the_base_image_is_pinned_by_digest() -> None:
     """The tag says which Python release; the digest is what the build pulls, so a re-pushed tag changes
     nothing until the digest in the Dockerfile changes (the multi-platform index digest of
     python:3.11.14-slim-bookworm as Docker publishes it; the build takes its linux/amd64 image)."""
-    (base,) = [args for kind, args in dockerfile_instructions() if kind == "FROM"]
+    (base,) = [args for kind, args in instructions() if kind == "FROM"]
     image, _, digest = base.partition("@")
     assert re.fullmatch(r"public\.ecr\.aws/docker/library/python:3\.11\.\d+-slim-bookworm", image)
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
 
 
 def test_dependencies_come_from_the_hashed_lock_and_nothing_else_is_downloaded() -> None:
-    runs = [args for kind, args in dockerfile_instructions() if kind == "RUN" and "pip install" in args]
+    runs = [args for kind, args in instructions() if kind == "RUN" and "pip install" in args]
     assert [re.search(r"pip install [^&]*", run)[0].strip() for run in runs] == [  # type: ignore[index]
         "pip install --no-cache-dir --require-hashes --requirement /tmp/requirements.txt",
         "pip install --no-cache-dir --no-deps --no-build-isolation /tmp/build/job_runtime /tmp/build/batch_image",
     ]
-    assert ("COPY", "batch_image/requirements.txt /tmp/requirements.txt") in dockerfile_instructions()
+    assert ("COPY", "batch_image/requirements.txt /tmp/requirements.txt") in instructions()
     # The lock pins every package to one version with the hashes of its files; the build backend the local
     # packages need (--no-build-isolation) is one of them.
     entries = re.findall(
@@ -131,7 +124,7 @@ def test_dependencies_come_from_the_hashed_lock_and_nothing_else_is_downloaded()
 
 def test_the_image_is_labelled_with_its_content_hash_last() -> None:
     """The label is the last instruction: a new hash changes the image's metadata, not a cached layer."""
-    assert dockerfile_instructions()[-2:] == [
+    assert instructions()[-2:] == [
         ("ARG", "CONTENT_HASH=unknown"),
         ("LABEL", "dataplatform.content-hash=$CONTENT_HASH"),
     ]
@@ -350,9 +343,13 @@ def test_the_repository_arn_follows_the_image_uri(uri: str, arn: str) -> None:
 # --- the promotion script (what deploy-prod runs) -----------------------------------------------------------
 
 
+def promotion(command: str, source: str = DEV_IMAGE, repository: str = PROD_REPOSITORY) -> list[str]:
+    """The script's arguments as deploy.yml passes them, into `repository` of prod's account and region."""
+    return [command, "--source", source, "--account", ACCOUNT, "--region", REGION, "--repository", repository]
+
+
 def test_target_is_the_same_digest_in_prods_repository(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["target", "--source", DEV_IMAGE, "--account", ACCOUNT, "--region", REGION, "--repository", PROD_REPOSITORY]
-    assert promote_image.main(argv, run=_no_calls) == 0
+    assert promote_image.main(promotion("target"), run=_no_calls) == 0
     assert capsys.readouterr().out == f"{PROD_IMAGE}\n"
 
 
@@ -376,8 +373,7 @@ def test_target_is_the_same_digest_in_prods_repository(capsys: pytest.CaptureFix
 def test_a_bad_promotion_stops_with_what_to_fix(
     source: str, repository: str, message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["copy", "--source", source, "--account", ACCOUNT, "--region", REGION, "--repository", repository]
-    assert promote_image.main(argv, run=_no_calls) == 2
+    assert promote_image.main(promotion("copy", source, repository), run=_no_calls) == 2
     assert capsys.readouterr() == ("", message)
 
 
@@ -385,12 +381,16 @@ def _no_calls(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     raise AssertionError(f"nothing may be run, got {args}")
 
 
-def test_copy_logs_in_copies_by_digest_with_a_tag_and_checks_the_digest(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def skopeo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A skopeo on PATH, which `copy` looks for before it runs anything (the runs themselves are faked)."""
     (tmp_path / "skopeo").write_text("#!/bin/sh\n")
     (tmp_path / "skopeo").chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+
+
+@pytest.mark.usefixtures("skopeo")
+def test_copy_logs_in_copies_by_digest_with_a_tag_and_checks_the_digest(capsys: pytest.CaptureFixture[str]) -> None:
     calls: list[tuple[list[str], str | None]] = []
 
     def run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -400,8 +400,7 @@ def test_copy_logs_in_copies_by_digest_with_a_tag_and_checks_the_digest(
             argv, 0, stdout="token" if argv[1:3] == ["ecr", "get-login-password"] else ""
         )
 
-    argv = ["copy", "--source", DEV_IMAGE, "--account", ACCOUNT, "--region", REGION, "--repository", PROD_REPOSITORY]
-    assert promote_image.main(argv, run=run) == 0
+    assert promote_image.main(promotion("copy"), run=run) == 0
     assert capsys.readouterr().out == f"{PROD_IMAGE}\n"
     auth = calls[2][0][3]
     dev_registry, prod_registry = DEV_IMAGE.partition("/")[0], PROD_IMAGE.partition("/")[0]
@@ -436,44 +435,37 @@ def test_copy_logs_in_copies_by_digest_with_a_tag_and_checks_the_digest(
     assert not Path(auth).exists()  # the logins live only as long as the copy
 
 
-def test_copy_into_a_stack_never_deployed_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    (tmp_path / "skopeo").write_text("#!/bin/sh\n")
-    (tmp_path / "skopeo").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-
+@pytest.mark.usefixtures("skopeo")
+def test_copy_into_a_stack_never_deployed_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     def run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
         assert argv[2] == "describe-repositories", "nothing is copied into a repository that is not there"
         return subprocess.CompletedProcess(argv, 254, stdout="", stderr="RepositoryNotFoundException\n")
 
-    argv = ["copy", "--source", DEV_IMAGE, "--account", ACCOUNT, "--region", REGION, "--repository", PROD_REPOSITORY]
-    assert promote_image.main(argv, run=run) == 2
+    assert promote_image.main(promotion("copy"), run=run) == 2
     assert capsys.readouterr().err == (
         f"promote_image: repository {PROD_REPOSITORY} does not exist in account {ACCOUNT} ({REGION}) or cannot be "
         "read: deploy the stack once so that it creates it (RepositoryNotFoundException)\n"
     )
 
 
-def test_copy_stops_when_the_copy_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "skopeo").write_text("#!/bin/sh\n")
-    (tmp_path / "skopeo").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-
+@pytest.mark.usefixtures("skopeo")
+def test_copy_stops_when_the_copy_fails(capsys: pytest.CaptureFixture[str]) -> None:
     def run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
         if argv[:2] == ["skopeo", "copy"]:
             raise subprocess.CalledProcessError(1, argv, stderr="manifest unknown")
         return subprocess.CompletedProcess(argv, 0, stdout="token")
 
-    argv = ["copy", "--source", DEV_IMAGE, "--account", ACCOUNT, "--region", REGION, "--repository", PROD_REPOSITORY]
-    assert promote_image.main(argv, run=run) == 1
+    assert promote_image.main(promotion("copy"), run=run) == 1
+    assert capsys.readouterr() == ("", "promote_image: skopeo copy failed (1): manifest unknown\n")
 
 
 def test_the_script_runs_from_the_repository_root_with_the_programs_virtualenv() -> None:
     """As the workflow runs it: `.venv/bin/python scripts/promote_image.py target ...`."""
     result = subprocess.run(
-        [sys.executable, "scripts/promote_image.py", "target", "--source", DEV_IMAGE, "--account", ACCOUNT,
-         "--region", REGION, "--repository", PROD_REPOSITORY],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [sys.executable, "scripts/promote_image.py", *promotion("target")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert (result.returncode, result.stdout, result.stderr) == (0, f"{PROD_IMAGE}\n", "")

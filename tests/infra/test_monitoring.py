@@ -18,8 +18,8 @@ from moto.events.models import EventPattern
 from components.monitoring import (
     ALARM_DESCRIPTION_MAX,
     ALARM_NAME_MAX,
+    ALARM_WIDGET_MAX,
     BATCH_FAILED_STATUSES,
-    GLUE_FAILED_STATES,
     RUNBOOK_SECTIONS,
     AlertTopics,
     AlertTopicsArgs,
@@ -29,6 +29,7 @@ from components.monitoring import (
     MonitoringArgs,
     PipelineWatch,
 )
+from components.orchestration import GLUE_JOB_FAILED_STATES
 from components.storage import DataLake, DataLakeArgs
 from job_runtime import metrics
 from tests.infra.harness import ACCOUNT, REGION, Estate, Recorded, run_under_mocks
@@ -424,7 +425,7 @@ def test_each_failure_rule_matches_exactly_the_failed_runs_of_its_pipelines_jobs
     assert all("roleArn" not in r and "scheduleExpression" not in r for r in found.values())
     assert estate.of_type("aws:cloudwatch/eventTarget:EventTarget") == []  # counted, not delivered
     sales = EventPattern.load(found[f"dataplatform-dev-sales-glue-{SUFFIX}"]["eventPattern"])
-    for state in GLUE_FAILED_STATES:
+    for state in GLUE_JOB_FAILED_STATES:
         assert sales.matches_event(glue_event("dataplatform-dev-sales-load", state))
     assert not sales.matches_event(glue_event("dataplatform-dev-sales-load", "SUCCEEDED"))
     assert not sales.matches_event(glue_event("dataplatform-dev-gharchive-events", "FAILED"))
@@ -449,7 +450,7 @@ def test_each_failure_rule_matches_exactly_the_failed_runs_of_its_pipelines_jobs
 def test_failure_states_are_the_services_own_values() -> None:
     """Glue's JobRunState and Batch's JobStatus enums, from the services' API models (botocore)."""
     models = botocore.session.get_session()
-    assert set(GLUE_FAILED_STATES) <= set(models.get_service_model("glue").shape_for("JobRunState").enum)
+    assert set(GLUE_JOB_FAILED_STATES) <= set(models.get_service_model("glue").shape_for("JobRunState").enum)
     assert set(BATCH_FAILED_STATUSES) <= set(models.get_service_model("batch").shape_for("JobStatus").enum)
 
 
@@ -701,6 +702,19 @@ def test_dashboard_has_a_row_per_pipeline_and_the_warehouse_rpus(estate: Estate)
             {"stat": "Maximum", "label": "RPUs (max)"},
         ]
     ]
+
+
+def test_the_alarm_strip_lists_at_most_100_alarms_a_widget() -> None:
+    """An alarm status widget lists at most 100 alarms (CloudWatch, "Dashboard Body Structure and Syntax",
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/CloudWatch-Dashboard-Body-Structure.html):
+    more alarms take more strips, each a full row, and every alarm is in one of them."""
+    many = tuple(PipelineWatch(pipeline=f"p{i}", state_machine_arns=(f"{RENDER_MACHINE}-{i}",)) for i in range(34))
+    built = build(many)
+    strips = [w for w in dashboard(built)["widgets"] if w["type"] == "alarm"]
+    assert [len(w["properties"]["alarms"]) for w in strips] == [ALARM_WIDGET_MAX, 34 * 3 - ALARM_WIDGET_MAX]
+    assert [(w["x"], w["y"], w["width"]) for w in strips] == [(0, 0, 24), (0, 3, 24)]
+    listed = [arn for w in strips for arn in w["properties"]["alarms"]]
+    assert sorted(listed) == sorted(f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:metricalarm/{n}" for n in alarms(built))
 
 
 def test_component_exposes_every_alarm_name_and_the_dashboard_name() -> None:

@@ -64,7 +64,7 @@ def test_the_document_meets_the_specification() -> None:
     check_run_summary(found, stack="dev", pipeline="sales", job="sales_csv_to_parquet")
 
 
-def test_the_contract_names_and_units_meet_the_specification() -> None:
+def test_the_metric_names_and_units_meet_the_specification() -> None:
     """Metric names and the namespace 1-255 characters, units from the specification's MetricUnit set,
     and the three dimensions within a DimensionSet's limit (the schema in tests/jobs/emf.py)."""
     directive = EMF_SCHEMA["properties"]["_aws"]["properties"]["CloudWatchMetrics"]["items"]["properties"]
