@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -104,15 +103,6 @@ def python_package_zip(package: Path, build_dir: Path) -> Path:
                 archive.writestr(entry, module.read_bytes(), zipfile.ZIP_DEFLATED)
         partial.replace(target)
     return target
-
-
-def _stack_physical_name(stack: str, suffix: str, max_len: int) -> str:
-    """What naming.physical(suffix, max_len) is in stack `stack` of this project."""
-
-    def clean(text: str) -> str:
-        return re.sub("[^a-z0-9-]+", "-", text.lower()).strip("-")
-
-    return naming.fit(f"{clean(f'{pulumi.get_project()}-{stack}')}-{clean(suffix)}", max_len)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -343,7 +333,7 @@ class BatchCompute(pulumi.ComponentResource):
         others = [stack for stack in args.cache_stacks if stack != pulumi.get_stack()]
         cache_repositories: list[pulumi.Input[str]] = [
             repo.name,
-            *(_stack_physical_name(stack, name, 256) for stack in others),
+            *(naming.physical(name, 256, stack) for stack in others),
         ]
         image = docker.Image(
             f"{name}-image",

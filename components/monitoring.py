@@ -40,7 +40,7 @@ RUNBOOK_SECTIONS = (
     "state-machine-failed",
     "glue-job-failed",
     "batch-job-failed",
-    "gharchive-stale",
+    "no-new-data",
     "quarantine-ratio",
 )
 
@@ -432,8 +432,7 @@ class Monitoring(pulumi.ComponentResource):
             f"[{pipeline}] No new input for {fresh.hours} hours: job {fresh.job} loaded no new "
             f"{fresh.metric.lower()} (metric {metrics.NAMESPACE} {fresh.metric}) in any of the last "
             f"{fresh.hours} hours, or did not run. Check the {pipeline} state machine's recent executions "
-            "and the schedule's dead-letter queue, then whether the source published. "
-            + self._runbook("gharchive-stale"),
+            "and the schedule's dead-letter queue, then whether the source published. " + self._runbook("no-new-data"),
             namespace=metrics.NAMESPACE,
             metric_name=fresh.metric,
             dimensions=metrics.dimensions(self._args.stack, pipeline, fresh.job),

@@ -29,13 +29,14 @@ def fit(full: str, max_len: int) -> str:
     return f"{full[: max_len - 9].rstrip('-_')}-{digest}"
 
 
-def estate_prefix() -> str:
-    return _clean(f"{pulumi.get_project()}-{pulumi.get_stack()}", "a-z0-9-")
+def estate_prefix(stack: str | None = None) -> str:
+    return _clean(f"{pulumi.get_project()}-{stack or pulumi.get_stack()}", "a-z0-9-")
 
 
-def physical(suffix: str, max_len: int) -> str:
-    """`<project>-<stack>-<suffix>` in lower-case letters, digits and hyphens, at most max_len."""
-    return fit(f"{estate_prefix()}-{_clean(suffix, 'a-z0-9-')}", max_len)
+def physical(suffix: str, max_len: int, stack: str | None = None) -> str:
+    """`<project>-<stack>-<suffix>` in lower-case letters, digits and hyphens, at most max_len; `stack`
+    names another stack of this project (default: this one)."""
+    return fit(f"{estate_prefix(stack)}-{_clean(suffix, 'a-z0-9-')}", max_len)
 
 
 def physical_prefix(suffix: str, max_len: int) -> str:

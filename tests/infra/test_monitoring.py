@@ -467,7 +467,7 @@ def test_each_description_says_what_broke_where_to_look_and_which_runbook_sectio
         "run-aborted": ("state-machine-failed", "Step Functions console"),
         "glue-job-failed": ("glue-job-failed", "/error"),
         "batch-job-failed": ("batch-job-failed", "AWS Batch console"),
-        "stale": ("gharchive-stale", "gharchive_events"),
+        "stale": ("no-new-data", "gharchive_events"),
         "quarantine-ratio": ("quarantine-ratio", "quarantine/"),
     }
     for name, inputs in alarms(estate).items():
